@@ -1,0 +1,426 @@
+// Package embedded is the single-machine event store: an append-only log in
+// Pebble on local disk. One writer goroutine groups concurrent appends into
+// one batch and one fsync (group commit); an append returns only after its
+// batch is durable. Global positions are dense: 1, 2, 3, …
+package embedded
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cockroachdb/pebble"
+
+	"github.com/partnerd/partnerd/eventstore"
+)
+
+// Options tunes the store. The zero value is ready to use.
+type Options struct {
+	// MaxBatch caps how many append requests share one commit (default 1024).
+	MaxBatch int
+	// NoSync skips fsync. Only for benchmarks that measure everything but the disk.
+	NoSync bool
+	// Now is the clock used for RecordedAt (default time.Now).
+	Now func() time.Time
+}
+
+// Store is the embedded event store. It is safe for concurrent use; a data
+// folder may be opened by one process at a time (Pebble holds a lock file).
+type Store struct {
+	db   *pebble.DB
+	opts Options
+	reqs chan *appendReq
+
+	head atomic.Uint64 // last durable position
+
+	mu       sync.Mutex
+	notify   chan struct{} // closed and replaced after every commit
+	versions map[string]int64
+
+	stats    Stats
+	closing  chan struct{}
+	closed   chan struct{}
+	closeErr error
+	once     sync.Once
+}
+
+// Stats counts commits, to show how well group commit works.
+type Stats struct {
+	Commits atomic.Uint64 // durable batches written
+	Events  atomic.Uint64 // events in them
+	Appends atomic.Uint64 // append calls served
+}
+
+type appendReq struct {
+	stream   string
+	expected int64
+	events   []eventstore.EventData
+	done     chan appendResp
+}
+
+type appendResp struct {
+	res eventstore.AppendResult
+	err error
+}
+
+// Open opens (creating if needed) the store in dir.
+func Open(dir string, opts Options) (*Store, error) {
+	if opts.MaxBatch <= 0 {
+		opts.MaxBatch = 1024
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	db, err := pebble.Open(dir, &pebble.Options{
+		Logger:       quietLogger{},
+		MemTableSize: 64 << 20,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open event store in %s: %w", dir, err)
+	}
+	s := &Store{
+		db:       db,
+		opts:     opts,
+		reqs:     make(chan *appendReq, 4096),
+		notify:   make(chan struct{}),
+		versions: make(map[string]int64),
+		closing:  make(chan struct{}),
+		closed:   make(chan struct{}),
+	}
+	head, err := s.lastPosition()
+	if err != nil {
+		_ = db.Close()
+		return nil, err
+	}
+	s.head.Store(uint64(head))
+	go s.writeLoop()
+	return s, nil
+}
+
+// Stats returns the store's commit counters.
+func (s *Store) Stats() *Stats { return &s.stats }
+
+func (s *Store) lastPosition() (eventstore.Position, error) {
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{prefixLog}, UpperBound: []byte{prefixLog + 1}})
+	if err != nil {
+		return 0, err
+	}
+	defer it.Close()
+	if !it.Last() {
+		return 0, it.Error()
+	}
+	return eventstore.Position(binary.BigEndian.Uint64(it.Key()[1:])), nil
+}
+
+// Append implements eventstore.Store.
+func (s *Store) Append(ctx context.Context, stream string, expected int64, events []eventstore.EventData) (eventstore.AppendResult, error) {
+	if len(events) == 0 {
+		return eventstore.AppendResult{}, fmt.Errorf("append to %s: no events", stream)
+	}
+	if stream == "" || strings.ContainsRune(stream, 0) {
+		return eventstore.AppendResult{}, fmt.Errorf("append: invalid stream name %q", stream)
+	}
+	req := &appendReq{stream: stream, expected: expected, events: events, done: make(chan appendResp, 1)}
+	select {
+	case s.reqs <- req:
+	case <-s.closing:
+		return eventstore.AppendResult{}, eventstore.ErrClosed
+	case <-ctx.Done():
+		return eventstore.AppendResult{}, ctx.Err()
+	}
+	// Once queued, the append is committed or failed by the writer; waiting
+	// for its answer even after ctx ends keeps "acknowledged = durable" true.
+	select {
+	case r := <-req.done:
+		return r.res, r.err
+	case <-s.closed:
+		select {
+		case r := <-req.done:
+			return r.res, r.err
+		default:
+			return eventstore.AppendResult{}, eventstore.ErrClosed
+		}
+	}
+}
+
+// streamVersion returns the current version of stream (-1 if none). Called by
+// the writer goroutine only, except for reads which take the mutex.
+func (s *Store) streamVersion(stream string) (int64, error) {
+	s.mu.Lock()
+	v, ok := s.versions[stream]
+	s.mu.Unlock()
+	if ok {
+		return v, nil
+	}
+	lower, upper := streamBounds(stream)
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
+	if err != nil {
+		return 0, err
+	}
+	defer it.Close()
+	v = -1
+	if it.Last() {
+		k := it.Key()
+		v = int64(binary.BigEndian.Uint64(k[len(k)-8:]))
+	} else if err := it.Error(); err != nil {
+		return 0, err
+	}
+	return v, nil
+}
+
+func (s *Store) writeLoop() {
+	defer close(s.closed)
+	for {
+		var first *appendReq
+		select {
+		case first = <-s.reqs:
+		case <-s.closing:
+			s.drainClosed()
+			return
+		}
+		batch := []*appendReq{first}
+	gather:
+		for len(batch) < s.opts.MaxBatch {
+			select {
+			case r := <-s.reqs:
+				batch = append(batch, r)
+			default:
+				break gather
+			}
+		}
+		s.commit(batch)
+	}
+}
+
+func (s *Store) drainClosed() {
+	for {
+		select {
+		case r := <-s.reqs:
+			r.done <- appendResp{err: eventstore.ErrClosed}
+		default:
+			return
+		}
+	}
+}
+
+// commit checks each request's expected version, writes the accepted ones in
+// one synced batch and answers every request.
+func (s *Store) commit(reqs []*appendReq) {
+	b := s.db.NewBatch()
+	defer b.Close()
+	now := s.opts.Now().UTC()
+	pos := s.head.Load()
+	overlay := make(map[string]int64, len(reqs))
+	results := make([]appendResp, len(reqs))
+	accepted := make([]bool, len(reqs))
+	nEvents := 0
+	for i, r := range reqs {
+		cur, ok := overlay[r.stream]
+		if !ok {
+			v, err := s.streamVersion(r.stream)
+			if err != nil {
+				results[i].err = fmt.Errorf("append to %s: %w", r.stream, err)
+				continue
+			}
+			cur = v
+		}
+		if !expectedHolds(r.expected, cur) {
+			results[i].err = &eventstore.VersionError{Stream: r.stream, Expected: r.expected, Actual: cur}
+			continue
+		}
+		for _, e := range r.events {
+			cur++
+			pos++
+			rec := eventstore.RecordedEvent{ID: e.ID, StreamID: r.stream, Type: e.Type, Version: uint64(cur),
+				Position: eventstore.Position(pos), RecordedAt: now, Data: e.Data, Metadata: e.Metadata}
+			_ = b.Set(logKey(rec.Position), encodeRecord(&rec), nil)
+			var pv [8]byte
+			binary.BigEndian.PutUint64(pv[:], pos)
+			_ = b.Set(streamKey(r.stream, uint64(cur)), pv[:], nil)
+		}
+		nEvents += len(r.events)
+		overlay[r.stream] = cur
+		accepted[i] = true
+		results[i].res = eventstore.AppendResult{Version: uint64(cur), Position: eventstore.Position(pos)}
+	}
+	if nEvents > 0 {
+		opt := pebble.Sync
+		if s.opts.NoSync {
+			opt = pebble.NoSync
+		}
+		if err := b.Commit(opt); err != nil {
+			for i := range reqs {
+				if accepted[i] {
+					results[i] = appendResp{err: fmt.Errorf("append to %s: commit: %w", reqs[i].stream, err)}
+				}
+			}
+		} else {
+			s.mu.Lock()
+			for st, v := range overlay {
+				s.versions[st] = v
+			}
+			s.head.Store(pos)
+			close(s.notify)
+			s.notify = make(chan struct{})
+			s.mu.Unlock()
+			s.stats.Commits.Add(1)
+			s.stats.Events.Add(uint64(nEvents))
+		}
+	}
+	s.stats.Appends.Add(uint64(len(reqs)))
+	for i, r := range reqs {
+		r.done <- results[i]
+	}
+}
+
+func expectedHolds(expected, current int64) bool {
+	switch expected {
+	case eventstore.Any:
+		return true
+	case eventstore.NoStream:
+		return current == -1
+	case eventstore.StreamExists:
+		return current >= 0
+	default:
+		return expected == current
+	}
+}
+
+// ReadStream implements eventstore.Store.
+func (s *Store) ReadStream(ctx context.Context, stream string, from uint64, dir eventstore.Direction, max int) ([]eventstore.RecordedEvent, error) {
+	if max <= 0 {
+		return nil, nil
+	}
+	lower, upper := streamBounds(stream)
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
+	if err != nil {
+		return nil, err
+	}
+	defer it.Close()
+	var ok bool
+	if dir == eventstore.Forwards {
+		ok = it.SeekGE(streamKey(stream, from))
+	} else if from == math.MaxUint64 {
+		ok = it.Last()
+	} else {
+		ok = it.SeekLT(streamKey(stream, from+1))
+	}
+	var out []eventstore.RecordedEvent
+	for ; ok && len(out) < max; ok = step(it, dir) {
+		pos := eventstore.Position(binary.BigEndian.Uint64(it.Value()))
+		ev, err := s.get(pos)
+		if err != nil {
+			return nil, fmt.Errorf("read %s: %w", stream, err)
+		}
+		out = append(out, ev)
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+	}
+	return out, it.Error()
+}
+
+func step(it *pebble.Iterator, dir eventstore.Direction) bool {
+	if dir == eventstore.Forwards {
+		return it.Next()
+	}
+	return it.Prev()
+}
+
+func (s *Store) get(pos eventstore.Position) (eventstore.RecordedEvent, error) {
+	raw, closer, err := s.db.Get(logKey(pos))
+	if err != nil {
+		return eventstore.RecordedEvent{}, fmt.Errorf("position %d: %w", pos, err)
+	}
+	defer closer.Close()
+	return decodeRecord(pos, raw)
+}
+
+// ReadAll implements eventstore.Store.
+func (s *Store) ReadAll(ctx context.Context, after eventstore.Position, max int) ([]eventstore.RecordedEvent, error) {
+	head := eventstore.Position(s.head.Load())
+	if max <= 0 || after >= head {
+		return nil, nil
+	}
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: logKey(after + 1), UpperBound: logKey(head + 1)})
+	if err != nil {
+		return nil, err
+	}
+	defer it.Close()
+	out := make([]eventstore.RecordedEvent, 0, min(max, int(head-after)))
+	for ok := it.First(); ok && len(out) < max; ok = it.Next() {
+		pos := eventstore.Position(binary.BigEndian.Uint64(it.Key()[1:]))
+		ev, err := decodeRecord(pos, it.Value())
+		if err != nil {
+			return nil, fmt.Errorf("read log at %d: %w", pos, err)
+		}
+		out = append(out, ev)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	return out, it.Error()
+}
+
+// Subscribe implements eventstore.Store.
+func (s *Store) Subscribe(ctx context.Context, after eventstore.Position, handle func(eventstore.RecordedEvent) error) error {
+	for {
+		s.mu.Lock()
+		wake := s.notify
+		s.mu.Unlock()
+		evs, err := s.ReadAll(ctx, after, 1024)
+		if err != nil {
+			return err
+		}
+		for _, ev := range evs {
+			if err := handle(ev); err != nil {
+				return err
+			}
+			after = ev.Position
+		}
+		if len(evs) > 0 {
+			continue
+		}
+		select {
+		case <-wake:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-s.closing:
+			return eventstore.ErrClosed
+		}
+	}
+}
+
+// Head implements eventstore.Store.
+func (s *Store) Head(context.Context) (eventstore.Position, error) {
+	return eventstore.Position(s.head.Load()), nil
+}
+
+// Close stops the writer (pending appends fail with ErrClosed) and closes Pebble.
+func (s *Store) Close() error {
+	s.once.Do(func() {
+		close(s.closing)
+		<-s.closed
+		s.closeErr = s.db.Close()
+	})
+	if errors.Is(s.closeErr, pebble.ErrClosed) {
+		return nil
+	}
+	return s.closeErr
+}
+
+type quietLogger struct{}
+
+func (quietLogger) Infof(string, ...interface{}) {}
+func (quietLogger) Errorf(format string, args ...interface{}) {
+	fmt.Printf("pebble: "+format+"\n", args...)
+}
+func (quietLogger) Fatalf(format string, args ...interface{}) {
+	panic(fmt.Sprintf("pebble: "+format, args...))
+}

@@ -1,0 +1,134 @@
+// Package eventstore declares the event log port that commands, queries, the
+// relay and projections depend on. Adapters live in sub-packages: embedded
+// (Pebble on local disk) and kurrentdb (KurrentDB/EventStoreDB over gRPC).
+// Both pass the shared contract suite in eventstoretest.
+package eventstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+)
+
+// Expected-version markers for Append. Any other value >= 0 is the exact
+// version the stream must be at (the version of its last event).
+const (
+	// Any appends whatever the stream's state.
+	Any int64 = -2
+	// NoStream requires the stream not to exist yet.
+	NoStream int64 = -1
+	// StreamExists requires the stream to exist (at any version).
+	StreamExists int64 = -4
+)
+
+// Stream versions start at 0 for the first event, as in KurrentDB.
+
+// ErrWrongVersion is returned by Append when the stream is not at the
+// expected version. Every adapter maps its own conflict error to this one;
+// callers test it with errors.Is.
+var ErrWrongVersion = errors.New("wrong expected version")
+
+// ErrClosed is returned by every call after Close.
+var ErrClosed = errors.New("event store closed")
+
+// VersionError carries the details of a wrong-expected-version conflict.
+// It matches ErrWrongVersion under errors.Is.
+type VersionError struct {
+	Stream   string
+	Expected int64
+	Actual   int64 // -1 when the stream does not exist
+}
+
+func (e *VersionError) Error() string {
+	return fmt.Sprintf("append to %s: expected version %d, stream is at %d: %v", e.Stream, e.Expected, e.Actual, ErrWrongVersion)
+}
+
+// Is makes errors.Is(err, ErrWrongVersion) hold.
+func (e *VersionError) Is(target error) bool { return target == ErrWrongVersion }
+
+// Position is a place in the global log. It orders every event of every
+// stream. In the embedded store it is a dense sequence starting at 1; in
+// KurrentDB it is the commit position. Zero means "before the first event".
+// Clients see it only as an opaque string.
+type Position uint64
+
+// String renders the position for clients.
+func (p Position) String() string { return strconv.FormatUint(uint64(p), 10) }
+
+// ParsePosition parses what String produced.
+func ParsePosition(s string) (Position, error) {
+	v, err := strconv.ParseUint(s, 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("position %q: not a log position", s)
+	}
+	return Position(v), nil
+}
+
+// EventData is an event to append.
+type EventData struct {
+	ID       string // UUID; chosen by the caller, stable across retries and re-publishes
+	Type     string // e.g. "partner.created"
+	Data     []byte // JSON
+	Metadata []byte // JSON (actor, correlation, causation, idempotency key, schema version)
+}
+
+// RecordedEvent is an event as stored.
+type RecordedEvent struct {
+	ID         string
+	StreamID   string
+	Type       string
+	Version    uint64   // 0-based version within its stream
+	Position   Position // global position
+	RecordedAt time.Time
+	Data       []byte
+	Metadata   []byte
+}
+
+// AppendResult tells where an append landed.
+type AppendResult struct {
+	// Version of the last appended event in its stream.
+	Version uint64
+	// Position of the last appended event in the global log.
+	Position Position
+}
+
+// Direction of a stream read.
+type Direction int
+
+const (
+	Forwards Direction = iota
+	Backwards
+)
+
+// Store is the event log port.
+type Store interface {
+	// Append writes events to one stream atomically, if the stream is at
+	// expected (a version >= 0, or Any, NoStream, StreamExists). It returns
+	// only once the events are durable. Appending no events is an error.
+	Append(ctx context.Context, stream string, expected int64, events []EventData) (AppendResult, error)
+
+	// ReadStream reads up to max events of one stream starting at version
+	// from (inclusive), forwards or backwards. Reading backwards from
+	// ^uint64(0) starts at the last event. A missing stream yields no events
+	// and no error.
+	ReadStream(ctx context.Context, stream string, from uint64, dir Direction, max int) ([]RecordedEvent, error)
+
+	// ReadAll reads up to max events of the global log with positions
+	// strictly after `after`, in position order.
+	ReadAll(ctx context.Context, after Position, max int) ([]RecordedEvent, error)
+
+	// Subscribe delivers every event with a position strictly after `after`,
+	// first the stored ones (catch-up), then new ones as they are appended,
+	// in position order, with no gaps and no duplicates, until ctx ends or
+	// the handler returns an error (which Subscribe then returns). A handler
+	// call returning nil means the event is processed.
+	Subscribe(ctx context.Context, after Position, handle func(RecordedEvent) error) error
+
+	// Head is the position of the last event in the log (0 when empty).
+	Head(ctx context.Context) (Position, error)
+
+	// Close releases the store.
+	Close() error
+}
