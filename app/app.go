@@ -1,0 +1,217 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/alicebob/miniredis/v2"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/partnerd/partnerd/bus"
+	"github.com/partnerd/partnerd/commands"
+	"github.com/partnerd/partnerd/eventstore"
+	"github.com/partnerd/partnerd/eventstore/embedded"
+	"github.com/partnerd/partnerd/eventstore/kurrentdb"
+	"github.com/partnerd/partnerd/httpapi"
+	"github.com/partnerd/partnerd/projections"
+	"github.com/partnerd/partnerd/queries"
+	"github.com/partnerd/partnerd/relay"
+)
+
+// Bus is a Watermill publisher plus a way to get a subscriber per consumer
+// group (one group per projection).
+type Bus interface {
+	message.Publisher
+	NewSubscriber(group string) (message.Subscriber, error)
+}
+
+// App is a wired partnerd.
+type App struct {
+	Config   Config
+	Logger   *slog.Logger
+	Store    eventstore.Store
+	Redis    redis.UniversalClient
+	Bus      Bus
+	Commands *commands.Commands
+	Queries  *queries.Queries
+	Runners  []*projections.Runner
+	Relay    *relay.Relay
+	HTTP     *httpapi.Server
+	Registry *prometheus.Registry
+
+	mini   *miniredis.Miniredis
+	router *message.Router
+	lag    *lagTracker
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	closed sync.Once
+}
+
+// OpenStore opens the configured event store.
+func OpenStore(c Config) (eventstore.Store, error) {
+	if c.EventStore == "embedded" {
+		return embedded.Open(c.Data, embedded.Options{})
+	}
+	return kurrentdb.Open(c.EventStore)
+}
+
+// OpenRedis connects to the configured Redis, or starts the embedded one
+// (returned so it can be closed).
+func OpenRedis(c Config) (redis.UniversalClient, *miniredis.Miniredis, error) {
+	if c.RedisURL == "" {
+		m := miniredis.NewMiniRedis()
+		if err := m.StartAddr("127.0.0.1:0"); err != nil {
+			return nil, nil, fmt.Errorf("start embedded Redis: %w", err)
+		}
+		return redis.NewClient(&redis.Options{Addr: m.Addr(), DisableIdentity: true}), m, nil
+	}
+	opt, err := redis.ParseURL(c.RedisURL)
+	if err != nil {
+		return nil, nil, fmt.Errorf("PARTNERD_REDIS_URL: %w", err)
+	}
+	opt.DisableIdentity = true // Redis 7.0 does not know CLIENT SETINFO
+	return redis.NewClient(opt), nil, nil
+}
+
+// New opens every adapter and wires the application; Start runs it.
+func New(c Config, logger *slog.Logger) (*App, error) {
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	if logger == nil {
+		logger = slog.Default()
+	}
+	a := &App{Config: c, Logger: logger, Registry: prometheus.NewRegistry()}
+	var err error
+	if a.Store, err = OpenStore(c); err != nil {
+		return nil, err
+	}
+	if a.Redis, a.mini, err = OpenRedis(c); err != nil {
+		_ = a.Store.Close()
+		return nil, err
+	}
+	wmLogger := watermill.NewSlogLoggerWithLevelMapping(logger, map[slog.Level]slog.Level{slog.LevelInfo: slog.LevelDebug})
+	if len(c.KafkaBrokers) > 0 {
+		a.Bus, err = newKafkaBus(c, wmLogger)
+		if err != nil {
+			a.Close()
+			return nil, err
+		}
+	} else {
+		a.Bus = bus.NewInProcess(c.BusPartitions, wmLogger)
+	}
+	a.Commands = commands.New(commands.Deps{Store: a.Store})
+	for _, p := range []projections.Projection{projections.Programs{}, projections.Partners{}} {
+		r := projections.NewRunner(a.Redis, p)
+		r.Logger = logger
+		a.Runners = append(a.Runners, r)
+	}
+	a.Queries = queries.New(a.Redis, a.Store, a)
+	a.Relay = &relay.Relay{Store: a.Store, Publisher: a.Bus, Checkpoints: relay.RedisCheckpoints{Client: a.Redis}, Logger: logger}
+	a.lag = newLagTracker()
+	a.HTTP = httpapi.New(httpapi.Deps{Commands: a.Commands, Queries: a.Queries, Redis: a.Redis,
+		Ready: a.ready, Projections: a.projectionStatus, Registry: a.Registry, Logger: logger})
+	a.registerMetrics()
+	return a, nil
+}
+
+// Generation implements queries.Generations.
+func (a *App) Generation(name string) int64 {
+	for _, r := range a.Runners {
+		if r.Projection().Name() == name {
+			return r.Generation()
+		}
+	}
+	return 1
+}
+
+// Start runs the projections, then the relay (the in-process bus drops
+// messages that have no subscriber yet), then bootstraps the demo program.
+func (a *App) Start(ctx context.Context) error {
+	ctx, a.cancel = context.WithCancel(ctx)
+	router, err := message.NewRouter(message.RouterConfig{CloseTimeout: 10 * time.Second},
+		watermill.NewSlogLoggerWithLevelMapping(a.Logger, map[slog.Level]slog.Level{slog.LevelInfo: slog.LevelDebug}))
+	if err != nil {
+		return err
+	}
+	a.router = router
+	for _, r := range a.Runners {
+		if err := r.Start(ctx); err != nil {
+			return err
+		}
+		sub, err := a.Bus.NewSubscriber("partnerd.projection." + r.Projection().Name())
+		if err != nil {
+			return fmt.Errorf("subscriber for %s: %w", r.Projection().Name(), err)
+		}
+		for _, topic := range r.Projection().Topics() {
+			router.AddNoPublisherHandler(r.Projection().Name()+"@"+topic, topic, sub, r.Handle)
+		}
+	}
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		if err := router.Run(ctx); err != nil {
+			a.Logger.Error("projection router stopped", "err", err)
+		}
+	}()
+	select {
+	case <-router.Running():
+	case <-time.After(30 * time.Second):
+		return errors.New("projection router did not start within 30 s")
+	}
+	a.wg.Add(2)
+	go func() { defer a.wg.Done(); _ = a.Relay.Run(ctx) }()
+	go func() { defer a.wg.Done(); a.lag.run(ctx, a.Store) }()
+	return nil
+}
+
+// WaitCaughtUp blocks until the relay has published the whole log as of now
+// (with the in-process bus: until every projection applied it).
+func (a *App) WaitCaughtUp(ctx context.Context) error {
+	head, err := a.Store.Head(ctx)
+	if err != nil {
+		return err
+	}
+	for a.Relay.Position() < head {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(2 * time.Millisecond):
+		}
+	}
+	return nil
+}
+
+// Close stops everything in order: relay and projections, bus, Redis, store.
+func (a *App) Close() {
+	a.closed.Do(func() {
+		if a.cancel != nil {
+			a.cancel()
+		}
+		if a.router != nil {
+			_ = a.router.Close()
+		}
+		a.wg.Wait()
+		if a.Bus != nil {
+			_ = a.Bus.Close()
+		}
+		if a.Redis != nil {
+			_ = a.Redis.Close()
+		}
+		if a.mini != nil {
+			a.mini.Close()
+		}
+		if a.Store != nil {
+			if err := a.Store.Close(); err != nil {
+				a.Logger.Error("closing event store", "err", err)
+			}
+		}
+	})
+}

@@ -1,0 +1,113 @@
+// Package app wires partnerd together: configuration → adapters → the
+// command and query sides, the relay, the projections and the HTTP server.
+// cmd/partnerd and the end-to-end tests both start it.
+package app
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+
+	"github.com/partnerd/partnerd/domain"
+)
+
+// Config is every setting of API.md; each has an env variable and a flag.
+type Config struct {
+	Addr             string   // PARTNERD_ADDR
+	Data             string   // PARTNERD_DATA
+	EventStore       string   // PARTNERD_EVENTSTORE: "embedded" or esdb://… / kurrentdb://…
+	RedisURL         string   // PARTNERD_REDIS_URL: empty → embedded in-process Redis
+	KafkaBrokers     []string // PARTNERD_KAFKA_BROKERS: empty → in-process bus
+	KafkaPartitions  int      // PARTNERD_KAFKA_PARTITIONS: partitions of topics partnerd creates
+	BootstrapProgram string   // PARTNERD_BOOTSTRAP_PROGRAM
+	BootstrapKey     string   // PARTNERD_BOOTSTRAP_KEY
+	BusPartitions    int      // PARTNERD_BUS_PARTITIONS: partitions per topic of the in-process bus
+}
+
+// Defaults returns the configuration of a bare `partnerd`.
+func Defaults() Config {
+	return Config{Addr: ":8080", Data: "./data", EventStore: "embedded", BootstrapProgram: "demo",
+		KafkaPartitions: 12, BusPartitions: 32}
+}
+
+// FromEnv overlays the PARTNERD_* environment variables on c.
+func FromEnv(c Config) Config {
+	str := func(name string, dst *string) {
+		if v, ok := os.LookupEnv(name); ok && v != "" {
+			*dst = v
+		}
+	}
+	num := func(name string, dst *int) {
+		if v, ok := os.LookupEnv(name); ok && v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				n = -1 // Validate reports it
+			}
+			*dst = n
+		}
+	}
+	str("PARTNERD_ADDR", &c.Addr)
+	str("PARTNERD_DATA", &c.Data)
+	str("PARTNERD_EVENTSTORE", &c.EventStore)
+	str("PARTNERD_REDIS_URL", &c.RedisURL)
+	var brokers string
+	str("PARTNERD_KAFKA_BROKERS", &brokers)
+	if brokers != "" {
+		c.KafkaBrokers = SplitList(brokers)
+	}
+	num("PARTNERD_KAFKA_PARTITIONS", &c.KafkaPartitions)
+	num("PARTNERD_BUS_PARTITIONS", &c.BusPartitions)
+	str("PARTNERD_BOOTSTRAP_PROGRAM", &c.BootstrapProgram)
+	str("PARTNERD_BOOTSTRAP_KEY", &c.BootstrapKey)
+	return c
+}
+
+// SplitList splits a comma-separated list, dropping blanks.
+func SplitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// Validate reports every problem at once.
+func (c Config) Validate() error {
+	var errs []error
+	if c.Addr == "" {
+		errs = append(errs, errors.New("PARTNERD_ADDR: must not be empty"))
+	}
+	switch {
+	case c.EventStore == "embedded":
+		if c.Data == "" {
+			errs = append(errs, errors.New("PARTNERD_DATA: the embedded event store needs a folder"))
+		}
+	case strings.HasPrefix(c.EventStore, "esdb://"), strings.HasPrefix(c.EventStore, "esdb+discover://"),
+		strings.HasPrefix(c.EventStore, "kurrentdb://"), strings.HasPrefix(c.EventStore, "kurrentdb+discover://"):
+	default:
+		errs = append(errs, fmt.Errorf("PARTNERD_EVENTSTORE: %q is neither \"embedded\" nor an esdb:// or kurrentdb:// connection string", c.EventStore))
+	}
+	if c.RedisURL != "" {
+		if u, err := url.Parse(c.RedisURL); err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") {
+			errs = append(errs, errors.New("PARTNERD_REDIS_URL: must be redis://host:port/db or rediss://…"))
+		}
+	}
+	if c.KafkaPartitions < 1 || c.KafkaPartitions > 1000 {
+		errs = append(errs, errors.New("PARTNERD_KAFKA_PARTITIONS: must be 1-1000"))
+	}
+	if c.BusPartitions < 1 || c.BusPartitions > 1024 {
+		errs = append(errs, errors.New("PARTNERD_BUS_PARTITIONS: must be 1-1024"))
+	}
+	if c.BootstrapProgram != "" && !domain.ValidProgramID(c.BootstrapProgram) {
+		errs = append(errs, errors.New("PARTNERD_BOOTSTRAP_PROGRAM: 1-40 of a-z, 0-9, '_'"))
+	}
+	if c.BootstrapKey != "" && len(c.BootstrapKey) < 16 {
+		errs = append(errs, errors.New("PARTNERD_BOOTSTRAP_KEY: must be at least 16 characters"))
+	}
+	return errors.Join(errs...)
+}

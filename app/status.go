@@ -1,0 +1,120 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/partnerd/partnerd/eventstore"
+	"github.com/partnerd/partnerd/httpapi"
+)
+
+// lagTracker samples the log head every second, so readiness can ask "did
+// the projections reach where the log was 10 s ago?".
+type lagTracker struct {
+	mu      sync.Mutex
+	samples []sample
+}
+
+type sample struct {
+	at   time.Time
+	head eventstore.Position
+}
+
+func newLagTracker() *lagTracker { return &lagTracker{} }
+
+func (l *lagTracker) run(ctx context.Context, store eventstore.Store) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		if h, err := store.Head(ctx); err == nil {
+			l.mu.Lock()
+			l.samples = append(l.samples, sample{at: time.Now(), head: h})
+			if len(l.samples) > 12 {
+				l.samples = l.samples[1:]
+			}
+			l.mu.Unlock()
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// headAgo is the log head as it was about d ago (or the oldest sample).
+func (l *lagTracker) headAgo(d time.Duration) (eventstore.Position, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	cut := time.Now().Add(-d)
+	var best eventstore.Position
+	found := false
+	for _, s := range l.samples {
+		if s.at.After(cut) {
+			break
+		}
+		best, found = s.head, true
+	}
+	return best, found
+}
+
+// checkpoint of a projection: with the in-process bus a publish returns only
+// once every projection applied it, so the relay position is also theirs.
+func (a *App) checkpoint(i int) eventstore.Position {
+	return max(a.Runners[i].Checkpoint(), a.Relay.Position())
+}
+
+func (a *App) ready(ctx context.Context) []httpapi.Check {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	var checks []httpapi.Check
+	_, err := a.Store.Head(ctx)
+	checks = append(checks, httpapi.Check{Name: "eventstore", Err: err})
+	checks = append(checks, httpapi.Check{Name: "redis", Err: a.Redis.Ping(ctx).Err()})
+	var lagErr error
+	if past, ok := a.lag.headAgo(10 * time.Second); ok {
+		for i, r := range a.Runners {
+			if cp := a.checkpoint(i); cp < past {
+				lagErr = errors.Join(lagErr, fmt.Errorf("%s at %d, log was at %d 10 s ago", r.Projection().Name(), cp, past))
+			}
+		}
+	}
+	checks = append(checks, httpapi.Check{Name: "projections", Err: lagErr})
+	return checks
+}
+
+func (a *App) projectionStatus(ctx context.Context) []httpapi.ProjectionStatus {
+	head, _ := a.Store.Head(ctx)
+	out := make([]httpapi.ProjectionStatus, 0, len(a.Runners)+1)
+	out = append(out, httpapi.ProjectionStatus{Name: "relay", Checkpoint: a.Relay.Position().String(), Head: head.String(),
+		LagEvents: uint64(head - min(head, a.Relay.Position())), Applied: a.Relay.Published()})
+	for i, r := range a.Runners {
+		cp := a.checkpoint(i)
+		out = append(out, httpapi.ProjectionStatus{Name: r.Projection().Name(), Generation: r.Generation(),
+			Checkpoint: cp.String(), Head: head.String(), LagEvents: uint64(head - min(head, cp)), Applied: r.Applied()})
+	}
+	return out
+}
+
+func (a *App) registerMetrics() {
+	reg := a.Registry
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "partnerd_log_head_position", Help: "Position of the last event in the log."},
+		func() float64 { h, _ := a.Store.Head(context.Background()); return float64(h) }))
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "partnerd_relay_position", Help: "Last position the relay published and checkpointed."},
+		func() float64 { return float64(a.Relay.Position()) }))
+	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "partnerd_relay_published_total", Help: "Messages published by the relay in this process."},
+		func() float64 { return float64(a.Relay.Published()) }))
+	for i, r := range a.Runners {
+		labels := prometheus.Labels{"projection": r.Projection().Name()}
+		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "partnerd_projection_checkpoint", Help: "Log position a projection has applied up to.", ConstLabels: labels},
+			func() float64 { return float64(a.checkpoint(i)) }))
+		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "partnerd_projection_applied_total", Help: "Events applied (not skipped) by a projection in this process.", ConstLabels: labels},
+			func() float64 { return float64(r.Applied()) }))
+	}
+	reg.MustRegister(prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+}

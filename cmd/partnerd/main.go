@@ -1,0 +1,115 @@
+// Command partnerd runs the partner-program back end and its admin tasks.
+//
+//	partnerd [serve]                    run the HTTP API, relay and projections
+//	partnerd programs create NAME       create a program; prints its API key once
+//	partnerd programs keys issue NAME   issue another key
+//	partnerd programs keys revoke NAME KEY_ID
+//
+// Every flag has a PARTNERD_* environment equivalent (see --help).
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+
+	"github.com/partnerd/partnerd/app"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	cmd := "serve"
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		cmd, args = args[0], args[1:]
+	}
+	var err error
+	switch cmd {
+	case "serve":
+		err = serve(args, stdout, stderr)
+	case "programs":
+		err = programs(args, stdout, stderr)
+	case "help":
+		usage(stdout)
+		return 0
+	default:
+		fmt.Fprintf(stderr, "partnerd: unknown command %q\n\n", cmd)
+		usage(stderr)
+		return 2
+	}
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	var ue usageError
+	if errors.As(err, &ue) {
+		fmt.Fprintf(stderr, "partnerd: %v\n", err)
+		return 2
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "partnerd: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+type usageError struct{ msg string }
+
+func (e usageError) Error() string { return e.msg }
+
+func usage(w io.Writer) {
+	fmt.Fprint(w, `partnerd — event-sourced back end for partner programs
+
+Usage:
+  partnerd [serve] [flags]                  run the HTTP API, relay and projections
+  partnerd programs create NAME [flags]     create a program; prints its API key once (last line)
+  partnerd programs keys issue NAME         issue another API key for a program
+  partnerd programs keys revoke NAME KEY_ID revoke a key
+
+Run "partnerd serve --help" for the flags and their environment variables.
+With the embedded event store, run admin commands while the server is stopped
+(the data folder is locked by the running server).
+`)
+}
+
+// flags registers the settings of API.md on fs, defaulting to the environment.
+func flags(fs *flag.FlagSet) *app.Config {
+	c := app.FromEnv(app.Defaults())
+	fs.StringVar(&c.Addr, "addr", c.Addr, "HTTP listen address (PARTNERD_ADDR)")
+	fs.StringVar(&c.Data, "data", c.Data, "folder of the embedded event store (PARTNERD_DATA)")
+	fs.StringVar(&c.EventStore, "eventstore", c.EventStore, "\"embedded\" or an esdb:// / kurrentdb:// connection string (PARTNERD_EVENTSTORE)")
+	fs.StringVar(&c.RedisURL, "redis-url", c.RedisURL, "redis://host:port/db; empty = embedded in-process Redis (PARTNERD_REDIS_URL)")
+	fs.Func("kafka-brokers", "comma-separated Kafka brokers; empty = in-process bus (PARTNERD_KAFKA_BROKERS)", func(s string) error {
+		c.KafkaBrokers = app.SplitList(s)
+		return nil
+	})
+	fs.IntVar(&c.KafkaPartitions, "kafka-partitions", c.KafkaPartitions, "partitions of the topics partnerd creates (PARTNERD_KAFKA_PARTITIONS)")
+	fs.IntVar(&c.BusPartitions, "bus-partitions", c.BusPartitions, "partitions per topic of the in-process bus (PARTNERD_BUS_PARTITIONS)")
+	fs.StringVar(&c.BootstrapProgram, "bootstrap-program", c.BootstrapProgram, "program to create at start if missing (PARTNERD_BOOTSTRAP_PROGRAM)")
+	fs.StringVar(&c.BootstrapKey, "bootstrap-key", c.BootstrapKey, "API key of the bootstrap program (PARTNERD_BOOTSTRAP_KEY)")
+	return &c
+}
+
+func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	return fs
+}
+
+func logger(stderr io.Writer) *slog.Logger {
+	level := slog.LevelInfo
+	if os.Getenv("PARTNERD_LOG_LEVEL") == "debug" {
+		level = slog.LevelDebug
+	}
+	return slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+}
+
+func withSignals() (context.Context, context.CancelFunc) {
+	return signalContext()
+}

@@ -1,0 +1,88 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/partnerd/partnerd/app"
+)
+
+func signalContext() (context.Context, context.CancelFunc) {
+	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+}
+
+func serve(args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("serve", stderr)
+	cfg := flags(fs)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usageError{fmt.Sprintf("serve takes no arguments, got %q", fs.Args())}
+	}
+	log := logger(stderr)
+	ctx, stop := withSignals()
+	defer stop()
+
+	a, err := app.New(*cfg, log)
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	if err := a.Start(ctx); err != nil {
+		return err
+	}
+	key, created, err := a.Bootstrap(ctx)
+	if err != nil {
+		return fmt.Errorf("bootstrap program %s: %w", cfg.BootstrapProgram, err)
+	}
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{Handler: a.HTTP.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second}
+	fmt.Fprintf(stdout, "partnerd listening on http://%s\n", displayAddr(ln.Addr()))
+	if cfg.BootstrapProgram != "" {
+		switch {
+		case key != "":
+			fmt.Fprintf(stdout, "program %q, API key: %s\n", cfg.BootstrapProgram, key)
+		case created:
+			fmt.Fprintf(stdout, "program %q created\n", cfg.BootstrapProgram)
+		default:
+			fmt.Fprintf(stdout, "program %q exists; its key was shown when it was created\n", cfg.BootstrapProgram)
+		}
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		log.Warn("HTTP shutdown", "err", err)
+	}
+	return nil
+}
+
+func displayAddr(a net.Addr) string {
+	tcp, ok := a.(*net.TCPAddr)
+	if !ok {
+		return a.String()
+	}
+	if tcp.IP.IsUnspecified() {
+		return fmt.Sprintf("localhost:%d", tcp.Port)
+	}
+	return tcp.String()
+}

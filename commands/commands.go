@@ -1,0 +1,216 @@
+// Package commands holds one handler per use case on the write side: load
+// the aggregate's stream, let the domain decide, append with the expected
+// version, retry on a version race where that is safe.
+package commands
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/partnerd/partnerd/domain"
+	"github.com/partnerd/partnerd/eventstore"
+)
+
+// EventStore is what the write side needs of the log.
+type EventStore interface {
+	Append(ctx context.Context, stream string, expected int64, events []eventstore.EventData) (eventstore.AppendResult, error)
+	ReadStream(ctx context.Context, stream string, from uint64, dir eventstore.Direction, max int) ([]eventstore.RecordedEvent, error)
+}
+
+// ErrStale: the If-Match version is not the resource's current version.
+var ErrStale = errors.New("resource version does not match If-Match")
+
+// Meta is who and why: it goes into every appended event's metadata.
+type Meta struct {
+	Actor          string
+	CorrelationID  string
+	CausationID    string
+	IdempotencyKey string
+	// IfMatch, when set, is the resource version the caller last saw; the
+	// command fails with ErrStale if the resource moved on.
+	IfMatch *uint64
+}
+
+// EventMeta is the metadata stored with each event.
+type EventMeta struct {
+	Schema         int    `json:"schema"`
+	Program        string `json:"program,omitempty"`
+	Actor          string `json:"actor,omitempty"`
+	CorrelationID  string `json:"correlation_id,omitempty"`
+	CausationID    string `json:"causation_id,omitempty"`
+	IdempotencyKey string `json:"idempotency_key,omitempty"`
+}
+
+// Result tells where a command's events landed.
+type Result struct {
+	Stream string
+	// Version is the resource version after the command (number of events in
+	// its stream); unchanged when the command appended nothing.
+	Version  uint64
+	Position eventstore.Position
+	Appended int
+}
+
+// Commands lists every write use case.
+type Commands struct {
+	CreateProgram *CreateProgramHandler
+	IssueAPIKey   *IssueAPIKeyHandler
+	RevokeAPIKey  *RevokeAPIKeyHandler
+	CreatePartner *CreatePartnerHandler
+	UpdatePartner *UpdatePartnerHandler
+}
+
+// Deps are what the handlers share.
+type Deps struct {
+	Store EventStore
+	Now   func() time.Time
+	NewID func() string // event IDs; default UUIDv7
+}
+
+// New wires every handler.
+func New(d Deps) *Commands {
+	if d.Now == nil {
+		d.Now = time.Now
+	}
+	if d.NewID == nil {
+		d.NewID = func() string { return uuid.Must(uuid.NewV7()).String() }
+	}
+	return &Commands{
+		CreateProgram: &CreateProgramHandler{d: d},
+		IssueAPIKey:   &IssueAPIKeyHandler{d: d},
+		RevokeAPIKey:  &RevokeAPIKeyHandler{d: d},
+		CreatePartner: &CreatePartnerHandler{d: d},
+		UpdatePartner: &UpdatePartnerHandler{d: d},
+	}
+}
+
+type aggregate interface{ Apply(domain.Event) }
+
+// Load folds a stream into a fresh aggregate and returns it with the stream
+// version (-1 when the stream does not exist) and the position of its last event.
+func Load[T any, PT interface {
+	*T
+	aggregate
+}](ctx context.Context, store EventStore, stream string) (PT, int64, eventstore.Position, error) {
+	agg := PT(new(T))
+	version := int64(-1)
+	var pos eventstore.Position
+	var from uint64
+	for {
+		evs, err := store.ReadStream(ctx, stream, from, eventstore.Forwards, 512)
+		if err != nil {
+			return nil, 0, 0, fmt.Errorf("load %s: %w", stream, err)
+		}
+		for _, re := range evs {
+			ev, err := DecodeRecorded(re)
+			if err != nil {
+				return nil, 0, 0, fmt.Errorf("load %s: %w", stream, err)
+			}
+			agg.Apply(ev)
+			version, pos = int64(re.Version), re.Position
+		}
+		if len(evs) < 512 {
+			return agg, version, pos, nil
+		}
+		from = evs[len(evs)-1].Version + 1
+	}
+}
+
+// DecodeRecorded decodes a stored event into its domain event, upcasting old
+// schema versions.
+func DecodeRecorded(re eventstore.RecordedEvent) (domain.Event, error) {
+	var m EventMeta
+	if len(re.Metadata) > 0 {
+		if err := json.Unmarshal(re.Metadata, &m); err != nil {
+			return nil, fmt.Errorf("event %s metadata: %w", re.ID, err)
+		}
+	}
+	if m.Schema == 0 {
+		m.Schema = 1
+	}
+	return domain.DecodeEvent(re.Type, m.Schema, re.Data)
+}
+
+// execute runs load → decide → append, retrying a lost version race up to
+// five times when the caller did not pin a version with If-Match (the
+// decision is then simply taken again on the newer state).
+func execute[T any, PT interface {
+	*T
+	aggregate
+}](ctx context.Context, d Deps, stream, program string, meta Meta, decide func(PT) ([]domain.Event, error)) (Result, PT, error) {
+	for attempt := 0; ; attempt++ {
+		agg, version, pos, err := Load[T, PT](ctx, d.Store, stream)
+		if err != nil {
+			return Result{}, nil, err
+		}
+		if meta.IfMatch != nil && *meta.IfMatch != uint64(version+1) {
+			return Result{}, nil, fmt.Errorf("%s is at version %d, If-Match %d: %w", stream, version+1, *meta.IfMatch, ErrStale)
+		}
+		evs, err := decide(agg)
+		if err != nil {
+			return Result{}, nil, err
+		}
+		if len(evs) == 0 {
+			return Result{Stream: stream, Version: uint64(version + 1), Position: pos}, agg, nil
+		}
+		data, err := encode(d, program, meta, evs)
+		if err != nil {
+			return Result{}, nil, err
+		}
+		expected := version
+		if version < 0 {
+			expected = eventstore.NoStream
+		}
+		res, err := d.Store.Append(ctx, stream, expected, data)
+		if errors.Is(err, eventstore.ErrWrongVersion) && meta.IfMatch == nil && attempt < 5 {
+			continue
+		}
+		if errors.Is(err, eventstore.ErrWrongVersion) && meta.IfMatch != nil {
+			return Result{}, nil, fmt.Errorf("%s moved on: %w", stream, ErrStale)
+		}
+		if err != nil {
+			return Result{}, nil, err
+		}
+		for _, ev := range evs {
+			agg.Apply(ev)
+		}
+		return Result{Stream: stream, Version: res.Version + 1, Position: res.Position, Appended: len(evs)}, agg, nil
+	}
+}
+
+func encode(d Deps, program string, meta Meta, evs []domain.Event) ([]eventstore.EventData, error) {
+	md, err := json.Marshal(EventMeta{Schema: domain.SchemaVersion, Program: program, Actor: meta.Actor,
+		CorrelationID: meta.CorrelationID, CausationID: meta.CausationID, IdempotencyKey: meta.IdempotencyKey})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]eventstore.EventData, len(evs))
+	for i, ev := range evs {
+		data, err := json.Marshal(ev)
+		if err != nil {
+			return nil, fmt.Errorf("encode %s: %w", ev.EventType(), err)
+		}
+		out[i] = eventstore.EventData{ID: d.NewID(), Type: ev.EventType(), Data: data, Metadata: md}
+	}
+	return out, nil
+}
+
+// randomID returns n random characters of a lower-case base-32 alphabet.
+func randomID(n int) string {
+	const alphabet = "abcdefghijkmnpqrstuvwxyz23456789"
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		panic(err) // crypto/rand never fails on supported platforms
+	}
+	for i := range b {
+		b[i] = alphabet[int(b[i])%len(alphabet)]
+	}
+	return string(b)
+}
+

@@ -1,0 +1,238 @@
+package domain
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"reflect"
+	"sort"
+	"time"
+)
+
+// Partner event type names.
+const (
+	TypePartnerCreated        = "partner.created"
+	TypePartnerProfileUpdated = "partner.profile_updated"
+)
+
+// PartnerCreated: a partner joined the program's partner list (as a prospect
+// or a partner). Profile fields are flattened into the event's data; personal
+// data sits under "personal".
+type PartnerCreated struct {
+	PartnerID string `json:"partner_id"`
+	ProgramID string `json:"program_id"`
+	Profile
+	ProspectStage string    `json:"prospect_stage"`
+	Personal      Personal  `json:"personal"`
+	CreatedAt     time.Time `json:"created_at"`
+}
+
+// PartnerProfileUpdated: profile fields changed. It carries the whole new
+// profile (so readers never need the old one) and the names of the fields
+// that changed.
+type PartnerProfileUpdated struct {
+	PartnerID string   `json:"partner_id"`
+	ProgramID string   `json:"program_id"`
+	Changed   []string `json:"changed"`
+	Profile
+	Personal  Personal  `json:"personal"`
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+func (PartnerCreated) EventType() string        { return TypePartnerCreated }
+func (PartnerProfileUpdated) EventType() string { return TypePartnerProfileUpdated }
+
+// Partner is the aggregate of one partner in one program.
+type Partner struct {
+	id            string
+	program       string
+	profile       Profile
+	personal      Personal
+	prospectStage string
+	createdAt     time.Time
+	updatedAt     time.Time
+}
+
+// PartnerState is a read-only copy of a partner's state, for answers and
+// time-travel reads.
+type PartnerState struct {
+	PartnerID     string    `json:"partner_id"`
+	ProgramID     string    `json:"program_id"`
+	Profile       Profile   `json:"profile"`
+	Personal      Personal  `json:"personal"`
+	ProspectStage string    `json:"prospect_stage"`
+	CreatedAt     time.Time `json:"created_at"`
+	UpdatedAt     time.Time `json:"updated_at"`
+}
+
+// Exists reports whether the partner was created.
+func (p *Partner) Exists() bool { return p.id != "" }
+
+// State returns a copy of the partner's state.
+func (p *Partner) State() PartnerState {
+	return PartnerState{PartnerID: p.id, ProgramID: p.program, Profile: p.profile, Personal: p.personal,
+		ProspectStage: p.prospectStage, CreatedAt: p.createdAt, UpdatedAt: p.updatedAt}
+}
+
+// Apply folds one event into the partner.
+func (p *Partner) Apply(ev Event) {
+	switch e := ev.(type) {
+	case PartnerCreated:
+		p.id, p.program = e.PartnerID, e.ProgramID
+		p.profile, p.personal = e.Profile, e.Personal
+		p.prospectStage = e.ProspectStage
+		p.createdAt, p.updatedAt = e.CreatedAt, e.CreatedAt
+	case PartnerProfileUpdated:
+		p.profile, p.personal = e.Profile, e.Personal
+		p.updatedAt = e.UpdatedAt
+	}
+}
+
+// NewPartner is the input of CreatePartner.
+type NewPartner struct {
+	ProgramID     string
+	PartnerID     string
+	Profile       Profile
+	Personal      Personal
+	ProspectStage string // default "new"
+}
+
+// Create decides the creation of a partner.
+func (p *Partner) Create(in NewPartner, now time.Time) ([]Event, error) {
+	in.Profile = in.Profile.normalize()
+	var pr problems
+	if !ValidEntityID(in.PartnerID) {
+		pr.add("partner_id", "must be 1-64 of letters, digits, '_', '.', ':', '-', starting with a letter or digit")
+	}
+	if in.ProspectStage == "" {
+		in.ProspectStage = "new"
+	}
+	if !oneOf(in.ProspectStage, ProspectStages) {
+		pr.add("prospect_stage", "must be one of %v", ProspectStages)
+	}
+	if err := in.Profile.Validate(in.Personal); err != nil {
+		pr = append(pr, err.(*ValidationError).Fields...)
+	}
+	if err := pr.err(); err != nil {
+		return nil, err
+	}
+	if p.Exists() {
+		return nil, fmt.Errorf("partner %s: %w", in.PartnerID, ErrAlreadyExists)
+	}
+	return []Event{PartnerCreated{PartnerID: in.PartnerID, ProgramID: in.ProgramID, Profile: in.Profile,
+		ProspectStage: in.ProspectStage, Personal: in.Personal, CreatedAt: now}}, nil
+}
+
+// Patch is a JSON merge patch of a partner's editable fields (API names:
+// profile fields plus email, contact_names, address).
+type Patch map[string]json.RawMessage
+
+// editable is the flat shape a Patch applies to.
+type editable struct {
+	Profile
+	Personal
+}
+
+// UpdateProfile decides a profile change from a merge patch. Unknown fields
+// and invalid values are reported all at once; a patch that changes nothing
+// yields no event.
+func (p *Partner) UpdateProfile(patch Patch, now time.Time) ([]Event, error) {
+	if !p.Exists() {
+		return nil, fmt.Errorf("partner: %w", ErrNotFound)
+	}
+	cur := editable{Profile: p.profile, Personal: p.personal}
+	doc := map[string]json.RawMessage{}
+	raw, _ := json.Marshal(cur)
+	_ = json.Unmarshal(raw, &doc)
+	var pr problems
+	fields := make([]string, 0, len(patch))
+	for k := range patch {
+		fields = append(fields, k)
+	}
+	sort.Strings(fields)
+	for _, k := range fields {
+		if !patchable(k) {
+			pr.add(k, "is not an editable partner field")
+			continue
+		}
+		if bytes.Equal(bytes.TrimSpace(patch[k]), []byte("null")) {
+			delete(doc, k)
+		} else {
+			doc[k] = patch[k]
+		}
+	}
+	merged, _ := json.Marshal(doc)
+	var next editable
+	dec := json.NewDecoder(bytes.NewReader(merged))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&next); err != nil {
+		pr.add(jsonErrorField(err), "has the wrong type: %v", err)
+	}
+	if err := pr.err(); err != nil {
+		return nil, err
+	}
+	next.Profile = next.Profile.normalize()
+	if err := next.Profile.Validate(next.Personal); err != nil {
+		return nil, err
+	}
+	changed := changedFields(cur, next)
+	if len(changed) == 0 {
+		return nil, nil
+	}
+	return []Event{PartnerProfileUpdated{PartnerID: p.id, ProgramID: p.program, Changed: changed,
+		Profile: next.Profile, Personal: next.Personal, UpdatedAt: now}}, nil
+}
+
+func patchable(field string) bool {
+	_, ok := editableFields()[field]
+	return ok
+}
+
+// editableFields maps API field names to their index path in editable.
+func editableFields() map[string][]int {
+	out := map[string][]int{}
+	t := reflect.TypeOf(editable{})
+	for i := 0; i < t.NumField(); i++ {
+		inner := t.Field(i).Type
+		for j := 0; j < inner.NumField(); j++ {
+			out[jsonName(inner.Field(j))] = []int{i, j}
+		}
+	}
+	return out
+}
+
+func jsonName(f reflect.StructField) string {
+	tag := f.Tag.Get("json")
+	for i := 0; i < len(tag); i++ {
+		if tag[i] == ',' {
+			return tag[:i]
+		}
+	}
+	return tag
+}
+
+func changedFields(a, b editable) []string {
+	var out []string
+	va, vb := reflect.ValueOf(a), reflect.ValueOf(b)
+	for name, idx := range editableFields() {
+		if !reflect.DeepEqual(va.FieldByIndex(idx).Interface(), vb.FieldByIndex(idx).Interface()) {
+			out = append(out, name)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+func jsonErrorField(err error) string {
+	if te, ok := err.(*json.UnmarshalTypeError); ok && te.Field != "" {
+		return te.Field
+	}
+	return "body"
+}
+
+// RestorePartner rebuilds a partner from a saved state (a read model's
+// working copy or a snapshot). Snapshots are never authoritative: the log is.
+func RestorePartner(s PartnerState) Partner {
+	return Partner{id: s.PartnerID, program: s.ProgramID, profile: s.Profile, personal: s.Personal,
+		prospectStage: s.ProspectStage, createdAt: s.CreatedAt, updatedAt: s.UpdatedAt}
+}

@@ -1,0 +1,160 @@
+package domain
+
+import (
+	"net/mail"
+	"net/url"
+	"sort"
+	"strings"
+)
+
+// Profile is a partner's non-personal profile, as kept in events and read models.
+type Profile struct {
+	Name                       string            `json:"name"`
+	URL                        string            `json:"url,omitempty"`
+	Description                string            `json:"description,omitempty"`
+	Country                    string            `json:"country,omitempty"`
+	State                      string            `json:"state,omitempty"`
+	Size                       string            `json:"size,omitempty"`
+	BusinessModel              string            `json:"business_model,omitempty"`
+	MediaProperties            []string          `json:"media_properties,omitempty"`
+	SocialReach                *int64            `json:"social_reach,omitempty"`
+	AudienceCountry            string            `json:"audience_country,omitempty"`
+	PromotionalAreas           []string          `json:"promotional_areas,omitempty"`
+	MozDomainAuthority         *int              `json:"moz_domain_authority,omitempty"`
+	Categories                 []string          `json:"categories,omitempty"`
+	CustomFields               map[string]string `json:"custom_fields,omitempty"`
+	RelationshipType           string            `json:"relationship_type"`
+	MarketplaceApplicationDate string            `json:"marketplace_application_date,omitempty"`
+	ProspectingSource          string            `json:"prospecting_source,omitempty"`
+}
+
+// Personal is the personal data of a partner. It sits in its own part of
+// every event so that it can be encrypted per partner and erased by
+// destroying the key (crypto-shredding) without touching other fields.
+type Personal struct {
+	Email        string   `json:"email,omitempty"`
+	ContactNames []string `json:"contact_names,omitempty"`
+	Address      string   `json:"address,omitempty"`
+}
+
+// Enumerations of SPEC §1.
+var (
+	Sizes              = []string{"xs", "s", "m", "l", "xl"}
+	BusinessModels     = []string{"loyalty", "email", "coupon", "content", "creator", "comparison", "network", "sub_network", "review", "search", "social", "other"}
+	RelationshipTypes  = []string{"direct", "marketplace"}
+	ProspectingSources = []string{"applications", "marketplace", "extended_search", "ai", "messaging", "staff_recommended", "prospect_import", "creator_search", "other"}
+	ProspectStages     = []string{"new", "outreach", "negotiating", "joined", "expired", "rejected_by_partner", "rejected_by_you", "suspended"}
+)
+
+func oneOf(v string, set []string) bool {
+	for _, s := range set {
+		if s == v {
+			return true
+		}
+	}
+	return false
+}
+
+func validURL(s string) bool {
+	u, err := url.Parse(s)
+	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != "" && len(s) <= 2048
+}
+
+// Validate reports every problem of a profile and its personal data at once.
+// Field names are those of the API.
+func (p Profile) Validate(personal Personal) error {
+	var pr problems
+	if strings.TrimSpace(p.Name) == "" {
+		pr.add("name", "is required")
+	} else if len(p.Name) > 200 {
+		pr.add("name", "must be at most 200 characters")
+	}
+	if p.URL != "" && !validURL(p.URL) {
+		pr.add("url", "must be an absolute http or https URL")
+	}
+	if len(p.Description) > 5000 {
+		pr.add("description", "must be at most 5000 characters")
+	}
+	if p.Country != "" && !IsCountry(p.Country) {
+		pr.add("country", "must be an ISO 3166-1 alpha-2 code, e.g. DE")
+	}
+	if p.AudienceCountry != "" && !IsCountry(p.AudienceCountry) {
+		pr.add("audience_country", "must be an ISO 3166-1 alpha-2 code")
+	}
+	for _, c := range p.PromotionalAreas {
+		if !IsCountry(c) {
+			pr.add("promotional_areas", "%q is not an ISO 3166-1 alpha-2 code", c)
+			break
+		}
+	}
+	if len(p.State) > 100 {
+		pr.add("state", "must be at most 100 characters")
+	}
+	if p.Size != "" && !oneOf(p.Size, Sizes) {
+		pr.add("size", "must be one of %s", strings.Join(Sizes, ", "))
+	}
+	if p.BusinessModel != "" && !oneOf(p.BusinessModel, BusinessModels) {
+		pr.add("business_model", "must be one of %s", strings.Join(BusinessModels, ", "))
+	}
+	if !oneOf(p.RelationshipType, RelationshipTypes) {
+		pr.add("relationship_type", "is required, one of direct, marketplace")
+	}
+	if p.ProspectingSource != "" && !oneOf(p.ProspectingSource, ProspectingSources) {
+		pr.add("prospecting_source", "must be one of %s", strings.Join(ProspectingSources, ", "))
+	}
+	if p.SocialReach != nil && *p.SocialReach < 0 {
+		pr.add("social_reach", "must be 0 or more")
+	}
+	if p.MozDomainAuthority != nil && (*p.MozDomainAuthority < 0 || *p.MozDomainAuthority > 100) {
+		pr.add("moz_domain_authority", "must be between 0 and 100")
+	}
+	if p.MarketplaceApplicationDate != "" && !IsDate(p.MarketplaceApplicationDate) {
+		pr.add("marketplace_application_date", "must be a date (YYYY-MM-DD) or an RFC 3339 time")
+	}
+	if len(p.MediaProperties) > 100 || len(p.Categories) > 100 {
+		pr.add("media_properties", "at most 100 entries each for media properties and categories")
+	}
+	if len(p.CustomFields) > 100 {
+		pr.add("custom_fields", "at most 100 custom fields")
+	}
+	for _, k := range sortedKeys(p.CustomFields) {
+		if !ValidEntityID(k) {
+			pr.add("custom_fields."+k, "name must be 1-64 of letters, digits, '_', '.', ':', '-'")
+		} else if len(p.CustomFields[k]) > 1000 {
+			pr.add("custom_fields."+k, "value must be at most 1000 characters")
+		}
+	}
+	if personal.Email != "" {
+		if a, err := mail.ParseAddress(personal.Email); err != nil || a.Address != personal.Email {
+			pr.add("email", "must be a plain e-mail address like name@example.com")
+		}
+	}
+	if len(personal.Address) > 1000 {
+		pr.add("address", "must be at most 1000 characters")
+	}
+	return pr.err()
+}
+
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// normalize canonicalises codes (upper-case countries) so equal profiles compare equal.
+func (p Profile) normalize() Profile {
+	p.Name = strings.TrimSpace(p.Name)
+	p.Country = strings.ToUpper(p.Country)
+	p.AudienceCountry = strings.ToUpper(p.AudienceCountry)
+	areas := make([]string, len(p.PromotionalAreas))
+	for i, c := range p.PromotionalAreas {
+		areas[i] = strings.ToUpper(c)
+	}
+	if len(areas) > 0 {
+		p.PromotionalAreas = areas
+	}
+	return p
+}

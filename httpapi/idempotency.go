@@ -1,0 +1,147 @@
+package httpapi
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/redis/go-redis/v9"
+)
+
+var errIdempotencyInFlight = errors.New("a request with this Idempotency-Key is still being processed; retry shortly")
+
+// How long a finished request's answer is kept for replays, and how long an
+// unfinished one holds its key.
+const (
+	idemTTL     = 24 * time.Hour
+	idemLockTTL = 2 * time.Minute
+)
+
+type idemRecord struct {
+	Fingerprint string            `json:"fp"`
+	Status      int               `json:"status"`
+	Headers     map[string]string `json:"headers"`
+	Body        []byte            `json:"body"`
+}
+
+type captureWriter struct {
+	gin.ResponseWriter
+	buf bytes.Buffer
+}
+
+func (w *captureWriter) Write(b []byte) (int, error) {
+	w.buf.Write(b)
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *captureWriter) WriteString(s string) (int, error) {
+	w.buf.WriteString(s)
+	return w.ResponseWriter.WriteString(s)
+}
+
+// idempotency makes a write with an Idempotency-Key happen once: a repeat
+// with the same key and body gets the first answer and appends nothing; the
+// same key with another body is 422. Keys are scoped by program.
+func (s *Server) idempotency(c *gin.Context) {
+	key := c.GetHeader("Idempotency-Key")
+	if key == "" || c.Request.Method == http.MethodGet || c.Request.Method == http.MethodHead {
+		c.Next()
+		return
+	}
+	if len(key) > 255 {
+		s.writeError(c, badRequest("Idempotency-Key must be at most 255 characters"))
+		return
+	}
+	limit := int64(maxJSONBody)
+	if strings.HasPrefix(c.ContentType(), "text/csv") {
+		limit = maxCSVBody
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, limit))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			s.writeError(c, errTooLarge)
+			return
+		}
+		s.writeError(c, badRequest("reading body: %v", err))
+		return
+	}
+	c.Request.Body = io.NopCloser(bytes.NewReader(body))
+	h := sha256.New()
+	h.Write([]byte(c.Request.Method + " " + c.Request.URL.Path + "\n"))
+	h.Write(body)
+	fp := hex.EncodeToString(h.Sum(nil))
+	ks := sha256.Sum256([]byte(key))
+	rkey := "pd:idem:{" + c.GetString(ctxProgram) + "}:" + hex.EncodeToString(ks[:])
+	ctx := c.Request.Context()
+
+	won, err := s.Redis.SetNX(ctx, rkey, "pending:"+fp, idemLockTTL).Result()
+	if err != nil {
+		s.writeError(c, err)
+		return
+	}
+	if !won {
+		s.replay(c, rkey, fp)
+		return
+	}
+	cw := &captureWriter{ResponseWriter: c.Writer}
+	c.Writer = cw
+	c.Next()
+	status := cw.Status()
+	if status >= 500 || status == http.StatusServiceUnavailable {
+		_ = s.Redis.Del(ctx, rkey).Err() // a failed attempt may be retried for real
+		return
+	}
+	rec := idemRecord{Fingerprint: fp, Status: status, Headers: map[string]string{}, Body: cw.buf.Bytes()}
+	for _, name := range []string{"Content-Type", "X-Position", "X-Consistency-Token", "Location", "ETag"} {
+		if v := cw.Header().Get(name); v != "" {
+			rec.Headers[name] = v
+		}
+	}
+	raw, _ := json.Marshal(rec)
+	if err := s.Redis.Set(ctx, rkey, raw, idemTTL).Err(); err != nil {
+		s.log.Error("saving idempotency record", "err", err)
+	}
+}
+
+func (s *Server) replay(c *gin.Context, rkey, fp string) {
+	val, err := s.Redis.Get(c.Request.Context(), rkey).Result()
+	if errors.Is(err, redis.Nil) {
+		s.writeError(c, errIdempotencyInFlight) // expired between the two calls
+		return
+	}
+	if err != nil {
+		s.writeError(c, err)
+		return
+	}
+	if pending, ok := strings.CutPrefix(val, "pending:"); ok {
+		if pending != fp {
+			s.writeError(c, fieldError("Idempotency-Key", "was already used with a different request body"))
+			return
+		}
+		s.writeError(c, errIdempotencyInFlight)
+		return
+	}
+	var rec idemRecord
+	if err := json.Unmarshal([]byte(val), &rec); err != nil {
+		s.writeError(c, err)
+		return
+	}
+	if rec.Fingerprint != fp {
+		s.writeError(c, fieldError("Idempotency-Key", "was already used with a different request body"))
+		return
+	}
+	for k, v := range rec.Headers {
+		c.Header(k, v)
+	}
+	c.Header("Idempotent-Replayed", "true")
+	c.Data(rec.Status, rec.Headers["Content-Type"], rec.Body)
+	c.Abort()
+}

@@ -1,0 +1,152 @@
+// Package httpapi is the gin HTTP adapter: routes, request parsing and
+// validation, problem+json errors, auth, idempotency, read-your-writes.
+package httpapi
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/partnerd/partnerd/commands"
+	"github.com/partnerd/partnerd/domain"
+	"github.com/partnerd/partnerd/queries"
+)
+
+// Problem is an RFC 9457 problem document.
+type Problem struct {
+	Type   string              `json:"type"`
+	Title  string              `json:"title"`
+	Status int                 `json:"status"`
+	Detail string              `json:"detail,omitempty"`
+	Errors []domain.FieldError `json:"errors,omitempty"`
+}
+
+// errBadRequest marks malformed input (400).
+type errBadRequest struct{ msg string }
+
+func (e errBadRequest) Error() string { return e.msg }
+
+// errUnauthorized marks a missing or invalid API key (401).
+var errUnauthorized = errors.New("missing or invalid API key")
+
+// errTooLarge marks a body over the limit (413).
+var errTooLarge = errors.New("request body too large")
+
+func badRequest(format string, args ...any) error { return errBadRequest{fmt.Sprintf(format, args...)} }
+
+func fieldError(field, msg string) error {
+	return &domain.ValidationError{Fields: []domain.FieldError{{Field: field, Message: msg}}}
+}
+
+// writeError maps an error to its status, in this one place.
+func (s *Server) writeError(c *gin.Context, err error) {
+	var ve *domain.ValidationError
+	var br errBadRequest
+	p := Problem{Status: http.StatusInternalServerError, Title: "Internal Server Error", Detail: "an unexpected error occurred; it was logged"}
+	switch {
+	case errors.As(err, &ve):
+		p = Problem{Status: http.StatusUnprocessableEntity, Title: "Unprocessable Content", Detail: "the request is well-formed but invalid", Errors: ve.Fields}
+	case errors.As(err, &br):
+		p = Problem{Status: http.StatusBadRequest, Title: "Bad Request", Detail: br.msg}
+	case errors.Is(err, errUnauthorized):
+		c.Header("WWW-Authenticate", `Bearer realm="partnerd"`)
+		p = Problem{Status: http.StatusUnauthorized, Title: "Unauthorized", Detail: err.Error()}
+	case errors.Is(err, errTooLarge):
+		p = Problem{Status: http.StatusRequestEntityTooLarge, Title: "Content Too Large", Detail: err.Error()}
+	case errors.Is(err, domain.ErrNotFound):
+		p = Problem{Status: http.StatusNotFound, Title: "Not Found", Detail: err.Error()}
+	case errors.Is(err, domain.ErrAlreadyExists), errors.Is(err, domain.ErrConflict), errors.Is(err, commands.ErrStale):
+		p = Problem{Status: http.StatusConflict, Title: "Conflict", Detail: err.Error()}
+	case errors.Is(err, queries.ErrBadToken):
+		p = Problem{Status: http.StatusBadRequest, Title: "Bad Request", Detail: "X-Consistency-Token: " + err.Error()}
+	case errors.Is(err, queries.ErrNotCaughtUp):
+		c.Header("Retry-After", "1")
+		p = Problem{Status: http.StatusServiceUnavailable, Title: "Service Unavailable", Detail: err.Error()}
+	case errors.Is(err, errIdempotencyInFlight):
+		c.Header("Retry-After", "1")
+		p = Problem{Status: http.StatusConflict, Title: "Conflict", Detail: err.Error()}
+	default:
+		s.log.Error("request failed", "method", c.Request.Method, "path", c.FullPath(), "request_id", c.GetString(ctxRequestID), "err", err)
+	}
+	p.Type = "about:blank"
+	if p.Status != http.StatusInternalServerError {
+		p.Type = "https://partnerd.dev/problems/" + strings.ToLower(strings.ReplaceAll(p.Title, " ", "-"))
+	}
+	writeProblem(c, p)
+}
+
+func writeProblem(c *gin.Context, p Problem) {
+	body, _ := json.Marshal(p)
+	c.Data(p.Status, "application/problem+json", body)
+	c.Abort()
+}
+
+// Body limits.
+const (
+	maxJSONBody = 1 << 20
+	maxCSVBody  = 20 << 20
+)
+
+// decodeJSON reads one JSON value into v, strictly: unknown fields are 422,
+// malformed JSON 400, a body over the limit 413.
+func decodeJSON(c *gin.Context, v any) error {
+	body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, maxJSONBody))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return errTooLarge
+		}
+		return badRequest("reading body: %v", err)
+	}
+	return decodeJSONBytes(body, v)
+}
+
+func decodeJSONBytes(body []byte, v any) error {
+	if len(strings.TrimSpace(string(body))) == 0 {
+		return badRequest("a JSON body is required")
+	}
+	dec := json.NewDecoder(strings.NewReader(string(body)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var se *json.SyntaxError
+		var te *json.UnmarshalTypeError
+		switch {
+		case errors.As(err, &se), errors.Is(err, io.ErrUnexpectedEOF):
+			return badRequest("malformed JSON: %v", err)
+		case errors.As(err, &te):
+			field := te.Field
+			if field == "" {
+				return badRequest("the body must be a JSON %s", te.Type.Kind())
+			}
+			return fieldError(field, fmt.Sprintf("must be a JSON %s, not %s", jsonKind(te.Type.Kind().String()), te.Value))
+		case strings.HasPrefix(err.Error(), "json: unknown field "):
+			name := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
+			return fieldError(name, "is not a known field")
+		default:
+			return badRequest("malformed JSON: %v", err)
+		}
+	}
+	if dec.More() {
+		return badRequest("malformed JSON: more than one value in the body")
+	}
+	return nil
+}
+
+func jsonKind(goKind string) string {
+	switch goKind {
+	case "string":
+		return "string"
+	case "slice", "array":
+		return "array"
+	case "map", "struct":
+		return "object"
+	case "bool":
+		return "boolean"
+	}
+	return "number"
+}

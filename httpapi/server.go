@@ -1,0 +1,256 @@
+package httpapi
+
+import (
+	"context"
+	"crypto/subtle"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/partnerd/partnerd/commands"
+	"github.com/partnerd/partnerd/queries"
+)
+
+// Context keys set by middleware.
+const (
+	ctxRequestID = "request_id"
+	ctxProgram   = "program"
+	ctxActor     = "actor"
+)
+
+// Check is one readiness probe.
+type Check struct {
+	Name string
+	Err  error
+}
+
+// ProjectionStatus is one projection's progress, for GET /v1/projections.
+type ProjectionStatus struct {
+	Name       string `json:"name"`
+	Generation int64  `json:"generation"`
+	Checkpoint string `json:"checkpoint"`
+	Head       string `json:"head"`
+	LagEvents  uint64 `json:"lag_events"`
+	Applied    uint64 `json:"applied"`
+}
+
+// Deps are the server's collaborators.
+type Deps struct {
+	Commands *commands.Commands
+	Queries  *queries.Queries
+	// Redis holds idempotency records.
+	Redis redis.UniversalClient
+	// Ready runs the readiness checks.
+	Ready func(ctx context.Context) []Check
+	// Projections reports projection progress.
+	Projections func(ctx context.Context) []ProjectionStatus
+	Registry    *prometheus.Registry
+	Logger      *slog.Logger
+}
+
+// Server is the HTTP API.
+type Server struct {
+	Deps
+	log    *slog.Logger
+	engine *gin.Engine
+	reqDur *prometheus.HistogramVec
+}
+
+// New builds the server and its routes.
+func New(d Deps) *Server {
+	gin.SetMode(gin.ReleaseMode)
+	s := &Server{Deps: d, log: d.Logger, engine: gin.New()}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	if s.Registry == nil {
+		s.Registry = prometheus.NewRegistry()
+	}
+	s.reqDur = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "partnerd_http_request_duration_seconds", Help: "HTTP requests by route, method and status.",
+		Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
+	}, []string{"route", "method", "status"})
+	s.Registry.MustRegister(s.reqDur)
+	s.routes()
+	return s
+}
+
+// Handler is the http.Handler to serve.
+func (s *Server) Handler() http.Handler { return s.engine }
+
+// Routes lists method and path of every route (for the OpenAPI check and
+// the isolation test).
+func (s *Server) Routes() gin.RoutesInfo { return s.engine.Routes() }
+
+func (s *Server) routes() {
+	e := s.engine
+	e.HandleMethodNotAllowed = true
+	e.Use(s.recoverer, s.requestID, s.metrics)
+	e.NoRoute(func(c *gin.Context) {
+		writeProblem(c, Problem{Type: "https://partnerd.dev/problems/not-found", Title: "Not Found", Status: 404, Detail: "no such route"})
+	})
+	e.NoMethod(func(c *gin.Context) {
+		writeProblem(c, Problem{Type: "https://partnerd.dev/problems/method-not-allowed", Title: "Method Not Allowed", Status: 405, Detail: "method not allowed on this route"})
+	})
+
+	e.GET("/healthz", func(c *gin.Context) { c.JSON(200, gin.H{"status": "ok"}) })
+	e.GET("/readyz", s.readyz)
+	e.GET("/metrics", gin.WrapH(promhttp.HandlerFor(s.Registry, promhttp.HandlerOpts{})))
+	e.GET("/openapi.json", s.openapi)
+	e.GET("/v1/projections", s.authAny, s.projections)
+
+	p := e.Group("/v1/programs/:program", s.auth, s.consistency, s.idempotency)
+	p.POST("/partners", s.createPartner)
+	p.GET("/partners", s.listPartners)
+	p.GET("/partners/:id", s.getPartner)
+	p.PATCH("/partners/:id", s.updatePartner)
+	p.GET("/partners/:id/history", s.partnerHistory)
+}
+
+func (s *Server) recoverer(c *gin.Context) {
+	defer func() {
+		if r := recover(); r != nil {
+			if r == http.ErrAbortHandler {
+				panic(r)
+			}
+			s.log.Error("panic in handler", "path", c.FullPath(), "panic", r)
+			writeProblem(c, Problem{Type: "about:blank", Title: "Internal Server Error", Status: 500, Detail: "an unexpected error occurred; it was logged"})
+		}
+	}()
+	c.Next()
+}
+
+func (s *Server) requestID(c *gin.Context) {
+	id := c.GetHeader("X-Request-ID")
+	if id == "" || len(id) > 200 {
+		id = uuid.NewString()
+	}
+	c.Set(ctxRequestID, id)
+	c.Header("X-Request-ID", id)
+	c.Next()
+}
+
+func (s *Server) metrics(c *gin.Context) {
+	start := time.Now()
+	c.Next()
+	route := c.FullPath()
+	if route == "" {
+		route = "unmatched"
+	}
+	s.reqDur.WithLabelValues(route, c.Request.Method, strconv.Itoa(c.Writer.Status())).Observe(time.Since(start).Seconds())
+}
+
+func bearer(c *gin.Context) string {
+	h := c.GetHeader("Authorization")
+	if len(h) < 7 || !strings.EqualFold(h[:7], "bearer ") {
+		return ""
+	}
+	return strings.TrimSpace(h[7:])
+}
+
+// keyProgram resolves the request's API key to its program.
+func (s *Server) keyProgram(c *gin.Context) (program, keyHash string, err error) {
+	key := bearer(c)
+	if key == "" || len(key) > 512 {
+		return "", "", errUnauthorized
+	}
+	keyHash = commands.HashAPIKey(key)
+	program, err = s.Queries.ProgramOfKey(c.Request.Context(), keyHash)
+	if err != nil {
+		return "", "", err
+	}
+	if program == "" {
+		return "", "", errUnauthorized
+	}
+	return program, keyHash, nil
+}
+
+// auth: a valid key of the path's program. A key of another program gets
+// 404, exactly like a program that does not exist.
+func (s *Server) auth(c *gin.Context) {
+	program, keyHash, err := s.keyProgram(c)
+	if err != nil {
+		s.writeError(c, err)
+		return
+	}
+	if subtle.ConstantTimeCompare([]byte(program), []byte(c.Param("program"))) != 1 {
+		writeProblem(c, Problem{Type: "https://partnerd.dev/problems/not-found", Title: "Not Found", Status: 404, Detail: "no such program"})
+		return
+	}
+	c.Set(ctxProgram, program)
+	actor := "apikey:" + keyHash[:12]
+	if a := strings.TrimSpace(c.GetHeader("X-Actor")); a != "" && len(a) <= 200 {
+		actor = "user:" + a + " via " + actor
+	}
+	c.Set(ctxActor, actor)
+	c.Next()
+}
+
+func (s *Server) authAny(c *gin.Context) {
+	if _, _, err := s.keyProgram(c); err != nil {
+		s.writeError(c, err)
+		return
+	}
+	c.Next()
+}
+
+// consistency makes a GET with X-Consistency-Token wait for its write.
+func (s *Server) consistency(c *gin.Context) {
+	tok := c.GetHeader("X-Consistency-Token")
+	if tok == "" || c.Request.Method != http.MethodGet {
+		c.Next()
+		return
+	}
+	if err := s.Queries.WaitFor(c.Request.Context(), c.GetString(ctxProgram), tok); err != nil {
+		s.writeError(c, err)
+		return
+	}
+	c.Next()
+}
+
+// meta builds command metadata from the request.
+func meta(c *gin.Context) (commands.Meta, error) {
+	m := commands.Meta{Actor: c.GetString(ctxActor), CorrelationID: c.GetString(ctxRequestID),
+		CausationID: c.GetHeader("X-Causation-ID"), IdempotencyKey: c.GetHeader("Idempotency-Key")}
+	if len(m.CausationID) > 200 {
+		return m, fieldError("X-Causation-ID", "must be at most 200 characters")
+	}
+	if im := c.GetHeader("If-Match"); im != "" {
+		v, err := strconv.ParseUint(strings.Trim(im, `"W/`), 10, 64)
+		if err != nil {
+			return m, badRequest("If-Match must be a resource version number, got %q", im)
+		}
+		m.IfMatch = &v
+	}
+	return m, nil
+}
+
+// answerCommand writes a command's resource with its position and token.
+func answerCommand(c *gin.Context, status int, res commands.Result, resource any) {
+	tok := queries.ConsistencyToken(res.Stream, res.Version)
+	c.Header("X-Position", res.Position.String())
+	c.Header("X-Consistency-Token", tok)
+	c.Header("ETag", strconv.FormatUint(res.Version, 10))
+	c.JSON(status, withPosition{Resource: resource, Position: res.Position.String(), ConsistencyToken: tok})
+}
+
+// withPosition flattens a resource and the command's position into one object.
+type withPosition struct {
+	Resource         any
+	Position         string
+	ConsistencyToken string
+}
+
+// MarshalJSON implements json.Marshaler.
+func (w withPosition) MarshalJSON() ([]byte, error) {
+	return mergeJSON(w.Resource, map[string]string{"position": w.Position, "consistency_token": w.ConsistencyToken})
+}
+

@@ -1,0 +1,142 @@
+package projections
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/partnerd/partnerd/domain"
+)
+
+const timeFormat = time.RFC3339Nano
+
+// Partners keeps the partner read model of each program:
+//
+//	partner:<id>         hash   doc (the partner as the API shows it, JSON), country
+//	partners             zset   every partner ID, score 0 (lexical order = by ID)
+//	idx:country:<CC>     set    partner IDs by country
+//
+// The list screen's full index set (every filter, sorts, n-gram search)
+// grows on this layout.
+type Partners struct{}
+
+// Name implements Projection.
+func (Partners) Name() string { return "partners" }
+
+// Topics implements Projection.
+func (Partners) Topics() []string { return []string{"partnerd.partners"} }
+
+// Tag implements Projection: one program's keys share a slot.
+func (Partners) Tag(e Event) string { return e.Program }
+
+// PartnerView is a partner as the API shows it.
+type PartnerView struct {
+	PartnerID string `json:"partner_id"`
+	Version   uint64 `json:"version"`
+	domain.Profile
+	Email             string          `json:"email,omitempty"`
+	ContactNames      []string        `json:"contact_names,omitempty"`
+	Address           string          `json:"address,omitempty"`
+	ProspectStage     string          `json:"prospect_stage"`
+	RelationshipStage string          `json:"relationship_stage"`
+	ContractStatus    *string         `json:"contract_status"`
+	Contract          json.RawMessage `json:"contract"`
+	Groups            []string        `json:"groups"`
+	AssignedTo        *string         `json:"assigned_to"`
+	CreatedAt         time.Time       `json:"created_at"`
+	UpdatedAt         time.Time       `json:"updated_at"`
+}
+
+// ViewOf renders a partner state as the API shows it.
+func ViewOf(s domain.PartnerState, version uint64) PartnerView {
+	v := PartnerView{PartnerID: s.PartnerID, Version: version, Profile: s.Profile, Email: s.Personal.Email,
+		ContactNames: s.Personal.ContactNames, Address: s.Personal.Address, ProspectStage: s.ProspectStage,
+		RelationshipStage: relationshipStage(s.ProspectStage), Contract: json.RawMessage("null"), Groups: []string{},
+		CreatedAt: s.CreatedAt, UpdatedAt: s.UpdatedAt}
+	return v
+}
+
+func relationshipStage(prospect string) string {
+	switch prospect {
+	case "outreach", "negotiating", "joined", "expired":
+		return prospect
+	}
+	return "new"
+}
+
+// Plan implements Projection. It folds each partner's events onto its
+// current state (read once per batch) and rewrites its hash and indexes.
+func (p Partners) Plan(ctx context.Context, rd redis.Cmdable, b *Batch) error {
+	type current struct {
+		state   domain.Partner
+		country string
+		loaded  bool
+	}
+	cur := map[string]*current{}
+	// Read the current docs of partners that are updated (not created) in this batch.
+	pipe := rd.Pipeline()
+	docs := map[string]*redis.SliceCmd{}
+	for _, e := range b.Events {
+		if e.Type == domain.TypePartnerCreated || docs[e.Stream] != nil {
+			continue
+		}
+		docs[e.Stream] = pipe.HMGet(ctx, b.Keys(e.Program).Key("partner", partnerIDOf(e)), "state", "country")
+	}
+	if len(docs) > 0 {
+		if _, err := pipe.Exec(ctx); err != nil && err != redis.Nil {
+			return fmt.Errorf("read partners: %w", err)
+		}
+	}
+	for _, e := range b.Events {
+		ev, err := domain.DecodeEvent(e.Type, e.Schema, e.Data)
+		if err != nil {
+			return err
+		}
+		c := cur[e.Stream]
+		if c == nil {
+			c = &current{}
+			cur[e.Stream] = c
+			if cmd := docs[e.Stream]; cmd != nil {
+				vals := cmd.Val()
+				if s, ok := vals[0].(string); ok && s != "" {
+					var st domain.PartnerState
+					if err := json.Unmarshal([]byte(s), &st); err != nil {
+						return fmt.Errorf("partner state of %s: %w", e.Stream, err)
+					}
+					c.state = domain.RestorePartner(st)
+				}
+				c.country, _ = vals[1].(string)
+			}
+		}
+		c.state.Apply(ev)
+		st := c.state.State()
+		ks := b.Keys(e.Program)
+		w := b.W(e.Program)
+		id := st.PartnerID
+		stateJSON, _ := json.Marshal(st)
+		docJSON, _ := json.Marshal(ViewOf(st, e.Version))
+		w.HSet(ks.Key("partner", id), "doc", string(docJSON), "state", string(stateJSON),
+			"country", st.Profile.Country, "version", strconv.FormatUint(e.Version, 10))
+		w.ZAdd(ks.Key("partners"), 0, id)
+		if c.country != st.Profile.Country {
+			if c.country != "" {
+				w.SRem(ks.Key("idx", "country", c.country), id)
+			}
+			if st.Profile.Country != "" {
+				w.SAdd(ks.Key("idx", "country", st.Profile.Country), id)
+			}
+			c.country = st.Profile.Country
+		}
+	}
+	return nil
+}
+
+// partnerIDOf extracts the partner ID from a stream "partner-<program>-<id>".
+func partnerIDOf(e Event) string {
+	return strings.TrimPrefix(e.Stream, domain.CategoryPartner+"-"+e.Program+"-")
+}

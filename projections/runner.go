@@ -1,0 +1,356 @@
+// Package projections builds the Redis read models from bus messages. A
+// Runner drives one Projection: Watermill handlers hand it messages, it
+// groups concurrent ones into batches (one pipelined read, one atomic Lua
+// write per program), skips what was applied before (per-stream version
+// guard checked and set inside the same Lua step as the writes), and
+// records its checkpoint in that same step.
+package projections
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/partnerd/partnerd/bus"
+	"github.com/partnerd/partnerd/eventstore"
+)
+
+// Event is a bus event handed to a projection.
+type Event = bus.Envelope
+
+// Projection turns events into Redis writes.
+type Projection interface {
+	// Name is the projection's stable name; it prefixes its keys.
+	Name() string
+	// Topics are the bus topics it consumes.
+	Topics() []string
+	// Tag is the Redis Cluster hash tag of an event's keys (usually its program).
+	Tag(ev Event) string
+	// Plan appends to b the writes for b's events. It may read current
+	// state through rd (pipelined); within one batch it must account for
+	// earlier events of the same batch itself.
+	Plan(ctx context.Context, rd redis.Cmdable, b *Batch) error
+}
+
+// Keyspace builds the keys of one projection generation and hash tag, e.g.
+// "pd:partners:g1:{acme}:partner:42".
+type Keyspace struct{ prefix string }
+
+// NewKeyspace returns the keyspace of projection name, generation gen, tag.
+func NewKeyspace(name string, gen int64, tag string) Keyspace {
+	return Keyspace{prefix: "pd:" + name + ":g" + strconv.FormatInt(gen, 10) + ":{" + tag + "}:"}
+}
+
+// Key joins parts under the keyspace's prefix.
+func (k Keyspace) Key(parts ...string) string { return k.prefix + strings.Join(parts, ":") }
+
+// Guard is the hash of per-stream applied versions.
+func (k Keyspace) Guard() string { return k.prefix + "v" }
+
+// Batch is what one Plan call works on.
+type Batch struct {
+	Gen    int64
+	name   string
+	Events []Event // fresh events only, in position order
+	writes map[string]*Writes
+}
+
+// Keys returns the keyspace of a tag in this batch's generation.
+func (b *Batch) Keys(tag string) Keyspace { return NewKeyspace(b.name, b.Gen, tag) }
+
+// W returns the writes of a tag.
+func (b *Batch) W(tag string) *Writes {
+	w := b.writes[tag]
+	if w == nil {
+		w = &Writes{}
+		b.writes[tag] = w
+	}
+	return w
+}
+
+// Runner applies one projection.
+type Runner struct {
+	// Logger receives dropped-message and retry reports.
+	Logger *slog.Logger
+
+	rdb      redis.UniversalClient
+	proj     Projection
+	gen      atomic.Int64
+	script   *redis.Script
+	reqs     chan *applyReq
+	maxBatch int
+
+	checkpoint atomic.Uint64 // highest position applied by this process
+	applied    atomic.Uint64
+	batches    atomic.Uint64
+	once       sync.Once
+	stop       chan struct{}
+}
+
+type applyReq struct {
+	ev   Event
+	done chan error
+}
+
+// GenerationKey is where the live generation number of a projection is kept.
+func GenerationKey(name string) string { return "pd:" + name + ":gen" }
+
+// NewRunner makes a runner; call Start before handing it messages.
+func NewRunner(rdb redis.UniversalClient, p Projection) *Runner {
+	return &Runner{Logger: slog.Default(), rdb: rdb, proj: p, script: redis.NewScript(applyScript), reqs: make(chan *applyReq, 4096),
+		maxBatch: 512, stop: make(chan struct{})}
+}
+
+// Start reads the live generation (creating generation 1 if none) and starts
+// the batching loop until ctx ends.
+func (r *Runner) Start(ctx context.Context) error {
+	if err := r.rdb.SetNX(ctx, GenerationKey(r.proj.Name()), 1, 0).Err(); err != nil {
+		return fmt.Errorf("projection %s: init generation: %w", r.proj.Name(), err)
+	}
+	gen, err := r.rdb.Get(ctx, GenerationKey(r.proj.Name())).Int64()
+	if err != nil {
+		return fmt.Errorf("projection %s: read generation: %w", r.proj.Name(), err)
+	}
+	r.gen.Store(gen)
+	go r.loop(ctx)
+	return nil
+}
+
+// Projection returns the projection the runner drives.
+func (r *Runner) Projection() Projection { return r.proj }
+
+// Generation is the live generation.
+func (r *Runner) Generation() int64 { return r.gen.Load() }
+
+// Checkpoint is the highest log position this process applied.
+func (r *Runner) Checkpoint() eventstore.Position { return eventstore.Position(r.checkpoint.Load()) }
+
+// Applied counts events applied (not skipped) by this process.
+func (r *Runner) Applied() uint64 { return r.applied.Load() }
+
+// Handle is the Watermill handler: it returns once the message's effect is
+// in Redis (or known to be there already), so an ack means applied.
+func (r *Runner) Handle(msg *message.Message) error {
+	ev, err := bus.ParseMessage(msg)
+	if err != nil {
+		// A message we cannot read will never become readable: drop it
+		// loudly rather than block the partition forever.
+		r.Logger.Error("dropping unreadable message", "projection", r.proj.Name(), "uuid", msg.UUID, "err", err)
+		return nil
+	}
+	req := &applyReq{ev: ev, done: make(chan error, 1)}
+	select {
+	case r.reqs <- req:
+	case <-msg.Context().Done():
+		return msg.Context().Err()
+	}
+	if err := <-req.done; err != nil {
+		// The message is nacked and redelivered; pause so a Redis outage
+		// does not turn into a hot loop.
+		r.Logger.Warn("projection batch failed; will retry", "projection", r.proj.Name(), "err", err)
+		time.Sleep(200 * time.Millisecond)
+		return err
+	}
+	return nil
+}
+
+func (r *Runner) loop(ctx context.Context) {
+	for {
+		var first *applyReq
+		select {
+		case first = <-r.reqs:
+		case <-ctx.Done():
+			for {
+				select {
+				case q := <-r.reqs:
+					q.done <- ctx.Err()
+				default:
+					return
+				}
+			}
+		}
+		batch := []*applyReq{first}
+	gather:
+		for len(batch) < r.maxBatch {
+			select {
+			case q := <-r.reqs:
+				batch = append(batch, q)
+			default:
+				break gather
+			}
+		}
+		evs := make([]Event, len(batch))
+		for i, q := range batch {
+			evs[i] = q.ev
+		}
+		err := r.Apply(ctx, evs)
+		for _, q := range batch {
+			q.done <- err
+		}
+	}
+}
+
+// Apply applies a batch of events directly (used by the handler loop and by
+// rebuilds). It is idempotent: events at or below a stream's guard are skipped.
+func (r *Runner) Apply(ctx context.Context, evs []Event) error {
+	sort.SliceStable(evs, func(i, j int) bool { return evs[i].Position < evs[j].Position })
+	for attempt := 0; ; attempt++ {
+		err := r.applyOnce(ctx, evs, r.gen.Load())
+		if !errors.Is(err, errGuardMoved) || attempt >= 20 {
+			if err != nil {
+				return fmt.Errorf("projection %s: %w", r.proj.Name(), err)
+			}
+			return nil
+		}
+		time.Sleep(time.Duration(attempt+1) * time.Millisecond)
+	}
+}
+
+var errGuardMoved = errors.New("guard moved; retry")
+
+type guardRead struct {
+	tag     string
+	streams []string
+	cmd     *redis.SliceCmd
+}
+
+func (r *Runner) applyOnce(ctx context.Context, evs []Event, gen int64) error {
+	byTag := map[string][]Event{}
+	var tags []string
+	for _, ev := range evs {
+		t := r.proj.Tag(ev)
+		if _, ok := byTag[t]; !ok {
+			tags = append(tags, t)
+		}
+		byTag[t] = append(byTag[t], ev)
+	}
+	// 1. Read the guards of every stream in the batch.
+	pipe := r.rdb.Pipeline()
+	reads := make([]guardRead, len(tags))
+	for i, t := range tags {
+		seen := map[string]bool{}
+		var streams []string
+		for _, ev := range byTag[t] {
+			if !seen[ev.Stream] {
+				seen[ev.Stream] = true
+				streams = append(streams, ev.Stream)
+			}
+		}
+		reads[i] = guardRead{tag: t, streams: streams, cmd: pipe.HMGet(ctx, NewKeyspace(r.proj.Name(), gen, t).Guard(), streams...)}
+	}
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return fmt.Errorf("read guards: %w", err)
+	}
+	// 2. Keep only events past their stream's guard.
+	b := &Batch{Gen: gen, name: r.proj.Name(), writes: map[string]*Writes{}}
+	type guard struct{ expected, next string }
+	guards := map[string]map[string]*guard{}
+	for _, rd := range reads {
+		gs := map[string]*guard{}
+		guards[rd.tag] = gs
+		for i, v := range rd.cmd.Val() {
+			s, _ := v.(string)
+			gs[rd.streams[i]] = &guard{expected: s}
+		}
+		for _, ev := range byTag[rd.tag] {
+			g := gs[ev.Stream]
+			last := g.expected
+			if g.next != "" {
+				last = g.next
+			}
+			applied, _ := strconv.ParseUint(last, 10, 64)
+			if ev.Version <= applied {
+				continue // applied before: a redelivery or a replay
+			}
+			g.next = strconv.FormatUint(ev.Version, 10)
+			b.Events = append(b.Events, ev)
+		}
+	}
+	if len(b.Events) == 0 {
+		return nil
+	}
+	// 3. Plan.
+	if err := r.proj.Plan(ctx, r.rdb, b); err != nil {
+		return fmt.Errorf("plan: %w", err)
+	}
+	// 4. Apply guards, writes and checkpoint atomically per tag.
+	var maxPos eventstore.Position
+	for _, ev := range b.Events {
+		maxPos = max(maxPos, ev.Position)
+	}
+	pipe = r.rdb.Pipeline()
+	var cmds []*redis.Cmd
+	for _, t := range tags {
+		ks := NewKeyspace(r.proj.Name(), gen, t)
+		w := b.W(t)
+		var tagMax eventstore.Position
+		for _, ev := range byTag[t] {
+			tagMax = max(tagMax, ev.Position)
+		}
+		w.HSet(ks.Key("meta"), "checkpoint", tagMax.String())
+		args := []any{0}
+		n := 0
+		for s, g := range guards[t] {
+			if g.next == "" {
+				continue
+			}
+			args = append(args, s, g.expected, g.next)
+			n++
+		}
+		if n == 0 {
+			continue
+		}
+		args[0] = n
+		args = append(args, w.nops)
+		args = append(args, w.args...)
+		cmds = append(cmds, r.script.EvalSha(ctx, pipe, append([]string{ks.Guard()}, w.keys...), args...))
+	}
+	_, err := pipe.Exec(ctx)
+	if err != nil && strings.Contains(err.Error(), "NOSCRIPT") {
+		if err := r.script.Load(ctx, r.rdb).Err(); err != nil {
+			return fmt.Errorf("load script: %w", err)
+		}
+		return errGuardMoved // retry the whole batch with the script loaded
+	}
+	if err != nil {
+		return fmt.Errorf("apply: %w", err)
+	}
+	moved := false
+	for _, c := range cmds {
+		if v, _ := c.Int(); v != 1 {
+			moved = true
+		}
+	}
+	if moved {
+		return errGuardMoved
+	}
+	for {
+		cur := r.checkpoint.Load()
+		if uint64(maxPos) <= cur || r.checkpoint.CompareAndSwap(cur, uint64(maxPos)) {
+			break
+		}
+	}
+	r.applied.Add(uint64(len(b.Events)))
+	r.batches.Add(1)
+	return nil
+}
+
+// AppliedVersion returns the last applied resource version of a stream under
+// tag in the live generation (0 when none): the read-your-writes check.
+func (r *Runner) AppliedVersion(ctx context.Context, tag, stream string) (uint64, error) {
+	v, err := r.rdb.HGet(ctx, NewKeyspace(r.proj.Name(), r.gen.Load(), tag).Guard(), stream).Uint64()
+	if errors.Is(err, redis.Nil) {
+		return 0, nil
+	}
+	return v, err
+}

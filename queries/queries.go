@@ -1,0 +1,135 @@
+// Package queries answers reads from the Redis read models. It never writes;
+// it touches the event store only for history and as-of reads, which fold a
+// stream.
+package queries
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/partnerd/partnerd/domain"
+	"github.com/partnerd/partnerd/eventstore"
+	"github.com/partnerd/partnerd/projections"
+)
+
+// EventStore is what history and as-of reads need.
+type EventStore interface {
+	ReadStream(ctx context.Context, stream string, from uint64, dir eventstore.Direction, max int) ([]eventstore.RecordedEvent, error)
+}
+
+// Generations tells the live generation of a projection.
+type Generations interface {
+	Generation(projection string) int64
+}
+
+// ErrNotCaughtUp: a read-your-writes wait ran out of time.
+var ErrNotCaughtUp = errors.New("read model has not caught up with the write yet")
+
+// ErrBadToken: a consistency token that this server did not issue.
+var ErrBadToken = errors.New("malformed consistency token")
+
+// Queries lists every read use case.
+type Queries struct {
+	rdb   redis.UniversalClient
+	store EventStore
+	gens  Generations
+	// WaitLimit bounds a read-your-writes wait (default 5 s).
+	WaitLimit time.Duration
+}
+
+// New makes the read side.
+func New(rdb redis.UniversalClient, store EventStore, gens Generations) *Queries {
+	return &Queries{rdb: rdb, store: store, gens: gens, WaitLimit: 5 * time.Second}
+}
+
+func (q *Queries) keys(projection, tag string) projections.Keyspace {
+	return projections.NewKeyspace(projection, q.gens.Generation(projection), tag)
+}
+
+// ConsistencyToken names a write: its stream and the resource version it
+// reached. It is opaque to clients.
+func ConsistencyToken(stream string, version uint64) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(stream + "@" + strconv.FormatUint(version, 10)))
+}
+
+func parseToken(tok string) (stream string, version uint64, err error) {
+	raw, err := base64.RawURLEncoding.DecodeString(tok)
+	if err != nil {
+		return "", 0, ErrBadToken
+	}
+	i := strings.LastIndexByte(string(raw), '@')
+	if i <= 0 {
+		return "", 0, ErrBadToken
+	}
+	version, err = strconv.ParseUint(string(raw[i+1:]), 10, 64)
+	if err != nil {
+		return "", 0, ErrBadToken
+	}
+	return string(raw[:i]), version, nil
+}
+
+// projectionOf is the projection that reflects a stream's events, and the
+// hash tag of its keys.
+func projectionOf(stream string) (name, tag string, ok bool) {
+	switch domain.Category(stream) {
+	case domain.CategoryPartner:
+		rest := strings.TrimPrefix(stream, domain.CategoryPartner+"-")
+		prog, _, found := strings.Cut(rest, "-")
+		return "partners", prog, found
+	case domain.CategoryProgram:
+		return "programs", projections.ProgramsTag, true
+	}
+	return "", "", false
+}
+
+// WaitFor blocks until the read model that reflects the token's stream has
+// applied the token's version, or the wait limit passes (ErrNotCaughtUp).
+// A token of another program never matches anything and so also times out;
+// callers check the program before.
+func (q *Queries) WaitFor(ctx context.Context, program, token string) error {
+	stream, version, err := parseToken(token)
+	if err != nil {
+		return err
+	}
+	name, tag, ok := projectionOf(stream)
+	if !ok || (tag != projections.ProgramsTag && tag != program) {
+		return ErrBadToken
+	}
+	deadline := time.Now().Add(q.WaitLimit)
+	sleep := 500 * time.Microsecond
+	for {
+		v, err := q.rdb.HGet(ctx, q.keys(name, tag).Guard(), stream).Uint64()
+		if err != nil && !errors.Is(err, redis.Nil) {
+			return fmt.Errorf("read-your-writes check: %w", err)
+		}
+		if v >= version {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return ErrNotCaughtUp
+		}
+		select {
+		case <-time.After(sleep):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		sleep = min(sleep*2, 10*time.Millisecond)
+	}
+}
+
+// ProgramOfKey returns the program an API key belongs to ("" when the key is
+// unknown or revoked).
+func (q *Queries) ProgramOfKey(ctx context.Context, keyHash string) (string, error) {
+	p, err := q.rdb.Get(ctx, q.keys("programs", projections.ProgramsTag).Key("key", keyHash)).Result()
+	if errors.Is(err, redis.Nil) {
+		return "", nil
+	}
+	return p, err
+}
