@@ -213,4 +213,3 @@ func randomID(n int) string {
 	}
 	return string(b)
 }
-

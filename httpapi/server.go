@@ -253,4 +253,3 @@ type withPosition struct {
 func (w withPosition) MarshalJSON() ([]byte, error) {
 	return mergeJSON(w.Resource, map[string]string{"position": w.Position, "consistency_token": w.ConsistencyToken})
 }
-
