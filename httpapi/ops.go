@@ -36,7 +36,7 @@ func (s *Server) readyz(c *gin.Context) {
 }
 
 func (s *Server) projections(c *gin.Context) {
-	var items []ProjectionStatus
+	items := []ProjectionStatus{}
 	if s.Projections != nil {
 		items = s.Projections(c.Request.Context())
 	}

@@ -1,0 +1,244 @@
+package app_test
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+)
+
+// backends runs f on the embedded Redis and on real Redis.
+func backends(t *testing.T, db int, f func(t *testing.T, h *harness)) {
+	t.Run("embedded redis", func(t *testing.T) { f(t, start(t, config(t, ""))) })
+	t.Run("real redis", func(t *testing.T) { f(t, start(t, config(t, redisDB(t, db)))) })
+}
+
+func TestCommandTravelsToQuery(t *testing.T) {
+	backends(t, dbEndToEnd, func(t *testing.T, h *harness) {
+		r := h.do("POST", "/partners", map[string]any{"partner_id": "blog-1", "name": "Acme Blog", "url": "https://blog.example",
+			"relationship_type": "direct", "country": "de", "email": "editor@blog.example", "social_reach": 1200},
+			"X-Request-ID", "req-create-1", "X-Actor", "jane@brand.example")
+		if r.status != 201 {
+			t.Fatalf("create: %d %s", r.status, r.body)
+		}
+		created := r.json(t)
+		if created["partner_id"] != "blog-1" || created["country"] != "DE" || created["version"] != 1.0 || created["position"] == "" {
+			t.Fatalf("create answer = %v", created)
+		}
+		tok := r.header.Get("X-Consistency-Token")
+		if tok == "" || tok != created["consistency_token"] || r.header.Get("X-Position") != created["position"] {
+			t.Fatalf("token/position headers %q %q do not match the body %v", tok, r.header.Get("X-Position"), created)
+		}
+		// Read-your-writes through the whole pipeline.
+		g := h.do("GET", "/partners/blog-1", nil, "X-Consistency-Token", tok)
+		if g.status != 200 {
+			t.Fatalf("get with token: %d %s", g.status, g.body)
+		}
+		got := g.json(t)
+		for _, f := range []string{"partner_id", "name", "url", "country", "email", "version", "relationship_type", "prospect_stage"} {
+			if fmt.Sprint(got[f]) != fmt.Sprint(created[f]) {
+				t.Errorf("read model %s = %v, command answer %v", f, got[f], created[f])
+			}
+		}
+		if _, ok := got["contract"]; !ok || got["contract"] != nil {
+			t.Errorf("contract = %v, want present and null", got["contract"])
+		}
+
+		// A stale If-Match is a conflict and appends nothing.
+		before := h.head()
+		if r := h.do("PATCH", "/partners/blog-1", map[string]any{"name": "X"}, "If-Match", "7"); r.status != 409 {
+			t.Fatalf("stale If-Match: %d %s", r.status, r.body)
+		}
+		if h.head() != before {
+			t.Fatal("a rejected PATCH appended events")
+		}
+		time.Sleep(5 * time.Millisecond)
+		beforeUpdate := time.Now().UTC()
+		time.Sleep(5 * time.Millisecond)
+		u := h.do("PATCH", "/partners/blog-1", map[string]any{"name": "Acme Journal", "url": nil}, "If-Match", "1")
+		if u.status != 200 || u.json(t)["version"] != 2.0 || u.json(t)["name"] != "Acme Journal" {
+			t.Fatalf("patch: %d %s", u.status, u.body)
+		}
+		if _, hasURL := u.json(t)["url"]; hasURL {
+			t.Fatalf("url set to null should be cleared: %s", u.body)
+		}
+		g = h.do("GET", "/partners/blog-1", nil, "X-Consistency-Token", u.header.Get("X-Consistency-Token"))
+		if g.json(t)["name"] != "Acme Journal" {
+			t.Fatalf("read model after patch: %s", g.body)
+		}
+		// The list, its total and paging.
+		for i := 0; i < 4; i++ {
+			h.do("POST", "/partners", map[string]any{"partner_id": fmt.Sprintf("z-%d", i), "name": "Z", "relationship_type": "marketplace"})
+		}
+		h.do("POST", "/partners", map[string]any{"partner_id": "z-9", "name": "Z", "relationship_type": "marketplace"})
+		// A token covers its own write only (other partners may sit in other
+		// partitions), so wait for the whole log before counting.
+		if err := h.app.WaitCaughtUp(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		l := h.do("GET", "/partners?limit=3", nil)
+		page := l.json(t)
+		if page["total"] != 6.0 || len(page["items"].([]any)) != 3 || page["next_cursor"] != "z-1" {
+			t.Fatalf("first page = %s", l.body)
+		}
+		l2 := h.do("GET", "/partners?limit=3&cursor=z-1", nil).json(t)
+		if len(l2["items"].([]any)) != 3 || l2["next_cursor"] != nil {
+			t.Fatalf("second page = %v", l2)
+		}
+		// History: who, why, in order.
+		hist := h.do("GET", "/partners/blog-1/history", nil).json(t)
+		items := hist["items"].([]any)
+		if len(items) != 2 || hist["total"] != 2.0 {
+			t.Fatalf("history = %v", hist)
+		}
+		first := items[0].(map[string]any)
+		if first["type"] != "partner.created" || first["version"] != 1.0 || first["correlation_id"] != "req-create-1" ||
+			!strings.HasPrefix(first["actor"].(string), "user:jane@brand.example via apikey:") {
+			t.Fatalf("first history entry = %v", first)
+		}
+		if items[1].(map[string]any)["type"] != "partner.profile_updated" {
+			t.Fatalf("second history entry = %v", items[1])
+		}
+		// As of a moment before the update.
+		old := h.do("GET", "/partners/blog-1?as_of="+beforeUpdate.Format(time.RFC3339Nano), nil)
+		if old.status != 200 || old.json(t)["name"] != "Acme Blog" || old.json(t)["version"] != 1.0 {
+			t.Fatalf("as_of: %d %s", old.status, old.body)
+		}
+	})
+}
+
+func TestAuthAndIsolation(t *testing.T) {
+	h := start(t, config(t, ""))
+	other := h.do("POST", h.srv.URL+"/v1/programs/acme/partners", map[string]any{"partner_id": "x", "name": "X", "relationship_type": "direct"})
+	if other.status != 201 {
+		t.Fatal(other.status)
+	}
+	// A second program with its own key.
+	_, key2, err := h.app.Commands.CreateProgram.Handle(t.Context(), createProgram("globex"), meta())
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.app.WaitCaughtUp(t.Context())
+	cases := []struct {
+		name, path, key string
+		want            int
+	}{
+		{name: "no key", path: "/v1/programs/acme/partners", key: "", want: 401},
+		{name: "unknown key", path: "/v1/programs/acme/partners", key: "nope-nope-nope-nope", want: 401},
+		{name: "other program's key on a partner", path: "/v1/programs/acme/partners/x", key: key2, want: 404},
+		{name: "other program's key on the list", path: "/v1/programs/acme/partners", key: key2, want: 404},
+		{name: "missing program", path: "/v1/programs/nosuch/partners", key: h.key, want: 404},
+		{name: "own key", path: "/v1/programs/globex/partners", key: key2, want: 200},
+		{name: "own program, other's partner", path: "/v1/programs/globex/partners/x", key: key2, want: 404},
+	}
+	for _, tc := range cases {
+		r := h.do("GET", h.srv.URL+tc.path, nil, "Authorization", bearer(tc.key))
+		if r.status != tc.want {
+			t.Errorf("%s: %d, want %d (%s)", tc.name, r.status, tc.want, r.body)
+		}
+		if r.status >= 400 && r.header.Get("Content-Type") != "application/problem+json" {
+			t.Errorf("%s: content type %q, want problem+json", tc.name, r.header.Get("Content-Type"))
+		}
+	}
+}
+
+func bearer(key string) string {
+	if key == "" {
+		return ""
+	}
+	return "Bearer " + key
+}
+
+func TestBadInputChangesNothing(t *testing.T) {
+	h := start(t, config(t, ""))
+	head := h.head()
+	cases := []struct {
+		name   string
+		body   any
+		want   int
+		fields []string
+	}{
+		{name: "malformed JSON", body: `{"name": `, want: 400},
+		{name: "not an object", body: `[1,2]`, want: 400},
+		{name: "two values", body: `{"name":"a","relationship_type":"direct"} {}`, want: 400},
+		{name: "empty body", body: ``, want: 400},
+		{name: "unknown field", body: map[string]any{"name": "A", "relationship_type": "direct", "colour": "red"}, want: 422, fields: []string{"colour"}},
+		{name: "wrong type", body: map[string]any{"name": "A", "relationship_type": "direct", "social_reach": "many"}, want: 422, fields: []string{"social_reach"}},
+		{name: "every bad field at once", body: map[string]any{"name": "", "relationship_type": "friend", "country": "XX", "email": "not-mail",
+			"size": "huge", "moz_domain_authority": 101, "url": "ftp://x"}, want: 422,
+			fields: []string{"name", "relationship_type", "country", "email", "size", "moz_domain_authority", "url"}},
+		{name: "bad partner id", body: map[string]any{"partner_id": "a b", "name": "A", "relationship_type": "direct"}, want: 422, fields: []string{"partner_id"}},
+		{name: "too large", body: `{"name":"` + strings.Repeat("a", 1<<20) + `"}`, want: 413},
+	}
+	for _, tc := range cases {
+		r := h.do("POST", "/partners", tc.body)
+		if r.status != tc.want {
+			t.Errorf("%s: %d, want %d: %s", tc.name, r.status, tc.want, r.body)
+			continue
+		}
+		p := r.json(t)
+		if p["status"] != float64(tc.want) || p["title"] == "" || p["type"] == "" {
+			t.Errorf("%s: not a problem document: %s", tc.name, r.body)
+		}
+		var got []string
+		if errs, ok := p["errors"].([]any); ok {
+			for _, e := range errs {
+				got = append(got, e.(map[string]any)["field"].(string))
+			}
+		}
+		for _, f := range tc.fields {
+			if !strings.Contains(strings.Join(got, ","), f) {
+				t.Errorf("%s: errors %v do not name %s", tc.name, got, f)
+			}
+		}
+	}
+	if r := h.do("PATCH", "/partners/nobody", map[string]any{"name": "A"}); r.status != 404 {
+		t.Errorf("patch of a missing partner: %d", r.status)
+	}
+	if r := h.do("GET", "/partners?limit=5000", nil); r.status != 422 {
+		t.Errorf("limit 5000: %d", r.status)
+	}
+	if r := h.do("GET", "/partners?limit=abc", nil); r.status != 400 {
+		t.Errorf("limit abc: %d", r.status)
+	}
+	if r := h.do("GET", "/partners/x?as_of=yesterday", nil); r.status != 400 {
+		t.Errorf("as_of yesterday: %d", r.status)
+	}
+	if r := h.do("GET", "/partners/x", nil, "X-Consistency-Token", "!!"); r.status != 400 {
+		t.Errorf("garbage consistency token: %d", r.status)
+	}
+	if h.head() != head {
+		t.Fatalf("bad input appended events: head %d → %d", head, h.head())
+	}
+	dup := map[string]any{"partner_id": "dup", "name": "A", "relationship_type": "direct"}
+	if r := h.do("POST", "/partners", dup); r.status != 201 {
+		t.Fatal(r.status)
+	}
+	if r := h.do("POST", "/partners", dup); r.status != 409 {
+		t.Fatalf("duplicate partner ID: %d", r.status)
+	}
+}
+
+func TestIdempotencyKey(t *testing.T) {
+	h := start(t, config(t, ""))
+	body := map[string]any{"name": "Once", "relationship_type": "direct"} // server-assigned ID
+	first := h.do("POST", "/partners", body, "Idempotency-Key", "k-1")
+	if first.status != 201 {
+		t.Fatal(first.status, string(first.body))
+	}
+	head := h.head()
+	again := h.do("POST", "/partners", body, "Idempotency-Key", "k-1")
+	if again.status != 201 || string(again.body) != string(first.body) || again.header.Get("X-Position") != first.header.Get("X-Position") {
+		t.Fatalf("replay = %d %s, want the first answer %s", again.status, again.body, first.body)
+	}
+	if h.head() != head {
+		t.Fatal("a replayed request appended events")
+	}
+	other := h.do("POST", "/partners", map[string]any{"name": "Twice", "relationship_type": "direct"}, "Idempotency-Key", "k-1")
+	if other.status != 422 {
+		t.Fatalf("same key, other body: %d %s", other.status, other.body)
+	}
+	if r := h.do("POST", "/partners", body, "Idempotency-Key", "k-2"); r.status != 201 || r.json(t)["partner_id"] == first.json(t)["partner_id"] {
+		t.Fatalf("a new key must make a new partner: %d %s", r.status, r.body)
+	}
+}
