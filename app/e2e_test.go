@@ -2,6 +2,7 @@ package app_test
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -187,7 +188,7 @@ func TestBadInputChangesNothing(t *testing.T) {
 			}
 		}
 		for _, f := range tc.fields {
-			if !strings.Contains(strings.Join(got, ","), f) {
+			if !slices.Contains(got, f) {
 				t.Errorf("%s: errors %v do not name %s", tc.name, got, f)
 			}
 		}

@@ -3,9 +3,11 @@ package domain
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"reflect"
 	"sort"
+	"strings"
 	"time"
 )
 
@@ -224,10 +226,21 @@ func changedFields(a, b editable) []string {
 }
 
 func jsonErrorField(err error) string {
-	if te, ok := err.(*json.UnmarshalTypeError); ok && te.Field != "" {
-		return te.Field
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) && te.Field != "" {
+		return JSONField(te)
 	}
 	return "body"
+}
+
+// JSONField names the API field of a JSON type error, dropping the Go names
+// of embedded structs ("Profile.social_reach" → "social_reach").
+func JSONField(te *json.UnmarshalTypeError) string {
+	parts := strings.Split(te.Field, ".")
+	for len(parts) > 1 && parts[0] != "" && parts[0][0] >= 'A' && parts[0][0] <= 'Z' {
+		parts = parts[1:]
+	}
+	return strings.Join(parts, ".")
 }
 
 // RestorePartner rebuilds a partner from a saved state (a read model's

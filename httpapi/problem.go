@@ -119,7 +119,7 @@ func decodeJSONBytes(body []byte, v any) error {
 		case errors.As(err, &se), errors.Is(err, io.ErrUnexpectedEOF):
 			return badRequest("malformed JSON: %v", err)
 		case errors.As(err, &te):
-			field := te.Field
+			field := domain.JSONField(te)
 			if field == "" {
 				return badRequest("the body must be a JSON %s", te.Type.Kind())
 			}
