@@ -61,6 +61,14 @@ func ViewOf(s domain.PartnerState, version uint64) PartnerView {
 	return v
 }
 
+// state recovers the domain state a view was rendered from: the view holds
+// every field of it, so the read model keeps one document per partner.
+func (v PartnerView) state(program string) domain.PartnerState {
+	return domain.PartnerState{PartnerID: v.PartnerID, ProgramID: program, Profile: v.Profile,
+		Personal:      domain.Personal{Email: v.Email, ContactNames: v.ContactNames, Address: v.Address},
+		ProspectStage: v.ProspectStage, CreatedAt: v.CreatedAt, UpdatedAt: v.UpdatedAt}
+}
+
 func relationshipStage(prospect string) string {
 	switch prospect {
 	case "outreach", "negotiating", "joined", "expired":
@@ -85,7 +93,7 @@ func (p Partners) Plan(ctx context.Context, rd redis.Cmdable, b *Batch) error {
 		if e.Type == domain.TypePartnerCreated || docs[e.Stream] != nil {
 			continue
 		}
-		docs[e.Stream] = pipe.HMGet(ctx, b.Keys(e.Program).Key("partner", partnerIDOf(e)), "state", "country")
+		docs[e.Stream] = pipe.HMGet(ctx, b.Keys(e.Program).Key("partner", partnerIDOf(e)), "doc", "country")
 	}
 	if len(docs) > 0 {
 		if _, err := pipe.Exec(ctx); err != nil && err != redis.Nil {
@@ -104,11 +112,11 @@ func (p Partners) Plan(ctx context.Context, rd redis.Cmdable, b *Batch) error {
 			if cmd := docs[e.Stream]; cmd != nil {
 				vals := cmd.Val()
 				if s, ok := vals[0].(string); ok && s != "" {
-					var st domain.PartnerState
-					if err := json.Unmarshal([]byte(s), &st); err != nil {
-						return fmt.Errorf("partner state of %s: %w", e.Stream, err)
+					var v PartnerView
+					if err := json.Unmarshal([]byte(s), &v); err != nil {
+						return fmt.Errorf("partner doc of %s: %w", e.Stream, err)
 					}
-					c.state = domain.RestorePartner(st)
+					c.state = domain.RestorePartner(v.state(e.Program))
 				}
 				c.country, _ = vals[1].(string)
 			}
@@ -118,11 +126,11 @@ func (p Partners) Plan(ctx context.Context, rd redis.Cmdable, b *Batch) error {
 		ks := b.Keys(e.Program)
 		w := b.W(e.Program)
 		id := st.PartnerID
-		stateJSON, _ := json.Marshal(st)
 		docJSON, _ := json.Marshal(ViewOf(st, e.Version))
-		w.HSet(ks.Key("partner", id), "doc", string(docJSON), "state", string(stateJSON),
-			"country", st.Profile.Country, "version", strconv.FormatUint(e.Version, 10))
-		w.ZAdd(ks.Key("partners"), 0, id)
+		w.HSet(ks.Key("partner", id), "doc", string(docJSON), "country", st.Profile.Country, "version", strconv.FormatUint(e.Version, 10))
+		if e.Type == domain.TypePartnerCreated {
+			w.ZAdd(ks.Key("partners"), 0, id)
+		}
 		if c.country != st.Profile.Country {
 			if c.country != "" {
 				w.SRem(ks.Key("idx", "country", c.country), id)

@@ -82,6 +82,8 @@ func (b *Batch) W(tag string) *Writes {
 type Runner struct {
 	// Logger receives dropped-message and retry reports.
 	Logger *slog.Logger
+	// Workers is how many batches may be applied at once (default 4).
+	Workers int
 
 	rdb      redis.UniversalClient
 	proj     Projection
@@ -107,7 +109,7 @@ func GenerationKey(name string) string { return "pd:" + name + ":gen" }
 
 // NewRunner makes a runner; call Start before handing it messages.
 func NewRunner(rdb redis.UniversalClient, p Projection) *Runner {
-	return &Runner{Logger: slog.Default(), rdb: rdb, proj: p, script: redis.NewScript(applyScript), reqs: make(chan *applyReq, 4096),
+	return &Runner{Logger: slog.Default(), Workers: 4, rdb: rdb, proj: p, script: redis.NewScript(applyScript), reqs: make(chan *applyReq, 4096),
 		maxBatch: 512, stop: make(chan struct{})}
 }
 
@@ -122,7 +124,13 @@ func (r *Runner) Start(ctx context.Context) error {
 		return fmt.Errorf("projection %s: read generation: %w", r.proj.Name(), err)
 	}
 	r.gen.Store(gen)
-	go r.loop(ctx)
+	// Several batches in flight overlap Redis round trips with planning. A
+	// stream is never in two of them: its messages arrive one at a time
+	// (each partition waits for the ack), and across processes the guard's
+	// compare-and-set catches any overlap.
+	for i := 0; i < r.Workers; i++ {
+		go r.loop(ctx)
+	}
 	return nil
 }
 

@@ -1,0 +1,98 @@
+// Command partnerbench measures partnerd against baselines taken in the same
+// run on the same machine, so figures are ratios, not claims.
+//
+//	go run ./cmd/partnerbench -scenarios append,project -redis-url redis://127.0.0.1:6390/9 -json out.json
+//
+// Scenarios:
+//
+//	append   durable appends/s of the embedded store with 1 and 64 writers and
+//	         events per fsync; baselines: raw fsyncs/s of the data folder's disk
+//	         and plain Pebble Set+Sync from the same number of goroutines.
+//	project  projection events/s into real Redis, applied directly in batches
+//	         and through the whole pipeline (log → relay → bus → projection);
+//	         baseline: redis-benchmark -P 64 -t set on the same Redis, and the
+//	         Redis commands issued per event.
+//
+// The JSON output is one object; its keys are stable (see BENCHMARKS.md).
+package main
+
+import (
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"runtime"
+	"runtime/pprof"
+	"sort"
+	"strings"
+	"time"
+)
+
+// Results maps stable metric names to values.
+type Results map[string]float64
+
+func main() {
+	scen := flag.String("scenarios", "append,project", "comma-separated scenarios to run")
+	jsonOut := flag.String("json", "", "also write the figures as one JSON object to this file")
+	dir := flag.String("dir", "", "data folder for the append scenario (default: a temporary folder)")
+	redisURL := flag.String("redis-url", os.Getenv("PARTNERD_BENCH_REDIS_URL"), "real Redis for the project scenario (its database is flushed!)")
+	events := flag.Int("events", 200000, "events for the project scenario")
+	appends := flag.Int("appends", 20000, "appends per writer-count in the append scenario")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
+	flag.Parse()
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "partnerbench:", err)
+			os.Exit(1)
+		}
+		_ = pprof.StartCPUProfile(f)
+		defer pprof.StopCPUProfile()
+	}
+
+	res := Results{}
+	meta := map[string]any{"go": runtime.Version(), "cpus": runtime.NumCPU(), "started_at": time.Now().UTC().Format(time.RFC3339)}
+	for _, s := range strings.Split(*scen, ",") {
+		var err error
+		switch strings.TrimSpace(s) {
+		case "append":
+			err = benchAppend(*dir, *appends, res)
+		case "project":
+			if *redisURL == "" {
+				err = fmt.Errorf("needs -redis-url (or PARTNERD_BENCH_REDIS_URL): a real Redis whose database may be flushed")
+			} else {
+				err = benchProject(*redisURL, *events, res)
+			}
+		default:
+			err = fmt.Errorf("unknown scenario")
+		}
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "partnerbench: %s: %v\n", s, err)
+			pprof.StopCPUProfile()
+			os.Exit(1)
+		}
+	}
+	printTable(res)
+	if *jsonOut != "" {
+		out := map[string]any{"meta": meta, "results": res}
+		raw, _ := json.MarshalIndent(out, "", "  ")
+		if err := os.WriteFile(*jsonOut, raw, 0o644); err != nil {
+			fmt.Fprintln(os.Stderr, "partnerbench:", err)
+			os.Exit(1)
+		}
+	}
+}
+
+func printTable(r Results) {
+	keys := make([]string, 0, len(r))
+	for k := range r {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	fmt.Printf("%-48s %14s\n", "metric", "value")
+	for _, k := range keys {
+		fmt.Printf("%-48s %14.2f\n", k, r[k])
+	}
+}
+
+func rate(n int, d time.Duration) float64 { return float64(n) / d.Seconds() }

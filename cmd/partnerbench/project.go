@@ -1,0 +1,179 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/partnerd/partnerd/app"
+	"github.com/partnerd/partnerd/domain"
+	"github.com/partnerd/partnerd/eventstore"
+	"github.com/partnerd/partnerd/eventstore/embedded"
+	"github.com/partnerd/partnerd/projections"
+)
+
+func benchProject(redisURL string, n int, res Results) error {
+	ctx := context.Background()
+	opt, err := redis.ParseURL(redisURL)
+	if err != nil {
+		return err
+	}
+	opt.DisableIdentity = true
+	rdb := redis.NewClient(opt)
+	defer rdb.Close()
+	if err := rdb.FlushDB(ctx).Err(); err != nil {
+		return err
+	}
+	if rb, err := redisBenchmark(opt.Addr); err == nil {
+		res["project.baseline.redis_benchmark_P64_set_per_s"] = rb
+	} else {
+		fmt.Fprintln(os.Stderr, "partnerbench: redis-benchmark:", err)
+	}
+	res["project.baseline.goredis_pipelined_set_per_s"] = pipelinedSets(ctx, rdb, 500000)
+	_ = rdb.FlushDB(ctx).Err()
+
+	evs := partnerEvents(n)
+	// 1. The projection engine alone: batches of 512 straight into Redis.
+	r := projections.NewRunner(rdb, projections.Partners{})
+	if err := r.Start(ctx); err != nil {
+		return err
+	}
+	before := commandCalls(ctx, rdb)
+	start := time.Now()
+	for i := 0; i < len(evs); i += 512 {
+		if err := r.Apply(ctx, evs[i:min(i+512, len(evs))]); err != nil {
+			return err
+		}
+	}
+	d := time.Since(start)
+	perEvent := float64(commandCalls(ctx, rdb)-before) / float64(len(evs))
+	res["project.direct_events_per_s"] = rate(len(evs), d)
+	res["project.redis_commands_per_event"] = perEvent
+	if base := res["project.baseline.redis_benchmark_P64_set_per_s"]; base > 0 {
+		res["project.direct_ratio_to_ceiling"] = rate(len(evs), d) / (base / perEvent)
+	}
+	_ = rdb.FlushDB(ctx).Err()
+
+	// 2. The whole pipeline: log → relay → in-process bus → projections.
+	dir, err := os.MkdirTemp("", "partnerbench-project-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	st, err := embedded.Open(dir, embedded.Options{NoSync: true})
+	if err != nil {
+		return err
+	}
+	for i := 0; i < len(evs); i += 256 {
+		batch := evs[i:min(i+256, len(evs))]
+		for _, e := range batch {
+			if _, err := st.Append(ctx, e.Stream, eventstore.Any, []eventstore.EventData{{ID: e.ID, Type: e.Type, Data: e.Data,
+				Metadata: []byte(`{"schema":1,"program":"` + e.Program + `"}`)}}); err != nil {
+				return err
+			}
+		}
+	}
+	_ = st.Close()
+	cfg := app.FromEnv(app.Defaults())
+	cfg.Data, cfg.RedisURL, cfg.BootstrapProgram = dir, redisURL, ""
+	a, err := app.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	start = time.Now()
+	if err := a.Start(ctx); err != nil {
+		return err
+	}
+	if err := a.WaitCaughtUp(ctx); err != nil {
+		return err
+	}
+	d = time.Since(start)
+	res["project.pipeline_events_per_s"] = rate(len(evs), d)
+	return nil
+}
+
+// partnerEvents makes n partner events: each partner is created, then
+// updated three times (moving country, so indexes change).
+func partnerEvents(n int) []projections.Event {
+	countries := []string{"DE", "FR", "IT", "ES", "NL", "US", "GB", "PL"}
+	var out []projections.Event
+	partners := max(1, n/4)
+	now := time.Now().UTC()
+	pos := eventstore.Position(0)
+	for round := 0; round < 4 && len(out) < n; round++ {
+		for p := 0; p < partners && len(out) < n; p++ {
+			id := fmt.Sprintf("p%07d", p)
+			prof := domain.Profile{Name: "Partner " + id, URL: "https://" + id + ".example", Country: countries[(p+round)%len(countries)], RelationshipType: "direct"}
+			var ev domain.Event = domain.PartnerCreated{PartnerID: id, ProgramID: "bench", Profile: prof, ProspectStage: "new", CreatedAt: now}
+			if round > 0 {
+				ev = domain.PartnerProfileUpdated{PartnerID: id, ProgramID: "bench", Changed: []string{"country"}, Profile: prof, UpdatedAt: now}
+			}
+			data, _ := json.Marshal(ev)
+			pos++
+			out = append(out, projections.Event{ID: uuid.NewString(), Type: ev.EventType(), Stream: domain.PartnerStream("bench", id),
+				Program: "bench", Version: uint64(round + 1), Position: pos, Schema: 1, RecordedAt: now, Data: data})
+		}
+	}
+	return out
+}
+
+
+// commandCalls sums calls over INFO commandstats (commands run inside Lua
+// scripts are counted too).
+func commandCalls(ctx context.Context, rdb *redis.Client) int64 {
+	info, err := rdb.Info(ctx, "commandstats").Result()
+	if err != nil {
+		return 0
+	}
+	re := regexp.MustCompile(`cmdstat_(\w+):calls=(\d+)`)
+	var total int64
+	sc := bufio.NewScanner(strings.NewReader(info))
+	for sc.Scan() {
+		m := re.FindStringSubmatch(sc.Text())
+		if m == nil || m[1] == "info" {
+			continue
+		}
+		v, _ := strconv.ParseInt(m[2], 10, 64)
+		total += v
+	}
+	return total
+}
+
+func redisBenchmark(addr string) (float64, error) {
+	host, port, _ := strings.Cut(addr, ":")
+	out, err := exec.Command("redis-benchmark", "-h", host, "-p", port, "-P", "64", "-t", "set", "-n", "2000000", "-q").Output()
+	if err != nil {
+		return 0, err
+	}
+	m := regexp.MustCompile(`SET: ([\d.]+) requests per second`).FindSubmatch(out)
+	if m == nil {
+		return 0, fmt.Errorf("unexpected output %q", out)
+	}
+	return strconv.ParseFloat(string(m[1]), 64)
+}
+
+// pipelinedSets is the same ceiling measured from Go: SETs in pipelines of 64.
+func pipelinedSets(ctx context.Context, rdb *redis.Client, n int) float64 {
+	start := time.Now()
+	for i := 0; i < n; i += 64 {
+		pipe := rdb.Pipeline()
+		for j := i; j < min(i+64, n); j++ {
+			pipe.Set(ctx, "bench:set:"+strconv.Itoa(j%10000), "x", 0)
+		}
+		_, _ = pipe.Exec(ctx)
+	}
+	return rate(n, time.Since(start))
+}
