@@ -130,7 +130,6 @@ func partnerEvents(n int) []projections.Event {
 	return out
 }
 
-
 // commandCalls sums calls over INFO commandstats (commands run inside Lua
 // scripts are counted too).
 func commandCalls(ctx context.Context, rdb *redis.Client) int64 {
