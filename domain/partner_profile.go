@@ -96,8 +96,10 @@ func (p Profile) Validate(personal Personal) error {
 	if p.BusinessModel != "" && !oneOf(p.BusinessModel, BusinessModels) {
 		pr.add("business_model", "must be one of %s", strings.Join(BusinessModels, ", "))
 	}
-	if !oneOf(p.RelationshipType, RelationshipTypes) {
-		pr.add("relationship_type", "is required, one of direct, marketplace")
+	if p.RelationshipType == "" {
+		pr.add("relationship_type", "is required: direct or marketplace")
+	} else if !oneOf(p.RelationshipType, RelationshipTypes) {
+		pr.add("relationship_type", "must be direct or marketplace")
 	}
 	if p.ProspectingSource != "" && !oneOf(p.ProspectingSource, ProspectingSources) {
 		pr.add("prospecting_source", "must be one of %s", strings.Join(ProspectingSources, ", "))

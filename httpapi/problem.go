@@ -75,7 +75,7 @@ func (s *Server) writeError(c *gin.Context, err error) {
 	}
 	p.Type = "about:blank"
 	if p.Status != http.StatusInternalServerError {
-		p.Type = "https://partnerd.dev/problems/" + strings.ToLower(strings.ReplaceAll(p.Title, " ", "-"))
+		p.Type = "urn:partnerd:problem:" + strings.ToLower(strings.ReplaceAll(p.Title, " ", "-"))
 	}
 	writeProblem(c, p)
 }

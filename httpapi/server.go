@@ -95,10 +95,10 @@ func (s *Server) routes() {
 	e.HandleMethodNotAllowed = true
 	e.Use(s.recoverer, s.requestID, s.metrics)
 	e.NoRoute(func(c *gin.Context) {
-		writeProblem(c, Problem{Type: "https://partnerd.dev/problems/not-found", Title: "Not Found", Status: 404, Detail: "no such route"})
+		writeProblem(c, Problem{Type: "urn:partnerd:problem:not-found", Title: "Not Found", Status: 404, Detail: "no such route"})
 	})
 	e.NoMethod(func(c *gin.Context) {
-		writeProblem(c, Problem{Type: "https://partnerd.dev/problems/method-not-allowed", Title: "Method Not Allowed", Status: 405, Detail: "method not allowed on this route"})
+		writeProblem(c, Problem{Type: "urn:partnerd:problem:method-not-allowed", Title: "Method Not Allowed", Status: 405, Detail: "method not allowed on this route"})
 	})
 
 	e.GET("/healthz", func(c *gin.Context) { c.JSON(200, gin.H{"status": "ok"}) })
@@ -182,7 +182,7 @@ func (s *Server) auth(c *gin.Context) {
 		return
 	}
 	if subtle.ConstantTimeCompare([]byte(program), []byte(c.Param("program"))) != 1 {
-		writeProblem(c, Problem{Type: "https://partnerd.dev/problems/not-found", Title: "Not Found", Status: 404, Detail: "no such program"})
+		writeProblem(c, Problem{Type: "urn:partnerd:problem:not-found", Title: "Not Found", Status: 404, Detail: "no such program"})
 		return
 	}
 	c.Set(ctxProgram, program)
