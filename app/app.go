@@ -47,6 +47,8 @@ type App struct {
 	Registry *prometheus.Registry
 
 	mini   *miniredis.Miniredis
+	ctx    context.Context
+	rb     rebuilds
 	router *message.Router
 	lag    *lagTracker
 	cancel context.CancelFunc
@@ -88,7 +90,7 @@ func New(c Config, logger *slog.Logger) (*App, error) {
 	if logger == nil {
 		logger = slog.Default()
 	}
-	a := &App{Config: c, Logger: logger, Registry: prometheus.NewRegistry()}
+	a := &App{Config: c, Logger: logger, Registry: prometheus.NewRegistry(), rb: rebuilds{running: map[string]*rebuildState{}}}
 	var err error
 	if a.Store, err = OpenStore(c); err != nil {
 		return nil, err
@@ -108,7 +110,7 @@ func New(c Config, logger *slog.Logger) (*App, error) {
 		a.Bus = bus.NewInProcess(c.BusPartitions, wmLogger)
 	}
 	a.Commands = commands.New(commands.Deps{Store: a.Store})
-	for _, p := range []projections.Projection{projections.Programs{}, projections.Partners{}} {
+	for _, p := range Projections() {
 		r := projections.NewRunner(a.Redis, p)
 		r.Logger = logger
 		a.Runners = append(a.Runners, r)
@@ -117,9 +119,14 @@ func New(c Config, logger *slog.Logger) (*App, error) {
 	a.Relay = &relay.Relay{Store: a.Store, Publisher: a.Bus, Checkpoints: relay.RedisCheckpoints{Client: a.Redis}, Logger: logger}
 	a.lag = newLagTracker()
 	a.HTTP = httpapi.New(httpapi.Deps{Commands: a.Commands, Queries: a.Queries, Redis: a.Redis,
-		Ready: a.ready, Projections: a.projectionStatus, Registry: a.Registry, Logger: logger})
+		Ready: a.ready, Projections: a.projectionStatus, Rebuild: a.StartRebuild, Registry: a.Registry, Logger: logger})
 	a.registerMetrics()
 	return a, nil
+}
+
+// Projections lists every read model partnerd keeps.
+func Projections() []projections.Projection {
+	return []projections.Projection{projections.Programs{}, projections.Partners{}}
 }
 
 // Generation implements queries.Generations.
@@ -136,6 +143,7 @@ func (a *App) Generation(name string) int64 {
 // messages that have no subscriber yet), then bootstraps the demo program.
 func (a *App) Start(ctx context.Context) error {
 	ctx, a.cancel = context.WithCancel(ctx)
+	a.ctx = ctx
 	router, err := message.NewRouter(message.RouterConfig{CloseTimeout: 10 * time.Second},
 		watermill.NewSlogLoggerWithLevelMapping(a.Logger, map[slog.Level]slog.Level{slog.LevelInfo: slog.LevelDebug}))
 	if err != nil {

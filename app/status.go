@@ -95,8 +95,10 @@ func (a *App) projectionStatus(ctx context.Context) []httpapi.ProjectionStatus {
 		LagEvents: uint64(head - min(head, a.Relay.Position())), Applied: a.Relay.Published()})
 	for i, r := range a.Runners {
 		cp := a.checkpoint(i)
-		out = append(out, httpapi.ProjectionStatus{Name: r.Projection().Name(), Generation: r.Generation(),
-			Checkpoint: cp.String(), Head: head.String(), LagEvents: uint64(head - min(head, cp)), Applied: r.Applied()})
+		st := httpapi.ProjectionStatus{Name: r.Projection().Name(), Generation: r.Generation(),
+			Checkpoint: cp.String(), Head: head.String(), LagEvents: uint64(head - min(head, cp)), Applied: r.Applied()}
+		a.rebuildStatus(st.Name, &st)
+		out = append(out, st)
 	}
 	return out
 }

@@ -137,3 +137,15 @@ func ParseMessage(msg *message.Message) (Envelope, error) {
 	}
 	return e, nil
 }
+
+// EnvelopeOf is what ParseMessage(NewMessage(ev)) returns, without the
+// message: rebuilds read the log directly.
+func EnvelopeOf(ev eventstore.RecordedEvent) Envelope {
+	var sm storedMeta
+	_ = json.Unmarshal(ev.Metadata, &sm)
+	if sm.Schema == 0 {
+		sm.Schema = 1
+	}
+	return Envelope{ID: ev.ID, Type: ev.Type, Stream: ev.StreamID, Program: sm.Program, Version: ev.Version + 1,
+		Position: ev.Position, Schema: sm.Schema, RecordedAt: ev.RecordedAt.UTC(), Data: ev.Data}
+}

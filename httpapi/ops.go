@@ -42,3 +42,15 @@ func (s *Server) projections(c *gin.Context) {
 	}
 	c.JSON(http.StatusOK, gin.H{"items": items})
 }
+
+func (s *Server) rebuild(c *gin.Context) {
+	if s.Rebuild == nil {
+		s.writeError(c, ErrUnknownProjection)
+		return
+	}
+	if err := s.Rebuild(c.Param("name")); err != nil {
+		s.writeError(c, err)
+		return
+	}
+	c.JSON(http.StatusAccepted, gin.H{"projection": c.Param("name"), "status": "rebuilding"})
+}

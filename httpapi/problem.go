@@ -14,6 +14,7 @@ import (
 
 	"github.com/partnerd/partnerd/commands"
 	"github.com/partnerd/partnerd/domain"
+	"github.com/partnerd/partnerd/projections"
 	"github.com/partnerd/partnerd/queries"
 )
 
@@ -58,9 +59,10 @@ func (s *Server) writeError(c *gin.Context, err error) {
 		p = Problem{Status: http.StatusUnauthorized, Title: "Unauthorized", Detail: err.Error()}
 	case errors.Is(err, errTooLarge):
 		p = Problem{Status: http.StatusRequestEntityTooLarge, Title: "Content Too Large", Detail: err.Error()}
-	case errors.Is(err, domain.ErrNotFound):
+	case errors.Is(err, domain.ErrNotFound), errors.Is(err, ErrUnknownProjection):
 		p = Problem{Status: http.StatusNotFound, Title: "Not Found", Detail: err.Error()}
-	case errors.Is(err, domain.ErrAlreadyExists), errors.Is(err, domain.ErrConflict), errors.Is(err, commands.ErrStale):
+	case errors.Is(err, domain.ErrAlreadyExists), errors.Is(err, domain.ErrConflict), errors.Is(err, commands.ErrStale),
+		errors.Is(err, projections.ErrRebuildRunning):
 		p = Problem{Status: http.StatusConflict, Title: "Conflict", Detail: err.Error()}
 	case errors.Is(err, queries.ErrBadToken):
 		p = Problem{Status: http.StatusBadRequest, Title: "Bad Request", Detail: "X-Consistency-Token: " + err.Error()}

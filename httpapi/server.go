@@ -3,6 +3,7 @@ package httpapi
 import (
 	"context"
 	"crypto/subtle"
+	"errors"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -34,13 +35,25 @@ type Check struct {
 
 // ProjectionStatus is one projection's progress, for GET /v1/projections.
 type ProjectionStatus struct {
-	Name       string `json:"name"`
-	Generation int64  `json:"generation"`
-	Checkpoint string `json:"checkpoint"`
-	Head       string `json:"head"`
-	LagEvents  uint64 `json:"lag_events"`
-	Applied    uint64 `json:"applied"`
+	Name       string         `json:"name"`
+	Generation int64          `json:"generation"`
+	Checkpoint string         `json:"checkpoint"`
+	Head       string         `json:"head"`
+	LagEvents  uint64         `json:"lag_events"`
+	Applied    uint64         `json:"applied"`
+	Rebuild    *RebuildStatus `json:"rebuild,omitempty"`
 }
+
+// RebuildStatus is the progress of the last rebuild this process ran.
+type RebuildStatus struct {
+	Running bool   `json:"running"`
+	Done    string `json:"done"`  // log position replayed so far
+	Total   string `json:"total"` // log head when the replay started
+	Error   string `json:"error,omitempty"`
+}
+
+// ErrUnknownProjection: no projection has that name (404).
+var ErrUnknownProjection = errors.New("no such projection")
 
 // Deps are the server's collaborators.
 type Deps struct {
@@ -52,8 +65,10 @@ type Deps struct {
 	Ready func(ctx context.Context) []Check
 	// Projections reports projection progress.
 	Projections func(ctx context.Context) []ProjectionStatus
-	Registry    *prometheus.Registry
-	Logger      *slog.Logger
+	// Rebuild starts rebuilding a projection in the background.
+	Rebuild  func(name string) error
+	Registry *prometheus.Registry
+	Logger   *slog.Logger
 }
 
 // Server is the HTTP API.
@@ -106,6 +121,7 @@ func (s *Server) routes() {
 	e.GET("/metrics", gin.WrapH(promhttp.HandlerFor(s.Registry, promhttp.HandlerOpts{})))
 	e.GET("/openapi.json", s.openapi)
 	e.GET("/v1/projections", s.authAny, s.projections)
+	e.POST("/v1/projections/:name/rebuild", s.authAny, s.rebuild)
 
 	p := e.Group("/v1/programs/:program", s.auth, s.consistency, s.idempotency)
 	p.POST("/partners", s.createPartner)

@@ -131,6 +131,7 @@ func (r *Runner) Start(ctx context.Context) error {
 	for i := 0; i < r.Workers; i++ {
 		go r.loop(ctx)
 	}
+	go r.followGeneration(ctx)
 	return nil
 }
 
@@ -211,9 +212,19 @@ func (r *Runner) loop(ctx context.Context) {
 // Apply applies a batch of events directly (used by the handler loop and by
 // rebuilds). It is idempotent: events at or below a stream's guard are skipped.
 func (r *Runner) Apply(ctx context.Context, evs []Event) error {
+	return r.apply(ctx, evs, 0)
+}
+
+// apply applies into generation pinned, or into the live one (following a
+// switch made by a rebuild) when pinned is 0.
+func (r *Runner) apply(ctx context.Context, evs []Event, pinned int64) error {
 	sort.SliceStable(evs, func(i, j int) bool { return evs[i].Position < evs[j].Position })
 	for attempt := 0; ; attempt++ {
-		err := r.applyOnce(ctx, evs, r.gen.Load())
+		gen := pinned
+		if gen == 0 {
+			gen = r.gen.Load()
+		}
+		err := r.applyOnce(ctx, evs, gen, pinned == 0)
 		if !errors.Is(err, errGuardMoved) || attempt >= 20 {
 			if err != nil {
 				return fmt.Errorf("projection %s: %w", r.proj.Name(), err)
@@ -232,7 +243,7 @@ type guardRead struct {
 	cmd     *redis.SliceCmd
 }
 
-func (r *Runner) applyOnce(ctx context.Context, evs []Event, gen int64) error {
+func (r *Runner) applyOnce(ctx context.Context, evs []Event, gen int64, follow bool) error {
 	byTag := map[string][]Event{}
 	var tags []string
 	for _, ev := range evs {
@@ -256,8 +267,18 @@ func (r *Runner) applyOnce(ctx context.Context, evs []Event, gen int64) error {
 		}
 		reads[i] = guardRead{tag: t, streams: streams, cmd: pipe.HMGet(ctx, NewKeyspace(r.proj.Name(), gen, t).Guard(), streams...)}
 	}
+	var genCmd *redis.StringCmd
+	if follow {
+		genCmd = pipe.Get(ctx, GenerationKey(r.proj.Name()))
+	}
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 		return fmt.Errorf("read guards: %w", err)
+	}
+	if genCmd != nil {
+		if live, err := genCmd.Int64(); err == nil && live != gen {
+			r.gen.Store(live) // a rebuild switched generations: write there
+			return errGuardMoved
+		}
 	}
 	// 2. Keep only events past their stream's guard.
 	b := &Batch{Gen: gen, name: r.proj.Name(), writes: map[string]*Writes{}}
@@ -361,4 +382,24 @@ func (r *Runner) AppliedVersion(ctx context.Context, tag, stream string) (uint64
 		return 0, nil
 	}
 	return v, err
+}
+
+// GenerationRefresh is how often an idle runner re-reads the live
+// generation, so queries move to a rebuilt generation even when no events
+// flow. A rebuild waits longer than this before dropping the old one.
+const GenerationRefresh = time.Second
+
+func (r *Runner) followGeneration(ctx context.Context) {
+	t := time.NewTicker(GenerationRefresh)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if g, err := r.rdb.Get(ctx, GenerationKey(r.proj.Name())).Int64(); err == nil {
+				r.gen.Store(g)
+			}
+		}
+	}
 }

@@ -36,6 +36,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = serve(args, stdout, stderr)
 	case "programs":
 		err = programs(args, stdout, stderr)
+	case "rebuild":
+		err = rebuild(args, stdout, stderr)
 	case "help":
 		usage(stdout)
 		return 0
@@ -71,6 +73,7 @@ Usage:
   partnerd programs create NAME [flags]     create a program; prints its API key once (last line)
   partnerd programs keys issue NAME         issue another API key for a program
   partnerd programs keys revoke NAME KEY_ID revoke a key
+  partnerd rebuild PROJECTION|all [flags]   rebuild read models into a new generation, then switch
 
 Run "partnerd serve --help" for the flags and their environment variables.
 With the embedded event store, run admin commands while the server is stopped

@@ -1,0 +1,85 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/partnerd/partnerd/eventstore"
+	"github.com/partnerd/partnerd/httpapi"
+	"github.com/partnerd/partnerd/projections"
+)
+
+// rebuilds tracks the rebuilds this process runs, for GET /v1/projections.
+type rebuilds struct {
+	mu      sync.Mutex
+	running map[string]*rebuildState
+}
+
+type rebuildState struct {
+	done, total eventstore.Position
+	err         error
+	finished    bool
+}
+
+// ProjectionNames lists the projections this build runs.
+func (a *App) ProjectionNames() []string {
+	names := make([]string, len(a.Runners))
+	for i, r := range a.Runners {
+		names[i] = r.Projection().Name()
+	}
+	return names
+}
+
+// StartRebuild rebuilds a projection in the background, in this process.
+func (a *App) StartRebuild(name string) error {
+	var p projections.Projection
+	for _, r := range a.Runners {
+		if r.Projection().Name() == name {
+			p = r.Projection()
+		}
+	}
+	if p == nil {
+		return fmt.Errorf("projection %q: %w", name, httpapi.ErrUnknownProjection)
+	}
+	a.rb.mu.Lock()
+	if st := a.rb.running[name]; st != nil && !st.finished {
+		a.rb.mu.Unlock()
+		return projections.ErrRebuildRunning
+	}
+	st := &rebuildState{}
+	a.rb.running[name] = st
+	a.rb.mu.Unlock()
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		res, err := projections.Rebuild(a.ctx, a.Redis, a.Store, p, func(done, total eventstore.Position, _ uint64) {
+			a.rb.mu.Lock()
+			st.done, st.total = done, total
+			a.rb.mu.Unlock()
+		})
+		a.rb.mu.Lock()
+		st.err, st.finished = err, true
+		a.rb.mu.Unlock()
+		if err != nil && !errors.Is(err, context.Canceled) {
+			a.Logger.Error("rebuild failed", "projection", name, "err", err)
+			return
+		}
+		a.Logger.Info("rebuild done", "projection", name, "generation", res.NewGeneration, "events", res.Events, "took", res.Duration)
+	}()
+	return nil
+}
+
+func (a *App) rebuildStatus(name string, s *httpapi.ProjectionStatus) {
+	a.rb.mu.Lock()
+	defer a.rb.mu.Unlock()
+	st := a.rb.running[name]
+	if st == nil {
+		return
+	}
+	s.Rebuild = &httpapi.RebuildStatus{Running: !st.finished, Done: st.done.String(), Total: st.total.String()}
+	if st.err != nil {
+		s.Rebuild.Error = st.err.Error()
+	}
+}
