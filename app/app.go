@@ -43,6 +43,7 @@ type App struct {
 	Queries  *queries.Queries
 	Runners  []*projections.Runner
 	Relay    *relay.Relay
+	Lease    *relay.Lease
 	HTTP     *httpapi.Server
 	Registry *prometheus.Registry
 
@@ -117,6 +118,7 @@ func New(c Config, logger *slog.Logger) (*App, error) {
 	}
 	a.Queries = queries.New(a.Redis, a.Store, a)
 	a.Relay = &relay.Relay{Store: a.Store, Publisher: a.Bus, Checkpoints: relay.RedisCheckpoints{Client: a.Redis}, Logger: logger}
+	a.Lease = &relay.Lease{Client: a.Redis, Logger: logger}
 	a.lag = newLagTracker()
 	a.HTTP = httpapi.New(httpapi.Deps{Commands: a.Commands, Queries: a.Queries, Redis: a.Redis,
 		Ready: a.ready, Projections: a.projectionStatus, Rebuild: a.StartRebuild, Registry: a.Registry, Logger: logger})
@@ -175,7 +177,8 @@ func (a *App) Start(ctx context.Context) error {
 		return errors.New("projection router did not start within 30 s")
 	}
 	a.wg.Add(2)
-	go func() { defer a.wg.Done(); _ = a.Relay.Run(ctx) }()
+	// Every instance runs a relay; only the one holding the lease publishes.
+	go func() { defer a.wg.Done(); _ = a.Lease.Run(ctx, a.Relay) }()
 	go func() { defer a.wg.Done(); a.lag.run(ctx, a.Store) }()
 	return nil
 }
@@ -187,7 +190,7 @@ func (a *App) WaitCaughtUp(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	for a.Relay.Position() < head {
+	for a.published(ctx) < head {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
@@ -195,6 +198,16 @@ func (a *App) WaitCaughtUp(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// published is how far the log has been published and acknowledged, by
+// this process's relay or by the leaseholder's (whose checkpoint is shared).
+func (a *App) published(ctx context.Context) eventstore.Position {
+	p := a.Relay.Position()
+	if cp, err := (relay.RedisCheckpoints{Client: a.Redis}).Load(ctx); err == nil {
+		p = max(p, cp)
+	}
+	return p
 }
 
 // Close stops everything in order: relay and projections, bus, Redis, store.

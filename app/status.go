@@ -65,8 +65,8 @@ func (l *lagTracker) headAgo(d time.Duration) (eventstore.Position, bool) {
 
 // checkpoint of a projection: with the in-process bus a publish returns only
 // once every projection applied it, so the relay position is also theirs.
-func (a *App) checkpoint(i int) eventstore.Position {
-	return max(a.Runners[i].Checkpoint(), a.Relay.Position())
+func (a *App) checkpoint(ctx context.Context, i int) eventstore.Position {
+	return max(a.Runners[i].Checkpoint(), a.published(ctx))
 }
 
 func (a *App) ready(ctx context.Context) []httpapi.Check {
@@ -79,7 +79,7 @@ func (a *App) ready(ctx context.Context) []httpapi.Check {
 	var lagErr error
 	if past, ok := a.lag.headAgo(10 * time.Second); ok {
 		for i, r := range a.Runners {
-			if cp := a.checkpoint(i); cp < past {
+			if cp := a.checkpoint(ctx, i); cp < past {
 				lagErr = errors.Join(lagErr, fmt.Errorf("%s at %d, log was at %d 10 s ago", r.Projection().Name(), cp, past))
 			}
 		}
@@ -91,10 +91,11 @@ func (a *App) ready(ctx context.Context) []httpapi.Check {
 func (a *App) projectionStatus(ctx context.Context) []httpapi.ProjectionStatus {
 	head, _ := a.Store.Head(ctx)
 	out := make([]httpapi.ProjectionStatus, 0, len(a.Runners)+1)
-	out = append(out, httpapi.ProjectionStatus{Name: "relay", Checkpoint: a.Relay.Position().String(), Head: head.String(),
-		LagEvents: uint64(head - min(head, a.Relay.Position())), Applied: a.Relay.Published()})
+	pub := a.published(ctx)
+	out = append(out, httpapi.ProjectionStatus{Name: "relay", Checkpoint: pub.String(), Head: head.String(),
+		LagEvents: uint64(head - min(head, pub)), Applied: a.Relay.Published()})
 	for i, r := range a.Runners {
-		cp := a.checkpoint(i)
+		cp := a.checkpoint(ctx, i)
 		st := httpapi.ProjectionStatus{Name: r.Projection().Name(), Generation: r.Generation(),
 			Checkpoint: cp.String(), Head: head.String(), LagEvents: uint64(head - min(head, cp)), Applied: r.Applied()}
 		a.rebuildStatus(st.Name, &st)
@@ -114,7 +115,7 @@ func (a *App) registerMetrics() {
 	for i, r := range a.Runners {
 		labels := prometheus.Labels{"projection": r.Projection().Name()}
 		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "partnerd_projection_checkpoint", Help: "Log position a projection has applied up to.", ConstLabels: labels},
-			func() float64 { return float64(a.checkpoint(i)) }))
+			func() float64 { return float64(a.checkpoint(context.Background(), i)) }))
 		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "partnerd_projection_applied_total", Help: "Events applied (not skipped) by a projection in this process.", ConstLabels: labels},
 			func() float64 { return float64(r.Applied()) }))
 	}
