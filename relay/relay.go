@@ -129,6 +129,9 @@ func (r *Relay) publish(ctx context.Context, batch []eventstore.RecordedEvent) e
 		t := bus.Topic(domain.Category(ev.StreamID))
 		byTopic[t] = append(byTopic[t], bus.NewMessage(ev))
 	}
+	if r.Logger == nil {
+		r.Logger = slog.Default()
+	}
 	backoff := 50 * time.Millisecond
 	for {
 		var wg sync.WaitGroup
