@@ -57,6 +57,40 @@ func newEvent(typ string) Event {
 		return &PartnerCreated{}
 	case TypePartnerProfileUpdated:
 		return &PartnerProfileUpdated{}
+	case TypeContractProposed:
+		return &ContractProposed{}
+	case TypeContractCountered:
+		return &ContractCountered{}
+	case TypeContractAccepted:
+		return &ContractAccepted{}
+	case TypeContractDeclined:
+		return &ContractDeclined{}
+	case TypeContractRetracted:
+		return &ContractRetracted{}
+	case TypeContractStarted:
+		return &ContractStarted{}
+	case TypeContractProposalExpired:
+		return &ContractProposalExpired{}
+	case TypeContractSuspended:
+		return &ContractSuspended{}
+	case TypeContractReinstated:
+		return &ContractReinstated{}
+	case TypeContractSwitched:
+		return &ContractSwitched{}
+	case TypeContractSwitchScheduled:
+		return &ContractSwitchScheduled{}
+	case TypeContractExpiryScheduled:
+		return &ContractExpiryScheduled{}
+	case TypeContractScheduleReverted:
+		return &ContractScheduleReverted{}
+	case TypeContractExpired:
+		return &ContractExpired{}
+	case TypeContractCancelled:
+		return &ContractCancelled{}
+	case TypeContractArchived:
+		return &ContractArchived{}
+	case TypePartnerDeactivated:
+		return &PartnerDeactivated{}
 	}
 	return nil
 }
@@ -67,6 +101,11 @@ func EventTypes() []string {
 	return []string{
 		TypeProgramCreated, TypeProgramAPIKeyIssued, TypeProgramAPIKeyRevoked,
 		TypePartnerCreated, TypePartnerProfileUpdated,
+		TypeContractProposed, TypeContractCountered, TypeContractAccepted, TypeContractDeclined,
+		TypeContractRetracted, TypeContractStarted, TypeContractProposalExpired, TypeContractSuspended,
+		TypeContractReinstated, TypeContractSwitched, TypeContractSwitchScheduled, TypeContractExpiryScheduled,
+		TypeContractScheduleReverted, TypeContractExpired, TypeContractCancelled, TypeContractArchived,
+		TypePartnerDeactivated,
 	}
 }
 
@@ -81,6 +120,40 @@ func deref(ev Event) Event {
 	case *PartnerCreated:
 		return *e
 	case *PartnerProfileUpdated:
+		return *e
+	case *ContractProposed:
+		return *e
+	case *ContractCountered:
+		return *e
+	case *ContractAccepted:
+		return *e
+	case *ContractDeclined:
+		return *e
+	case *ContractRetracted:
+		return *e
+	case *ContractStarted:
+		return *e
+	case *ContractProposalExpired:
+		return *e
+	case *ContractSuspended:
+		return *e
+	case *ContractReinstated:
+		return *e
+	case *ContractSwitched:
+		return *e
+	case *ContractSwitchScheduled:
+		return *e
+	case *ContractExpiryScheduled:
+		return *e
+	case *ContractScheduleReverted:
+		return *e
+	case *ContractExpired:
+		return *e
+	case *ContractCancelled:
+		return *e
+	case *ContractArchived:
+		return *e
+	case *PartnerDeactivated:
 		return *e
 	}
 	return ev

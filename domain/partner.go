@@ -44,7 +44,8 @@ type PartnerProfileUpdated struct {
 func (PartnerCreated) EventType() string        { return TypePartnerCreated }
 func (PartnerProfileUpdated) EventType() string { return TypePartnerProfileUpdated }
 
-// Partner is the aggregate of one partner in one program.
+// Partner is the aggregate of one partner in one program. A Partner value
+// may be copied: folding events into a copy never changes the original.
 type Partner struct {
 	id            string
 	program       string
@@ -53,6 +54,10 @@ type Partner struct {
 	prospectStage string
 	createdAt     time.Time
 	updatedAt     time.Time
+	contract      *ContractState  // current contract, nil before the first proposal
+	history       []ContractState // earlier contracts, oldest first
+	dateJoined    *time.Time      // when a contract of the partner first became joined
+	deactivatedAt *time.Time      // set when the partner left the platform, until a new proposal
 }
 
 // PartnerState is a read-only copy of a partner's state, for answers and
@@ -65,6 +70,13 @@ type PartnerState struct {
 	ProspectStage string    `json:"prospect_stage"`
 	CreatedAt     time.Time `json:"created_at"`
 	UpdatedAt     time.Time `json:"updated_at"`
+	// Contract is the current contract (nil before the first proposal); a
+	// closed one stays current until a new proposal or a switch replaces it.
+	Contract *ContractState `json:"contract"`
+	// ContractHistory holds the replaced contracts, oldest first.
+	ContractHistory []ContractState `json:"contract_history,omitempty"`
+	DateJoined      *time.Time      `json:"date_joined,omitempty"`
+	DeactivatedAt   *time.Time      `json:"deactivated_at,omitempty"`
 }
 
 // Exists reports whether the partner was created.
@@ -73,7 +85,9 @@ func (p *Partner) Exists() bool { return p.id != "" }
 // State returns a copy of the partner's state.
 func (p *Partner) State() PartnerState {
 	return PartnerState{PartnerID: p.id, ProgramID: p.program, Profile: p.profile, Personal: p.personal,
-		ProspectStage: p.prospectStage, CreatedAt: p.createdAt, UpdatedAt: p.updatedAt}
+		ProspectStage: p.prospectStage, CreatedAt: p.createdAt, UpdatedAt: p.updatedAt,
+		Contract: p.contract.clone(), ContractHistory: cloneHistory(p.history),
+		DateJoined: p.dateJoined, DeactivatedAt: p.deactivatedAt}
 }
 
 // Apply folds one event into the partner.
@@ -87,6 +101,8 @@ func (p *Partner) Apply(ev Event) {
 	case PartnerProfileUpdated:
 		p.profile, p.personal = e.Profile, e.Personal
 		p.updatedAt = e.UpdatedAt
+	default:
+		p.applyContract(ev)
 	}
 }
 
@@ -247,5 +263,7 @@ func JSONField(te *json.UnmarshalTypeError) string {
 // working copy or a snapshot). Snapshots are never authoritative: the log is.
 func RestorePartner(s PartnerState) Partner {
 	return Partner{id: s.PartnerID, program: s.ProgramID, profile: s.Profile, personal: s.Personal,
-		prospectStage: s.ProspectStage, createdAt: s.CreatedAt, updatedAt: s.UpdatedAt}
+		prospectStage: s.ProspectStage, createdAt: s.CreatedAt, updatedAt: s.UpdatedAt,
+		contract: s.Contract.clone(), history: cloneHistory(s.ContractHistory),
+		dateJoined: s.DateJoined, deactivatedAt: s.DeactivatedAt}
 }
