@@ -17,7 +17,8 @@ const timeFormat = time.RFC3339Nano
 
 // Partners keeps the partner read model of each program:
 //
-//	partner:<id>         hash   doc (the partner as the API shows it, JSON), country
+//	partner:<id>         hash   doc (the partner as the API shows it, JSON),
+//	                            state (the domain state it folds onto, JSON), country
 //	partners             zset   every partner ID, score 0 (lexical order = by ID)
 //	idx:country:<CC>     set    partner IDs by country
 //
@@ -39,42 +40,34 @@ type PartnerView struct {
 	PartnerID string `json:"partner_id"`
 	Version   uint64 `json:"version"`
 	domain.Profile
-	Email             string          `json:"email,omitempty"`
-	ContactNames      []string        `json:"contact_names,omitempty"`
-	Address           string          `json:"address,omitempty"`
-	ProspectStage     string          `json:"prospect_stage"`
-	RelationshipStage string          `json:"relationship_stage"`
-	ContractStatus    *string         `json:"contract_status"`
-	Contract          json.RawMessage `json:"contract"`
-	Groups            []string        `json:"groups"`
-	AssignedTo        *string         `json:"assigned_to"`
-	CreatedAt         time.Time       `json:"created_at"`
-	UpdatedAt         time.Time       `json:"updated_at"`
+	Email             string                 `json:"email,omitempty"`
+	ContactNames      []string               `json:"contact_names,omitempty"`
+	Address           string                 `json:"address,omitempty"`
+	ProspectStage     string                 `json:"prospect_stage"`
+	RelationshipStage string                 `json:"relationship_stage"`
+	ContractStatus    *string                `json:"contract_status"`
+	Contract          *domain.ContractState  `json:"contract"`
+	ContractHistory   []domain.ContractState `json:"contract_history,omitempty"`
+	DateJoined        *time.Time             `json:"date_joined"`
+	DeactivatedAt     *time.Time             `json:"deactivated_at,omitempty"`
+	Groups            []string               `json:"groups"`
+	AssignedTo        *string                `json:"assigned_to"`
+	CreatedAt         time.Time              `json:"created_at"`
+	UpdatedAt         time.Time              `json:"updated_at"`
 }
 
-// ViewOf renders a partner state as the API shows it.
+// ViewOf renders a partner state as the API shows it, with the derived
+// contract status, relationship stage and prospect stage.
 func ViewOf(s domain.PartnerState, version uint64) PartnerView {
 	v := PartnerView{PartnerID: s.PartnerID, Version: version, Profile: s.Profile, Email: s.Personal.Email,
-		ContactNames: s.Personal.ContactNames, Address: s.Personal.Address, ProspectStage: s.ProspectStage,
-		RelationshipStage: relationshipStage(s.ProspectStage), Contract: json.RawMessage("null"), Groups: []string{},
+		ContactNames: s.Personal.ContactNames, Address: s.Personal.Address, ProspectStage: domain.ProspectStageOf(s),
+		RelationshipStage: domain.RelationshipStage(s), Contract: s.Contract, ContractHistory: s.ContractHistory,
+		DateJoined: s.DateJoined, DeactivatedAt: s.DeactivatedAt, Groups: []string{},
 		CreatedAt: s.CreatedAt, UpdatedAt: s.UpdatedAt}
-	return v
-}
-
-// state recovers the domain state a view was rendered from: the view holds
-// every field of it, so the read model keeps one document per partner.
-func (v PartnerView) state(program string) domain.PartnerState {
-	return domain.PartnerState{PartnerID: v.PartnerID, ProgramID: program, Profile: v.Profile,
-		Personal:      domain.Personal{Email: v.Email, ContactNames: v.ContactNames, Address: v.Address},
-		ProspectStage: v.ProspectStage, CreatedAt: v.CreatedAt, UpdatedAt: v.UpdatedAt}
-}
-
-func relationshipStage(prospect string) string {
-	switch prospect {
-	case "outreach", "negotiating", "joined", "expired":
-		return prospect
+	if st := domain.ContractStatus(s); st != "" {
+		v.ContractStatus = &st
 	}
-	return "new"
+	return v
 }
 
 // Plan implements Projection. It folds each partner's events onto its
@@ -93,7 +86,7 @@ func (p Partners) Plan(ctx context.Context, rd redis.Cmdable, b *Batch) error {
 		if e.Type == domain.TypePartnerCreated || docs[e.Stream] != nil {
 			continue
 		}
-		docs[e.Stream] = pipe.HMGet(ctx, b.Keys(e.Program).Key("partner", partnerIDOf(e)), "doc", "country")
+		docs[e.Stream] = pipe.HMGet(ctx, b.Keys(e.Program).Key("partner", partnerIDOf(e)), "state", "country")
 	}
 	if len(docs) > 0 {
 		if _, err := pipe.Exec(ctx); err != nil && err != redis.Nil {
@@ -112,11 +105,11 @@ func (p Partners) Plan(ctx context.Context, rd redis.Cmdable, b *Batch) error {
 			if cmd := docs[e.Stream]; cmd != nil {
 				vals := cmd.Val()
 				if s, ok := vals[0].(string); ok && s != "" {
-					var v PartnerView
-					if err := json.Unmarshal([]byte(s), &v); err != nil {
-						return fmt.Errorf("partner doc of %s: %w", e.Stream, err)
+					var st domain.PartnerState
+					if err := json.Unmarshal([]byte(s), &st); err != nil {
+						return fmt.Errorf("partner state of %s: %w", e.Stream, err)
 					}
-					c.state = domain.RestorePartner(v.state(e.Program))
+					c.state = domain.RestorePartner(st)
 				}
 				c.country, _ = vals[1].(string)
 			}
@@ -127,7 +120,9 @@ func (p Partners) Plan(ctx context.Context, rd redis.Cmdable, b *Batch) error {
 		w := b.W(e.Program)
 		id := st.PartnerID
 		docJSON, _ := json.Marshal(ViewOf(st, e.Version))
-		w.HSet(ks.Key("partner", id), "doc", string(docJSON), "country", st.Profile.Country, "version", strconv.FormatUint(e.Version, 10))
+		stateJSON, _ := json.Marshal(st)
+		w.HSet(ks.Key("partner", id), "doc", string(docJSON), "state", string(stateJSON),
+			"country", st.Profile.Country, "version", strconv.FormatUint(e.Version, 10))
 		if e.Type == domain.TypePartnerCreated {
 			w.ZAdd(ks.Key("partners"), 0, id)
 		}

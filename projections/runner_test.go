@@ -248,3 +248,47 @@ func TestConcurrentRunnersConverge(t *testing.T) {
 		}
 	})
 }
+
+// Contract events fold into the read model: the document shows the
+// contract and the derived status and stages.
+func TestPartnersProjectionFoldsContracts(t *testing.T) {
+	backends(t, func(t *testing.T, rdb *redis.Client, program string) {
+		ctx := context.Background()
+		r := startRunner(t, rdb)
+		var pos eventstore.Position
+		s := &stream{program: program, id: "c1", pos: &pos}
+		var agg domain.Partner
+		now := time.Now().UTC()
+		var evs []projections.Event
+		fold := func(ds []domain.Event, err error) {
+			t.Helper()
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, d := range ds {
+				agg.Apply(d)
+				evs = append(evs, s.next(t, d))
+			}
+		}
+		fold(agg.Create(domain.NewPartner{ProgramID: program, PartnerID: "c1", Profile: domain.Profile{Name: "C", RelationshipType: "direct"}}, now))
+		fold(agg.Propose(domain.SideAdvertiser, "gold", time.Time{}, time.Time{}, time.Time{}, now))
+		// Apply the proposal in one batch and the acceptance in the next, so
+		// the second batch folds onto the stored state.
+		if err := r.Apply(ctx, evs); err != nil {
+			t.Fatal(err)
+		}
+		if v := doc(t, rdb, program, "c1"); v.Contract == nil || v.Contract.Stage != domain.StageAwaitingPublisherApproval || v.RelationshipStage != "outreach" {
+			t.Fatalf("after the proposal: %+v", v)
+		}
+		evs = nil
+		fold(agg.Accept(domain.SidePublisher, now))
+		if err := r.Apply(ctx, evs); err != nil {
+			t.Fatal(err)
+		}
+		v := doc(t, rdb, program, "c1")
+		if v.Contract == nil || v.Contract.Stage != domain.StageJoined || v.Contract.TemplateTermID != "gold" ||
+			v.ContractStatus == nil || *v.ContractStatus != "active" || v.RelationshipStage != "joined" || v.DateJoined == nil || v.Version != 3 {
+			t.Fatalf("after acceptance: %+v", v)
+		}
+	})
+}
