@@ -176,10 +176,11 @@ func (a *App) Start(ctx context.Context) error {
 	case <-time.After(30 * time.Second):
 		return errors.New("projection router did not start within 30 s")
 	}
-	a.wg.Add(2)
+	a.wg.Add(3)
 	// Every instance runs a relay; only the one holding the lease publishes.
 	go func() { defer a.wg.Done(); _ = a.Lease.Run(ctx, a.Relay) }()
 	go func() { defer a.wg.Done(); a.lag.run(ctx, a.Store) }()
+	go func() { defer a.wg.Done(); a.runScheduler(ctx) }()
 	return nil
 }
 

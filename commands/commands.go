@@ -64,6 +64,7 @@ type Commands struct {
 	RevokeAPIKey  *RevokeAPIKeyHandler
 	CreatePartner *CreatePartnerHandler
 	UpdatePartner *UpdatePartnerHandler
+	TickPartner   *TickPartnerHandler
 }
 
 // Deps are what the handlers share.
@@ -87,6 +88,7 @@ func New(d Deps) *Commands {
 		RevokeAPIKey:  &RevokeAPIKeyHandler{d: d},
 		CreatePartner: &CreatePartnerHandler{d: d},
 		UpdatePartner: &UpdatePartnerHandler{d: d},
+		TickPartner:   &TickPartnerHandler{d: d},
 	}
 }
 

@@ -21,6 +21,8 @@ const timeFormat = time.RFC3339Nano
 //	                            state (the domain state it folds onto, JSON), country
 //	partners             zset   every partner ID, score 0 (lexical order = by ID)
 //	idx:country:<CC>     set    partner IDs by country
+//	due                  zset   partner IDs by the time (unix ms) of their next
+//	                            time-based contract transition, for the scheduler
 //
 // The list screen's full index set (every filter, sorts, n-gram search)
 // grows on this layout.
@@ -125,6 +127,13 @@ func (p Partners) Plan(ctx context.Context, rd redis.Cmdable, b *Batch) error {
 			"country", st.Profile.Country, "version", strconv.FormatUint(e.Version, 10))
 		if e.Type == domain.TypePartnerCreated {
 			w.ZAdd(ks.Key("partners"), 0, id)
+		}
+		if strings.HasPrefix(e.Type, "partner.contract_") || e.Type == "partner.deactivated" {
+			if _, when, ok := domain.NextDue(st); ok {
+				w.ZAdd(ks.Key("due"), float64(when.UnixMilli()), id)
+			} else {
+				w.ZRem(ks.Key("due"), id)
+			}
 		}
 		if c.country != st.Profile.Country {
 			if c.country != "" {

@@ -16,6 +16,7 @@ const ProgramsTag = "programs"
 // Programs keeps programs and their API key hashes:
 //
 //	program:<id>            hash  name, created_at
+//	programs                set   every program ID
 //	key:<sha256>            string → program ID (live keys only)
 //	keyid:<program>:<key>   string → sha256 (to revoke)
 type Programs struct{}
@@ -42,6 +43,7 @@ func (Programs) Plan(ctx context.Context, rd redis.Cmdable, b *Batch) error {
 		switch ev := ev.(type) {
 		case domain.ProgramCreated:
 			w.HSet(ks.Key("program", ev.ProgramID), "name", ev.Name, "created_at", ev.CreatedAt.Format(timeFormat))
+			w.SAdd(ks.Key("programs"), ev.ProgramID)
 		case domain.ProgramAPIKeyIssued:
 			w.Set(ks.Key("key", ev.KeyHash), ev.ProgramID)
 			w.Set(ks.Key("keyid", ev.ProgramID, ev.KeyID), ev.KeyHash)
