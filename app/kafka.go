@@ -1,11 +1,23 @@
 package app
 
 import (
-	"errors"
+	"fmt"
 
 	"github.com/ThreeDotsLabs/watermill"
+
+	"github.com/partnerd/partnerd/bus"
 )
 
+// newKafkaBus connects the Kafka bus to c.KafkaBrokers and creates every
+// partnerd topic that is missing with c.KafkaPartitions partitions.
 func newKafkaBus(c Config, logger watermill.LoggerAdapter) (Bus, error) {
-	return nil, errors.New("PARTNERD_KAFKA_BROKERS: the Kafka bus is not wired in this build")
+	k, err := bus.NewKafka(bus.KafkaConfig{
+		Brokers:    c.KafkaBrokers,
+		Partitions: c.KafkaPartitions,
+		Topics:     bus.Topics(),
+	}, logger)
+	if err != nil {
+		return nil, fmt.Errorf("PARTNERD_KAFKA_BROKERS: %w", err)
+	}
+	return k, nil
 }

@@ -18,10 +18,14 @@ log() {
 }
 
 redis_started=0
+kafka_started=0
 cleanup() {
 	local rc=$?
 	if ((redis_started)); then
 		bash scripts/redis.sh stop || true
+	fi
+	if ((kafka_started)); then
+		bash scripts/kafka.sh stop || true
 	fi
 	exit "${rc}"
 }
@@ -42,8 +46,13 @@ log "PARTNERD_TEST_REDIS_URL=${PARTNERD_TEST_REDIS_URL}"
 # Hook for the Kafka-backed tests: `scripts/kafka.sh start` prints export lines
 # on stdout (like redis.sh) and manages the lifetime of what it starts.
 if [[ -x scripts/kafka.sh ]]; then
+	if ! bash scripts/kafka.sh status 2>/dev/null; then
+		kafka_started=1
+	fi
 	kafka_env="$(scripts/kafka.sh start)"
 	eval "${kafka_env}"
+	export PARTNERD_TEST_KAFKA_BROKERS
+	log "PARTNERD_TEST_KAFKA_BROKERS=${PARTNERD_TEST_KAFKA_BROKERS}"
 fi
 
 # --- checks ---------------------------------------------------------------
