@@ -80,6 +80,11 @@ func OpenRedis(c Config) (redis.UniversalClient, *miniredis.Miniredis, error) {
 		return nil, nil, fmt.Errorf("PARTNERD_REDIS_URL: %w", err)
 	}
 	opt.DisableIdentity = true // Redis 7.0 does not know CLIENT SETINFO
+	if opt.PoolSize == 0 {
+		// go-redis defaults to 10 per CPU; HTTP handlers, projection
+		// batches and read-your-writes waits all hold connections at once.
+		opt.PoolSize = 128
+	}
 	return redis.NewClient(opt), nil, nil
 }
 

@@ -8,6 +8,11 @@ import (
 	"github.com/partnerd/partnerd/bus"
 )
 
+// OpenKafkaBus is newKafkaBus for admin commands (republish).
+func OpenKafkaBus(c Config, logger watermill.LoggerAdapter) (Bus, error) {
+	return newKafkaBus(c, logger)
+}
+
 // newKafkaBus connects the Kafka bus to c.KafkaBrokers and creates every
 // partnerd topic that is missing with c.KafkaPartitions partitions.
 func newKafkaBus(c Config, logger watermill.LoggerAdapter) (Bus, error) {

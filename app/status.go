@@ -76,6 +76,9 @@ func (a *App) ready(ctx context.Context) []httpapi.Check {
 	_, err := a.Store.Head(ctx)
 	checks = append(checks, httpapi.Check{Name: "eventstore", Err: err})
 	checks = append(checks, httpapi.Check{Name: "redis", Err: a.Redis.Ping(ctx).Err()})
+	if p, ok := a.Bus.(interface{ Ping(context.Context) error }); ok {
+		checks = append(checks, httpapi.Check{Name: "bus", Err: p.Ping(ctx)})
+	}
 	var lagErr error
 	if past, ok := a.lag.headAgo(10 * time.Second); ok {
 		for i, r := range a.Runners {

@@ -8,6 +8,9 @@
 //	append   durable appends/s of the embedded store with 1 and 64 writers and
 //	         events per fsync; baselines: raw fsyncs/s of the data folder's disk
 //	         and plain Pebble Set+Sync from the same number of goroutines.
+//	commands HTTP commands/s (create, update) with 64 connections against
+//	         /healthz on the same server and client; and the lag (p50/p99)
+//	         from a command's answer to its read through X-Consistency-Token.
 //	project  projection events/s into real Redis, applied directly in batches
 //	         and through the whole pipeline (log → relay → bus → projection);
 //	         baseline: redis-benchmark -P 64 -t set on the same Redis, and the
@@ -32,12 +35,13 @@ import (
 type Results map[string]float64
 
 func main() {
-	scen := flag.String("scenarios", "append,project", "comma-separated scenarios to run")
+	scen := flag.String("scenarios", "append,project,commands", "comma-separated scenarios to run")
 	jsonOut := flag.String("json", "", "also write the figures as one JSON object to this file")
 	dir := flag.String("dir", "", "data folder for the append scenario (default: a temporary folder)")
 	redisURL := flag.String("redis-url", os.Getenv("PARTNERD_BENCH_REDIS_URL"), "real Redis for the project scenario (its database is flushed!)")
 	events := flag.Int("events", 200000, "events for the project scenario")
 	appends := flag.Int("appends", 20000, "appends per writer-count in the append scenario")
+	duration := flag.Duration("duration", 5*time.Second, "how long each load phase of the commands scenario runs")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	flag.Parse()
 	if *cpuprofile != "" {
@@ -57,6 +61,12 @@ func main() {
 		switch strings.TrimSpace(s) {
 		case "append":
 			err = benchAppend(*dir, *appends, res)
+		case "commands":
+			if *redisURL == "" {
+				err = fmt.Errorf("needs -redis-url (or PARTNERD_BENCH_REDIS_URL): a real Redis whose database may be flushed")
+			} else {
+				err = benchCommands(*redisURL, *duration, res)
+			}
 		case "project":
 			if *redisURL == "" {
 				err = fmt.Errorf("needs -redis-url (or PARTNERD_BENCH_REDIS_URL): a real Redis whose database may be flushed")

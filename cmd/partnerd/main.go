@@ -38,6 +38,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = programs(args, stdout, stderr)
 	case "rebuild":
 		err = rebuild(args, stdout, stderr)
+	case "republish":
+		err = republish(args, stdout, stderr)
 	case "help":
 		usage(stdout)
 		return 0
@@ -74,6 +76,8 @@ Usage:
   partnerd programs keys issue NAME         issue another API key for a program
   partnerd programs keys revoke NAME KEY_ID revoke a key
   partnerd rebuild PROJECTION|all [flags]   rebuild read models into a new generation, then switch
+  partnerd republish --from POS [--to POS] [--category C]
+                                            publish a range of history to Kafka again (same event IDs)
 
 Run "partnerd serve --help" for the flags and their environment variables.
 With the embedded event store, run admin commands while the server is stopped

@@ -1,0 +1,173 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/partnerd/partnerd/app"
+)
+
+// server is a partnerd started by the benchmark itself.
+type server struct {
+	app    *app.App
+	base   string
+	key    string
+	client *http.Client
+	stop   func()
+}
+
+func startServer(redisURL string) (*server, error) {
+	dir, err := os.MkdirTemp("", "partnerbench-srv-")
+	if err != nil {
+		return nil, err
+	}
+	cfg := app.FromEnv(app.Defaults())
+	cfg.Data, cfg.RedisURL, cfg.BootstrapProgram, cfg.BootstrapKey = dir, redisURL, "bench", "bench-key-0123456789abcdef"
+	a, err := app.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		return nil, err
+	}
+	ctx := context.Background()
+	if err := a.Start(ctx); err != nil {
+		return nil, err
+	}
+	if _, _, err := a.Bootstrap(ctx); err != nil {
+		return nil, err
+	}
+	if err := a.WaitCaughtUp(ctx); err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	srv := &http.Server{Handler: a.HTTP.Handler()}
+	go func() { _ = srv.Serve(ln) }()
+	tr := &http.Transport{MaxIdleConns: 256, MaxIdleConnsPerHost: 256, MaxConnsPerHost: 256}
+	return &server{app: a, base: "http://" + ln.Addr().String(), key: cfg.BootstrapKey, client: &http.Client{Transport: tr},
+		stop: func() { _ = srv.Close(); a.Close(); _ = os.RemoveAll(dir) }}, nil
+}
+
+func (s *server) do(method, path string, body []byte, headers ...string) (int, http.Header, error) {
+	req, err := http.NewRequest(method, s.base+path, bytes.NewReader(body))
+	if err != nil {
+		return 0, nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+s.key)
+	req.Header.Set("Content-Type", "application/json")
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
+	resp, err := s.client.Do(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode, resp.Header, nil
+}
+
+// load runs f from conns goroutines for d and returns calls/s.
+func load(conns int, d time.Duration, f func(worker, i int) error) (float64, error) {
+	var n atomic.Int64
+	var firstErr atomic.Value
+	var wg sync.WaitGroup
+	deadline := time.Now().Add(d)
+	start := time.Now()
+	for w := 0; w < conns; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; time.Now().Before(deadline); i++ {
+				if err := f(w, i); err != nil {
+					firstErr.CompareAndSwap(nil, err)
+					return
+				}
+				n.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	if err, _ := firstErr.Load().(error); err != nil {
+		return 0, err
+	}
+	return float64(n.Load()) / time.Since(start).Seconds(), nil
+}
+
+// benchCommands: HTTP commands/s with 64 connections (creates, then
+// profile updates) against /healthz on the same server and client; and the
+// lag from a command's answer to its visibility through its consistency
+// token, measured on a sample while the command load runs.
+func benchCommands(redisURL string, d time.Duration, res Results) error {
+	s, err := startServer(redisURL)
+	if err != nil {
+		return err
+	}
+	defer s.stop()
+	const conns = 64
+	health, err := load(conns, d, func(int, int) error {
+		code, _, err := s.do("GET", "/healthz", nil)
+		if err == nil && code != 200 {
+			err = fmt.Errorf("healthz: %d", code)
+		}
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	res["commands.baseline.healthz_per_s"] = health
+	var lagMu sync.Mutex
+	var lags []time.Duration
+	creates, err := load(conns, d, func(w, i int) error {
+		body := []byte(fmt.Sprintf(`{"partner_id":"w%d-%d","name":"Partner %d","relationship_type":"direct","country":"DE"}`, w, i, i))
+		code, hdr, err := s.do("POST", "/v1/programs/bench/partners", body)
+		if err == nil && code != 201 {
+			err = fmt.Errorf("create: %d", code)
+		}
+		if err == nil && w == 0 { // one connection in 64 also measures the lag
+			t0 := time.Now()
+			code, _, err = s.do("GET", fmt.Sprintf("/v1/programs/bench/partners/w%d-%d", w, i), nil, "X-Consistency-Token", hdr.Get("X-Consistency-Token"))
+			if err == nil && code != 200 {
+				err = fmt.Errorf("read own write: %d", code)
+			}
+			lagMu.Lock()
+			lags = append(lags, time.Since(t0))
+			lagMu.Unlock()
+		}
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	res["commands.create_partner_per_s"] = creates
+	res["commands.ratio_to_healthz"] = creates / health
+	updates, err := load(conns, d, func(w, i int) error {
+		body := []byte(fmt.Sprintf(`{"social_reach":%d}`, i+1))
+		code, _, err := s.do("PATCH", fmt.Sprintf("/v1/programs/bench/partners/w%d-%d", w, i%20), body)
+		if err == nil && code != 200 {
+			err = fmt.Errorf("update w%d-%d: %d", w, i%20, code)
+		}
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	res["commands.update_partner_per_s"] = updates
+	if len(lags) > 0 {
+		sort.Slice(lags, func(i, j int) bool { return lags[i] < lags[j] })
+		res["lag.p50_ms"] = float64(lags[len(lags)/2].Microseconds()) / 1000
+		res["lag.p99_ms"] = float64(lags[len(lags)*99/100].Microseconds()) / 1000
+		res["lag.samples"] = float64(len(lags))
+	}
+	return nil
+}
