@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"regexp"
 	"strconv"
 	"strings"
 
@@ -22,6 +23,7 @@ type Config struct {
 	RedisURL         string   // PARTNERD_REDIS_URL: empty → embedded in-process Redis
 	KafkaBrokers     []string // PARTNERD_KAFKA_BROKERS: empty → in-process bus
 	KafkaPartitions  int      // PARTNERD_KAFKA_PARTITIONS: partitions of topics partnerd creates
+	KafkaNamespace   string   // PARTNERD_KAFKA_NAMESPACE: prefix of topic and consumer group names
 	BootstrapProgram string   // PARTNERD_BOOTSTRAP_PROGRAM
 	BootstrapKey     string   // PARTNERD_BOOTSTRAP_KEY
 	BusPartitions    int      // PARTNERD_BUS_PARTITIONS: partitions per topic of the in-process bus
@@ -59,6 +61,7 @@ func FromEnv(c Config) Config {
 		c.KafkaBrokers = SplitList(brokers)
 	}
 	num("PARTNERD_KAFKA_PARTITIONS", &c.KafkaPartitions)
+	str("PARTNERD_KAFKA_NAMESPACE", &c.KafkaNamespace)
 	num("PARTNERD_BUS_PARTITIONS", &c.BusPartitions)
 	str("PARTNERD_BOOTSTRAP_PROGRAM", &c.BootstrapProgram)
 	str("PARTNERD_BOOTSTRAP_KEY", &c.BootstrapKey)
@@ -75,6 +78,8 @@ func SplitList(s string) []string {
 	}
 	return out
 }
+
+var kafkaNamespace = regexp.MustCompile(`^[A-Za-z0-9._-]{1,100}$`)
 
 // Validate reports every problem at once.
 func (c Config) Validate() error {
@@ -96,6 +101,9 @@ func (c Config) Validate() error {
 		if u, err := url.Parse(c.RedisURL); err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") {
 			errs = append(errs, errors.New("PARTNERD_REDIS_URL: must be redis://host:port/db or rediss://…"))
 		}
+	}
+	if c.KafkaNamespace != "" && !kafkaNamespace.MatchString(c.KafkaNamespace) {
+		errs = append(errs, errors.New("PARTNERD_KAFKA_NAMESPACE: 1-100 of letters, digits, '.', '_', '-'"))
 	}
 	if c.KafkaPartitions < 1 || c.KafkaPartitions > 1000 {
 		errs = append(errs, errors.New("PARTNERD_KAFKA_PARTITIONS: must be 1-1000"))

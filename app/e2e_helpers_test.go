@@ -16,6 +16,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/partnerd/partnerd/app"
+	"github.com/partnerd/partnerd/commands"
 	"github.com/partnerd/partnerd/internal/testenv"
 )
 
@@ -84,6 +85,17 @@ func start(t *testing.T, cfg app.Config) *harness {
 	defer cancel()
 	if err := a.WaitCaughtUp(ctx); err != nil {
 		t.Fatal(err)
+	}
+	// With Kafka, published is not yet projected: wait until the key works.
+	for {
+		if p, err := a.Queries.ProgramOfKey(ctx, commands.HashAPIKey(cfg.BootstrapKey)); err == nil && p == cfg.BootstrapProgram {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatal("the bootstrap key never reached the programs read model")
+		case <-time.After(10 * time.Millisecond):
+		}
 	}
 	return h
 }

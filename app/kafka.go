@@ -20,6 +20,7 @@ func newKafkaBus(c Config, logger watermill.LoggerAdapter) (Bus, error) {
 		Brokers:    c.KafkaBrokers,
 		Partitions: c.KafkaPartitions,
 		Topics:     bus.Topics(),
+		Namespace:  c.KafkaNamespace,
 	}, logger)
 	if err != nil {
 		return nil, fmt.Errorf("PARTNERD_KAFKA_BROKERS: %w", err)

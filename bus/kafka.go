@@ -34,7 +34,15 @@ type KafkaConfig struct {
 	// NackResendSleep is how long a subscriber waits before redelivering a
 	// nacked message (default 100 ms).
 	NackResendSleep time.Duration
+	// Namespace prefixes every topic and consumer group name, so several
+	// partnerd deployments (or test runs) can share one cluster without
+	// reading each other's events. Empty by default: the topic names are
+	// then exactly those of API.md.
+	Namespace string
 }
+
+// name maps a bus topic or group name into the namespace.
+func (k *Kafka) name(n string) string { return k.cfg.Namespace + n }
 
 // Kafka is the bus on Apache Kafka. Publish hands a whole batch to Sarama's
 // producer at once and returns when the broker has acknowledged every record
@@ -80,7 +88,11 @@ func NewKafka(cfg KafkaConfig, logger watermill.LoggerAdapter) (*Kafka, error) {
 		logger = watermill.NopLogger{}
 	}
 	k := &Kafka{cfg: cfg, logger: logger}
-	if err := k.EnsureTopics(context.Background(), cfg.Topics...); err != nil {
+	topics := make([]string, len(cfg.Topics))
+	for i, t := range cfg.Topics {
+		topics[i] = k.name(t)
+	}
+	if err := k.EnsureTopics(context.Background(), topics...); err != nil {
 		return nil, err
 	}
 	producer, err := sarama.NewSyncProducer(cfg.Brokers, k.ProducerConfig())
@@ -140,6 +152,7 @@ func (k *Kafka) Publish(topic string, msgs ...*message.Message) error {
 	if len(msgs) == 0 {
 		return nil
 	}
+	topic = k.name(topic)
 	recs := make([]*sarama.ProducerMessage, len(msgs))
 	for i, m := range msgs {
 		rec, err := CloudEventsMarshaler{}.Marshal(topic, m)

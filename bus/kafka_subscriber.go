@@ -21,7 +21,7 @@ func (k *Kafka) NewSubscriber(group string) (message.Subscriber, error) {
 		Brokers:               k.cfg.Brokers,
 		Unmarshaler:           CloudEventsMarshaler{},
 		OverwriteSaramaConfig: k.ConsumerConfig(),
-		ConsumerGroup:         group,
+		ConsumerGroup:         k.name(group),
 		NackResendSleep:       k.cfg.NackResendSleep,
 		ReconnectRetrySleep:   time.Second,
 	}, k.logger)
@@ -46,6 +46,7 @@ type kafkaSubscriber struct {
 }
 
 func (s *kafkaSubscriber) Subscribe(ctx context.Context, topic string) (<-chan *message.Message, error) {
+	topic = s.bus.name(topic)
 	if err := s.bus.EnsureTopics(ctx, topic); err != nil {
 		return nil, err
 	}

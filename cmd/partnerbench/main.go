@@ -11,6 +11,8 @@
 //	commands HTTP commands/s (create, update) with 64 connections against
 //	         /healthz on the same server and client; and the lag (p50/p99)
 //	         from a command's answer to its read through X-Consistency-Token.
+//	kafka    relay events/s from the log into a real broker, against a plain
+//	         Sarama producer sending the same records in the same run.
 //	project  projection events/s into real Redis, applied directly in batches
 //	         and through the whole pipeline (log → relay → bus → projection);
 //	         baseline: redis-benchmark -P 64 -t set on the same Redis, and the
@@ -29,6 +31,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/partnerd/partnerd/app"
 )
 
 // Results maps stable metric names to values.
@@ -41,6 +45,7 @@ func main() {
 	redisURL := flag.String("redis-url", os.Getenv("PARTNERD_BENCH_REDIS_URL"), "real Redis for the project scenario (its database is flushed!)")
 	events := flag.Int("events", 200000, "events for the project scenario")
 	appends := flag.Int("appends", 20000, "appends per writer-count in the append scenario")
+	kafkaBrokers := flag.String("kafka-brokers", os.Getenv("PARTNERD_BENCH_KAFKA_BROKERS"), "a real Kafka broker for the kafka scenario")
 	duration := flag.Duration("duration", 5*time.Second, "how long each load phase of the commands scenario runs")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	flag.Parse()
@@ -66,6 +71,12 @@ func main() {
 				err = fmt.Errorf("needs -redis-url (or PARTNERD_BENCH_REDIS_URL): a real Redis whose database may be flushed")
 			} else {
 				err = benchCommands(*redisURL, *duration, res)
+			}
+		case "kafka":
+			if len(*kafkaBrokers) == 0 {
+				err = fmt.Errorf("needs -kafka-brokers (or PARTNERD_BENCH_KAFKA_BROKERS)")
+			} else {
+				err = benchKafka(app.SplitList(*kafkaBrokers), *events, res)
 			}
 		case "project":
 			if *redisURL == "" {

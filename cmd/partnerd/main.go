@@ -96,6 +96,7 @@ func flags(fs *flag.FlagSet) *app.Config {
 		c.KafkaBrokers = app.SplitList(s)
 		return nil
 	})
+	fs.StringVar(&c.KafkaNamespace, "kafka-namespace", c.KafkaNamespace, "prefix of every topic and consumer group, to share a cluster (PARTNERD_KAFKA_NAMESPACE)")
 	fs.IntVar(&c.KafkaPartitions, "kafka-partitions", c.KafkaPartitions, "partitions of the topics partnerd creates (PARTNERD_KAFKA_PARTITIONS)")
 	fs.IntVar(&c.BusPartitions, "bus-partitions", c.BusPartitions, "partitions per topic of the in-process bus (PARTNERD_BUS_PARTITIONS)")
 	fs.StringVar(&c.BootstrapProgram, "bootstrap-program", c.BootstrapProgram, "program to create at start if missing (PARTNERD_BOOTSTRAP_PROGRAM)")
