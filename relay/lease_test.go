@@ -64,11 +64,13 @@ func TestLeaseOneRelayPublishesAndFencesTheOldLeader(t *testing.T) {
 			if la == 0 {
 				leader, follower = b, a
 			}
-			// The leader stalls past its TTL (a GC pause, a partition): the
-			// lease is gone and the follower takes over.
+			// The leader's lease expires and the leader is gone (crashed, or
+			// paused for good): the standby takes over.
 			if err := rdb.Del(context.Background(), prefix+":lease").Err(); err != nil {
 				t.Fatal(err)
 			}
+			leader.stop()
+			<-leader.done
 			waitFor(t, func() bool {
 				h, _ := follower.lease.Holder(context.Background())
 				return h != ""
