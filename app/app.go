@@ -133,7 +133,7 @@ func New(c Config, logger *slog.Logger) (*App, error) {
 
 // Projections lists every read model partnerd keeps.
 func Projections() []projections.Projection {
-	return []projections.Projection{projections.Programs{}, projections.Partners{}}
+	return []projections.Projection{projections.Programs{}, projections.Partners{}, projections.Catalog{}}
 }
 
 // Generation implements queries.Generations.

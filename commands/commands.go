@@ -65,6 +65,15 @@ type Commands struct {
 	CreatePartner *CreatePartnerHandler
 	UpdatePartner *UpdatePartnerHandler
 	TickPartner   *TickPartnerHandler
+	MoveContract  *MoveContractHandler
+	SetGroups     *SetPartnerGroupsHandler
+
+	CreateTemplateTerm  *CreateTemplateTermHandler
+	UpdateTemplateTerm  *UpdateTemplateTermHandler
+	ArchiveTemplateTerm *ArchiveTemplateTermHandler
+	CreateGroup         *CreateGroupHandler
+	RenameGroup         *RenameGroupHandler
+	DeleteGroup         *DeleteGroupHandler
 }
 
 // Deps are what the handlers share.
@@ -89,6 +98,15 @@ func New(d Deps) *Commands {
 		CreatePartner: &CreatePartnerHandler{d: d},
 		UpdatePartner: &UpdatePartnerHandler{d: d},
 		TickPartner:   &TickPartnerHandler{d: d},
+		MoveContract:  &MoveContractHandler{d: d},
+		SetGroups:     &SetPartnerGroupsHandler{d: d},
+
+		CreateTemplateTerm:  &CreateTemplateTermHandler{d: d},
+		UpdateTemplateTerm:  &UpdateTemplateTermHandler{d: d},
+		ArchiveTemplateTerm: &ArchiveTemplateTermHandler{d: d},
+		CreateGroup:         &CreateGroupHandler{d: d},
+		RenameGroup:         &RenameGroupHandler{d: d},
+		DeleteGroup:         &DeleteGroupHandler{d: d},
 	}
 }
 

@@ -91,6 +91,20 @@ func newEvent(typ string) Event {
 		return &ContractArchived{}
 	case TypePartnerDeactivated:
 		return &PartnerDeactivated{}
+	case TypePartnerGroupsChanged:
+		return &PartnerGroupsChanged{}
+	case TypeTemplateTermCreated:
+		return &TemplateTermCreated{}
+	case TypeTemplateTermUpdated:
+		return &TemplateTermUpdated{}
+	case TypeTemplateTermArchived:
+		return &TemplateTermArchived{}
+	case TypeGroupCreated:
+		return &GroupCreated{}
+	case TypeGroupRenamed:
+		return &GroupRenamed{}
+	case TypeGroupDeleted:
+		return &GroupDeleted{}
 	}
 	return nil
 }
@@ -105,7 +119,9 @@ func EventTypes() []string {
 		TypeContractRetracted, TypeContractStarted, TypeContractProposalExpired, TypeContractSuspended,
 		TypeContractReinstated, TypeContractSwitched, TypeContractSwitchScheduled, TypeContractExpiryScheduled,
 		TypeContractScheduleReverted, TypeContractExpired, TypeContractCancelled, TypeContractArchived,
-		TypePartnerDeactivated,
+		TypePartnerDeactivated, TypePartnerGroupsChanged,
+		TypeTemplateTermCreated, TypeTemplateTermUpdated, TypeTemplateTermArchived,
+		TypeGroupCreated, TypeGroupRenamed, TypeGroupDeleted,
 	}
 }
 
@@ -154,6 +170,20 @@ func deref(ev Event) Event {
 	case *ContractArchived:
 		return *e
 	case *PartnerDeactivated:
+		return *e
+	case *PartnerGroupsChanged:
+		return *e
+	case *TemplateTermCreated:
+		return *e
+	case *TemplateTermUpdated:
+		return *e
+	case *TemplateTermArchived:
+		return *e
+	case *GroupCreated:
+		return *e
+	case *GroupRenamed:
+		return *e
+	case *GroupDeleted:
 		return *e
 	}
 	return ev

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -58,6 +59,7 @@ type Partner struct {
 	history       []ContractState // earlier contracts, oldest first
 	dateJoined    *time.Time      // when a contract of the partner first became joined
 	deactivatedAt *time.Time      // set when the partner left the platform, until a new proposal
+	groups        []string        // IDs of the groups the partner is in, sorted
 }
 
 // PartnerState is a read-only copy of a partner's state, for answers and
@@ -77,6 +79,8 @@ type PartnerState struct {
 	ContractHistory []ContractState `json:"contract_history,omitempty"`
 	DateJoined      *time.Time      `json:"date_joined,omitempty"`
 	DeactivatedAt   *time.Time      `json:"deactivated_at,omitempty"`
+	// Groups are the IDs of the groups the partner is in, sorted; never nil.
+	Groups []string `json:"groups"`
 }
 
 // Exists reports whether the partner was created.
@@ -87,7 +91,7 @@ func (p *Partner) State() PartnerState {
 	return PartnerState{PartnerID: p.id, ProgramID: p.program, Profile: p.profile, Personal: p.personal,
 		ProspectStage: p.prospectStage, CreatedAt: p.createdAt, UpdatedAt: p.updatedAt,
 		Contract: p.contract.clone(), ContractHistory: cloneHistory(p.history),
-		DateJoined: p.dateJoined, DeactivatedAt: p.deactivatedAt}
+		DateJoined: p.dateJoined, DeactivatedAt: p.deactivatedAt, Groups: append([]string{}, p.groups...)}
 }
 
 // Apply folds one event into the partner.
@@ -101,6 +105,8 @@ func (p *Partner) Apply(ev Event) {
 	case PartnerProfileUpdated:
 		p.profile, p.personal = e.Profile, e.Personal
 		p.updatedAt = e.UpdatedAt
+	case PartnerGroupsChanged:
+		p.groups = slices.Clone(e.Groups)
 	default:
 		p.applyContract(ev)
 	}
@@ -265,5 +271,5 @@ func RestorePartner(s PartnerState) Partner {
 	return Partner{id: s.PartnerID, program: s.ProgramID, profile: s.Profile, personal: s.Personal,
 		prospectStage: s.ProspectStage, createdAt: s.CreatedAt, updatedAt: s.UpdatedAt,
 		contract: s.Contract.clone(), history: cloneHistory(s.ContractHistory),
-		dateJoined: s.DateJoined, deactivatedAt: s.DeactivatedAt}
+		dateJoined: s.DateJoined, deactivatedAt: s.DeactivatedAt, groups: slices.Clone(s.Groups)}
 }

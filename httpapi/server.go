@@ -129,6 +129,18 @@ func (s *Server) routes() {
 	p.GET("/partners/:id", s.getPartner)
 	p.PATCH("/partners/:id", s.updatePartner)
 	p.GET("/partners/:id/history", s.partnerHistory)
+	p.POST("/partners/:id/contract/:action", s.moveContract)
+	p.PUT("/partners/:id/groups", s.setPartnerGroups)
+	p.POST("/template-terms", s.createTemplateTerm)
+	p.GET("/template-terms", s.listTemplateTerms)
+	p.GET("/template-terms/:id", s.getTemplateTerm)
+	p.PATCH("/template-terms/:id", s.updateTemplateTerm)
+	p.POST("/template-terms/:id/archive", s.archiveTemplateTerm)
+	p.POST("/groups", s.createGroup)
+	p.GET("/groups", s.listGroups)
+	p.GET("/groups/:id", s.getGroup)
+	p.PATCH("/groups/:id", s.renameGroup)
+	p.DELETE("/groups/:id", s.deleteGroup)
 }
 
 func (s *Server) recoverer(c *gin.Context) {

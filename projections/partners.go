@@ -64,7 +64,7 @@ func ViewOf(s domain.PartnerState, version uint64) PartnerView {
 	v := PartnerView{PartnerID: s.PartnerID, Version: version, Profile: s.Profile, Email: s.Personal.Email,
 		ContactNames: s.Personal.ContactNames, Address: s.Personal.Address, ProspectStage: domain.ProspectStageOf(s),
 		RelationshipStage: domain.RelationshipStage(s), Contract: s.Contract, ContractHistory: s.ContractHistory,
-		DateJoined: s.DateJoined, DeactivatedAt: s.DeactivatedAt, Groups: []string{},
+		DateJoined: s.DateJoined, DeactivatedAt: s.DeactivatedAt, Groups: s.Groups,
 		CreatedAt: s.CreatedAt, UpdatedAt: s.UpdatedAt}
 	if st := domain.ContractStatus(s); st != "" {
 		v.ContractStatus = &st

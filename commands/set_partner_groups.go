@@ -1,0 +1,96 @@
+package commands
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+
+	"github.com/partnerd/partnerd/domain"
+)
+
+// SetPartnerGroupsHandler replaces the set of groups a partner is in.
+type SetPartnerGroupsHandler struct{ d Deps }
+
+// Handle sets the partner's groups to the given set. Every group must
+// exist in the program and not be deleted (else a ValidationError naming
+// groups[i]). After the append the groups that were added are read again:
+// one deleted meanwhile (whose deletion may have missed this partner) is
+// left at once (see DeleteGroupHandler).
+func (h *SetPartnerGroupsHandler) Handle(ctx context.Context, program, partnerID string, groups []string, meta Meta) (Result, domain.PartnerState, error) {
+	fail := func(err error) (Result, domain.PartnerState, error) {
+		return Result{}, domain.PartnerState{}, fmt.Errorf("set groups of partner %s: %w", partnerID, err)
+	}
+	if !domain.ValidEntityID(partnerID) {
+		return fail(domain.ErrNotFound)
+	}
+	var checked error // the groups are checked once, on the first attempt
+	first := true
+	var added []string // by the last decision, the one appended
+	stream := domain.PartnerStream(program, partnerID)
+	res, p, err := execute(ctx, h.d, stream, program, meta, func(p *domain.Partner) ([]domain.Event, error) {
+		evs, err := p.SetGroups(groups, h.d.Now().UTC())
+		if err != nil {
+			return nil, err
+		}
+		if first {
+			first, checked = false, h.checkGroups(ctx, program, groups)
+		}
+		added = nil
+		for _, ev := range evs {
+			if e, ok := ev.(domain.PartnerGroupsChanged); ok {
+				added = append(added, e.Added...)
+			}
+		}
+		return evs, checked
+	})
+	if err != nil {
+		return fail(err)
+	}
+	if res.Appended == 0 {
+		return res, p.State(), nil
+	}
+	for _, id := range added {
+		g, _, _, err := Load[domain.Group](ctx, h.d.Store, domain.GroupStream(program, id))
+		if err != nil {
+			return fail(err)
+		}
+		if g.Live() {
+			continue
+		}
+		left, q, err := execute(ctx, h.d, stream, program, processMeta(ActorGroupDeletion, meta, res.Stream, res.Version),
+			func(p *domain.Partner) ([]domain.Event, error) { return p.LeaveGroup(id, h.d.Now().UTC()) })
+		if err != nil {
+			return fail(err)
+		}
+		res.Version, res.Position, p = left.Version, left.Position, q
+	}
+	return res, p.State(), nil
+}
+
+// checkGroups reports every group of the set that does not exist or was
+// deleted, at once.
+func (h *SetPartnerGroupsHandler) checkGroups(ctx context.Context, program string, groups []string) error {
+	var bad []domain.FieldError
+	seen := map[string]bool{}
+	for i, id := range groups {
+		if seen[id] {
+			continue
+		}
+		seen[id] = true
+		g, _, _, err := Load[domain.Group](ctx, h.d.Store, domain.GroupStream(program, id))
+		if err != nil {
+			return err
+		}
+		field := "groups[" + strconv.Itoa(i) + "]"
+		switch {
+		case !g.Exists():
+			bad = append(bad, domain.FieldError{Field: field, Message: "no group " + id + " in this program"})
+		case g.Deleted():
+			bad = append(bad, domain.FieldError{Field: field, Message: "group " + id + " was deleted"})
+		}
+	}
+	if len(bad) > 0 {
+		return &domain.ValidationError{Fields: bad}
+	}
+	return nil
+}

@@ -1,0 +1,111 @@
+package queries
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/partnerd/partnerd/domain"
+)
+
+// catalog is the projection of template terms and groups.
+const catalog = "catalog"
+
+// GetTemplateTerm returns a template term (archived ones too) as raw JSON.
+func (q *Queries) GetTemplateTerm(ctx context.Context, program, id string) (json.RawMessage, error) {
+	return q.doc(ctx, program, "termdoc", "template term", id)
+}
+
+// ListTemplateTerms pages through a program's template terms by ID,
+// archived ones included (each says whether it is).
+func (q *Queries) ListTemplateTerms(ctx context.Context, program string, limit int, cursor string) (Page[json.RawMessage], error) {
+	return q.docPage(ctx, program, "terms", "termdoc", limit, cursor)
+}
+
+// GetGroup returns a live group as raw JSON; a deleted one is not found.
+func (q *Queries) GetGroup(ctx context.Context, program, id string) (json.RawMessage, error) {
+	return q.doc(ctx, program, "groupdoc", "group", id)
+}
+
+// ListGroups pages through a program's live groups by ID.
+func (q *Queries) ListGroups(ctx context.Context, program string, limit int, cursor string) (Page[json.RawMessage], error) {
+	return q.docPage(ctx, program, "groups", "groupdoc", limit, cursor)
+}
+
+// PartnersOfTemplateTerm lists the partners whose open contract or
+// scheduled switch uses the term, once the catalog reflects the term's
+// stream up to version (commands.PartnerIndex).
+func (q *Queries) PartnersOfTemplateTerm(ctx context.Context, program, termID string, version uint64) ([]string, error) {
+	return q.members(ctx, program, domain.TemplateTermStream(program, termID), version, "term", termID)
+}
+
+// PartnersOfGroup lists the partners in the group, once the catalog
+// reflects the group's stream up to version (commands.PartnerIndex).
+func (q *Queries) PartnersOfGroup(ctx context.Context, program, groupID string, version uint64) ([]string, error) {
+	return q.members(ctx, program, domain.GroupStream(program, groupID), version, "group", groupID)
+}
+
+func (q *Queries) members(ctx context.Context, program, stream string, version uint64, kind, id string) ([]string, error) {
+	if err := q.WaitFor(ctx, program, ConsistencyToken(stream, version)); err != nil {
+		return nil, fmt.Errorf("partners of %s %s: %w", kind, id, err)
+	}
+	ids, err := q.rdb.SMembers(ctx, q.keys(catalog, program).Key(kind, id, "partners")).Result()
+	if err != nil {
+		return nil, fmt.Errorf("partners of %s %s: %w", kind, id, err)
+	}
+	return ids, nil
+}
+
+func (q *Queries) doc(ctx context.Context, program, prefix, what, id string) (json.RawMessage, error) {
+	doc, err := q.rdb.HGet(ctx, q.keys(catalog, program).Key(prefix, id), "doc").Result()
+	if errors.Is(err, redis.Nil) {
+		return nil, fmt.Errorf("%s %s: %w", what, id, domain.ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get %s %s: %w", what, id, err)
+	}
+	return json.RawMessage(doc), nil
+}
+
+// docPage pages through the IDs of a lexical zset and their docs; the
+// cursor is the last ID of the previous page.
+func (q *Queries) docPage(ctx context.Context, program, index, prefix string, limit int, cursor string) (Page[json.RawMessage], error) {
+	ks := q.keys(catalog, program)
+	min := "-"
+	if cursor != "" {
+		min = "(" + cursor
+	}
+	pipe := q.rdb.Pipeline()
+	idsCmd := pipe.ZRangeByLex(ctx, ks.Key(index), &redis.ZRangeBy{Min: min, Max: "+", Count: int64(limit) + 1})
+	totalCmd := pipe.ZCard(ctx, ks.Key(index))
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return Page[json.RawMessage]{}, fmt.Errorf("list %s: %w", index, err)
+	}
+	ids := idsCmd.Val()
+	page := Page[json.RawMessage]{Items: []json.RawMessage{}, Total: totalCmd.Val()}
+	if len(ids) > limit {
+		ids = ids[:limit]
+		next := ids[len(ids)-1]
+		page.NextCursor = &next
+	}
+	if len(ids) == 0 {
+		return page, nil
+	}
+	pipe = q.rdb.Pipeline()
+	cmds := make([]*redis.StringCmd, len(ids))
+	for i, id := range ids {
+		cmds[i] = pipe.HGet(ctx, ks.Key(prefix, id), "doc")
+	}
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return Page[json.RawMessage]{}, fmt.Errorf("list %s: %w", index, err)
+	}
+	for _, c := range cmds {
+		if c.Err() == nil {
+			page.Items = append(page.Items, json.RawMessage(c.Val()))
+		}
+	}
+	return page, nil
+}
