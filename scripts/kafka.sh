@@ -166,6 +166,10 @@ EOF
 
 print_env() {
 	printf 'export PARTNERD_TEST_KAFKA_BROKERS=127.0.0.1:%s\n' "${PORT}"
+	# The fault tests pause and resume the broker by its process ID.
+	if [[ -f "${PID_FILE}" ]] && kill -0 "$(tr -dc '0-9' <"${PID_FILE}")" 2>/dev/null; then
+		printf 'export PARTNERD_TEST_KAFKA_PIDFILE=%s\n' "${PID_FILE}"
+	fi
 }
 
 cmd_start() {

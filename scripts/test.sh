@@ -51,7 +51,7 @@ if [[ -x scripts/kafka.sh ]]; then
 	fi
 	kafka_env="$(scripts/kafka.sh start)"
 	eval "${kafka_env}"
-	export PARTNERD_TEST_KAFKA_BROKERS
+	export PARTNERD_TEST_KAFKA_BROKERS PARTNERD_TEST_KAFKA_PIDFILE
 	log "PARTNERD_TEST_KAFKA_BROKERS=${PARTNERD_TEST_KAFKA_BROKERS}"
 fi
 
@@ -74,3 +74,10 @@ go vet ${pkgs}
 
 log "go test -race -count=1 $*"
 go test -race -count=1 "$@"
+
+# Fault tests pause real services (the Kafka broker), so they run alone,
+# after everything else: build tag `faults`.
+if [[ -z "${PARTNERD_TEST_PKGS:-}" ]]; then
+	log "fault tests: go test -race -count=1 -tags faults -run Fault ./app/"
+	go test -race -count=1 -tags faults -run Fault ./app/
+fi
