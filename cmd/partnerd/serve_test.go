@@ -1,0 +1,102 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/partnerd/partnerd/eventstore"
+	"github.com/partnerd/partnerd/eventstore/embedded"
+)
+
+// The real binary: it prints where it listens and the demo key, serves,
+// and on SIGTERM shuts down cleanly (exit 0), releasing the data folder and
+// keeping every acknowledged write.
+func TestServeShutsDownGracefullyOnSIGTERM(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	bin := filepath.Join(t.TempDir(), "partnerd")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	data := t.TempDir()
+	cmd := exec.Command(bin, "--addr", addr, "--data", data)
+	cmd.Env = append(os.Environ(), "PARTNERD_REDIS_URL=", "PARTNERD_KAFKA_BROKERS=", "PARTNERD_BOOTSTRAP_KEY=")
+	stdout, _ := cmd.StdoutPipe()
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = cmd.Process.Kill() }()
+	sc := bufio.NewScanner(stdout)
+	var key string
+	for sc.Scan() {
+		line := sc.Text()
+		if _, k, ok := strings.Cut(line, "API key: "); ok {
+			key = k
+			break
+		}
+	}
+	go func() { _, _ = io.Copy(io.Discard, stdout) }()
+	if !strings.HasPrefix(key, "pd_") {
+		t.Fatalf("no demo API key printed; stderr:\n%s", stderr.String())
+	}
+	req, _ := http.NewRequest("POST", "http://"+addr+"/v1/programs/demo/partners",
+		strings.NewReader(`{"partner_id":"kept","name":"K","relationship_type":"direct"}`))
+	req.Header.Set("Authorization", "Bearer "+key)
+	var resp *http.Response
+	for i := 0; i < 100; i++ {
+		if resp, err = http.DefaultClient.Do(req.Clone(req.Context())); err == nil && resp.StatusCode != 401 {
+			break
+		}
+		time.Sleep(50 * time.Millisecond) // the key may not be projected yet
+		req.Body = io.NopCloser(strings.NewReader(`{"partner_id":"kept","name":"K","relationship_type":"direct"}`))
+	}
+	if err != nil || resp.StatusCode != 201 {
+		t.Fatalf("create: %v %v", err, resp)
+	}
+	resp.Body.Close()
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("exit after SIGTERM: %v\n%s", err, stderr.String())
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("partnerd did not stop within 20 s of SIGTERM")
+	}
+	if !strings.Contains(stderr.String(), "shutting down") {
+		t.Fatalf("no shutdown message; stderr:\n%s", stderr.String())
+	}
+	// The folder is released and the acknowledged partner is in the log.
+	store, err := embedded.Open(data, embedded.Options{})
+	if err != nil {
+		t.Fatalf("data folder still locked or broken after shutdown: %v", err)
+	}
+	defer store.Close()
+	evs, err := store.ReadStream(t.Context(), "partner-demo-kept", 0, eventstore.Forwards, 10)
+	if err != nil || len(evs) != 1 || evs[0].Type != "partner.created" {
+		t.Fatalf("the acknowledged partner is not in the log: %v %v", evs, err)
+	}
+}
