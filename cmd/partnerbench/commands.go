@@ -14,6 +14,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/partnerd/partnerd/app"
 )
 
@@ -27,6 +29,18 @@ type server struct {
 }
 
 func startServer(redisURL string) (*server, error) {
+	// A fresh log needs a fresh read-model database (relay checkpoint included).
+	opt, err := redis.ParseURL(redisURL)
+	if err != nil {
+		return nil, err
+	}
+	opt.DisableIdentity = true
+	rdb := redis.NewClient(opt)
+	err = rdb.FlushDB(context.Background()).Err()
+	_ = rdb.Close()
+	if err != nil {
+		return nil, err
+	}
 	dir, err := os.MkdirTemp("", "partnerbench-srv-")
 	if err != nil {
 		return nil, err
