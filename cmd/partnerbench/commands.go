@@ -142,11 +142,15 @@ func benchCommands(redisURL string, d time.Duration, res Results) error {
 	res["commands.baseline.healthz_per_s"] = health
 	var lagMu sync.Mutex
 	var lags []time.Duration
+	var created [conns]atomic.Int64 // partners each connection created
 	creates, err := load(conns, d, func(w, i int) error {
 		body := []byte(fmt.Sprintf(`{"partner_id":"w%d-%d","name":"Partner %d","relationship_type":"direct","country":"DE"}`, w, i, i))
 		code, hdr, err := s.do("POST", "/v1/programs/bench/partners", body)
 		if err == nil && code != 201 {
 			err = fmt.Errorf("create: %d", code)
+		}
+		if err == nil {
+			created[w].Add(1)
 		}
 		if err == nil && w == 0 { // one connection in 64 also measures the lag
 			t0 := time.Now()
@@ -167,7 +171,7 @@ func benchCommands(redisURL string, d time.Duration, res Results) error {
 	res["commands.ratio_to_healthz"] = creates / health
 	updates, err := load(conns, d, func(w, i int) error {
 		body := []byte(fmt.Sprintf(`{"social_reach":%d}`, i+1))
-		code, _, err := s.do("PATCH", fmt.Sprintf("/v1/programs/bench/partners/w%d-%d", w, i%20), body)
+		code, _, err := s.do("PATCH", fmt.Sprintf("/v1/programs/bench/partners/w%d-%d", w, i%int(max(1, min(20, created[w].Load())))), body)
 		if err == nil && code != 200 {
 			err = fmt.Errorf("update w%d-%d: %d", w, i%20, code)
 		}
