@@ -32,7 +32,7 @@ type Config struct {
 // Defaults returns the configuration of a bare `partnerd`.
 func Defaults() Config {
 	return Config{Addr: ":8080", Data: "./data", EventStore: "embedded", BootstrapProgram: "demo",
-		KafkaPartitions: 12, BusPartitions: 32}
+		KafkaPartitions: 12, BusPartitions: 256}
 }
 
 // FromEnv overlays the PARTNERD_* environment variables on c.
