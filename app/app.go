@@ -161,6 +161,19 @@ func (a *App) Start(ctx context.Context) error {
 		if err := r.Start(ctx); err != nil {
 			return err
 		}
+		// A projection new to a deployment whose log was already published
+		// would meet streams mid-history: build it from the log first.
+		if r.Fresh() && a.published(ctx) > 0 {
+			a.Logger.Info("building a new projection from the log", "projection", r.Projection().Name())
+			res, err := projections.Rebuild(ctx, a.Redis, a.Store, r.Projection(), nil)
+			if err != nil {
+				return fmt.Errorf("build projection %s: %w", r.Projection().Name(), err)
+			}
+			if err := r.Refresh(ctx); err != nil {
+				return err
+			}
+			a.Logger.Info("projection built", "projection", r.Projection().Name(), "events", res.Events, "took", res.Duration)
+		}
 		sub, err := a.Bus.NewSubscriber("partnerd.projection." + r.Projection().Name())
 		if err != nil {
 			return fmt.Errorf("subscriber for %s: %w", r.Projection().Name(), err)

@@ -82,3 +82,37 @@ func TestEmbeddedRedisRebuildsFromTheLog(t *testing.T) {
 		t.Fatalf("p03 after restart: %d", r.status)
 	}
 }
+
+// A projection added to a deployment whose log was already published is
+// built from the log at start, rather than meeting streams mid-history
+// (where its version guards would rightly refuse to skip ahead).
+func TestNewProjectionIsBuiltFromTheLog(t *testing.T) {
+	cfg := config(t, redisDB(t, dbRestart))
+	h := start(t, cfg)
+	for i := 0; i < 5; i++ {
+		h.do("POST", "/partners", map[string]any{"partner_id": fmt.Sprintf("n%d", i), "name": "N", "relationship_type": "direct"})
+		h.do("PATCH", fmt.Sprintf("/partners/n%d", i), map[string]any{"name": "N2"})
+	}
+	if err := h.app.WaitCaughtUp(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	h.stop()
+	// The partner read model never existed in this Redis, as for a new one.
+	rdb, _, err := app.OpenRedis(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys, _ := rdb.Keys(t.Context(), "pd:partners:*").Result()
+	if len(keys) == 0 {
+		t.Fatal("no partner keys to drop")
+	}
+	rdb.Del(t.Context(), keys...)
+	rdb.Close()
+	h2 := start(t, cfg)
+	if got := h2.do("GET", "/partners", nil).json(t)["total"]; got != 5.0 {
+		t.Fatalf("total = %v after the new projection was built, want 5", got)
+	}
+	if got := h2.do("GET", "/partners/n3", nil).json(t)["name"]; got != "N2" {
+		t.Fatalf("n3 name = %v, want N2", got)
+	}
+}

@@ -85,7 +85,11 @@ func Rebuild(ctx context.Context, rdb redis.UniversalClient, log LogReader, p Pr
 				}
 			}
 			for i := 0; i < len(evs); i += 1024 {
-				if err := r.apply(ctx, evs[i:min(i+1024, len(evs))], gen); err != nil {
+				deferred, err := r.apply(ctx, evs[i:min(i+1024, len(evs))], gen)
+				if err == nil && len(deferred) > 0 {
+					err = fmt.Errorf("%d events out of order in the log: %w", len(deferred), ErrGap)
+				}
+				if err != nil {
 					return after, err
 				}
 			}

@@ -92,6 +92,7 @@ type Runner struct {
 	reqs     chan *applyReq
 	maxBatch int
 
+	fresh      bool          // Start created the projection's first generation
 	checkpoint atomic.Uint64 // highest position applied by this process
 	applied    atomic.Uint64
 	batches    atomic.Uint64
@@ -116,9 +117,11 @@ func NewRunner(rdb redis.UniversalClient, p Projection) *Runner {
 // Start reads the live generation (creating generation 1 if none) and starts
 // the batching loop until ctx ends.
 func (r *Runner) Start(ctx context.Context) error {
-	if err := r.rdb.SetNX(ctx, GenerationKey(r.proj.Name()), 1, 0).Err(); err != nil {
+	created, err := r.rdb.SetNX(ctx, GenerationKey(r.proj.Name()), 1, 0).Result()
+	if err != nil {
 		return fmt.Errorf("projection %s: init generation: %w", r.proj.Name(), err)
 	}
+	r.fresh = created
 	gen, err := r.rdb.Get(ctx, GenerationKey(r.proj.Name())).Int64()
 	if err != nil {
 		return fmt.Errorf("projection %s: read generation: %w", r.proj.Name(), err)
@@ -134,6 +137,19 @@ func (r *Runner) Start(ctx context.Context) error {
 	go r.followGeneration(ctx)
 	return nil
 }
+
+// Refresh re-reads the live generation now (after a rebuild switched it).
+func (r *Runner) Refresh(ctx context.Context) error {
+	g, err := r.rdb.Get(ctx, GenerationKey(r.proj.Name())).Int64()
+	if err == nil {
+		r.gen.Store(g)
+	}
+	return err
+}
+
+// Fresh reports whether Start found no generation of this projection in
+// Redis, i.e. the read model has never been built there.
+func (r *Runner) Fresh() bool { return r.fresh }
 
 // Projection returns the projection the runner drives.
 func (r *Runner) Projection() Projection { return r.proj }
@@ -202,34 +218,52 @@ func (r *Runner) loop(ctx context.Context) {
 		for i, q := range batch {
 			evs[i] = q.ev
 		}
-		err := r.Apply(ctx, evs)
+		deferred, err := r.apply(ctx, evs, 0)
 		for _, q := range batch {
+			if err == nil && deferred[q.ev.ID] {
+				q.done <- fmt.Errorf("projection %s: %s version %d: %w", r.proj.Name(), q.ev.Stream, q.ev.Version, ErrGap)
+				continue
+			}
 			q.done <- err
 		}
 	}
 }
 
+// ErrGap: an event arrived before an earlier event of its stream was
+// applied. It is not applied (that would skip the earlier one for good);
+// the message is redelivered later. Around a rebuild's generation switch a
+// live runner can briefly be ahead of the rebuild's tail replay.
+var ErrGap = errors.New("an earlier event of the stream is not applied yet")
+
 // Apply applies a batch of events directly (used by the handler loop and by
-// rebuilds). It is idempotent: events at or below a stream's guard are skipped.
+// rebuilds). It is idempotent: events at or below a stream's guard are
+// skipped. An event whose predecessor is not applied yet is not applied:
+// Apply then returns ErrGap (after applying the others).
 func (r *Runner) Apply(ctx context.Context, evs []Event) error {
-	return r.apply(ctx, evs, 0)
+	deferred, err := r.apply(ctx, evs, 0)
+	if err == nil && len(deferred) > 0 {
+		err = fmt.Errorf("projection %s: %d events: %w", r.proj.Name(), len(deferred), ErrGap)
+	}
+	return err
 }
 
 // apply applies into generation pinned, or into the live one (following a
-// switch made by a rebuild) when pinned is 0.
-func (r *Runner) apply(ctx context.Context, evs []Event, pinned int64) error {
+// switch made by a rebuild) when pinned is 0. It returns the IDs of events
+// deferred because of a gap in their stream.
+func (r *Runner) apply(ctx context.Context, evs []Event, pinned int64) (map[string]bool, error) {
 	sort.SliceStable(evs, func(i, j int) bool { return evs[i].Position < evs[j].Position })
 	for attempt := 0; ; attempt++ {
 		gen := pinned
 		if gen == 0 {
 			gen = r.gen.Load()
 		}
-		err := r.applyOnce(ctx, evs, gen, pinned == 0)
+		deferred := map[string]bool{}
+		err := r.applyOnce(ctx, evs, gen, pinned == 0, deferred)
 		if !errors.Is(err, errGuardMoved) || attempt >= 20 {
 			if err != nil {
-				return fmt.Errorf("projection %s: %w", r.proj.Name(), err)
+				return nil, fmt.Errorf("projection %s: %w", r.proj.Name(), err)
 			}
-			return nil
+			return deferred, nil
 		}
 		time.Sleep(time.Duration(attempt+1) * time.Millisecond)
 	}
@@ -243,7 +277,7 @@ type guardRead struct {
 	cmd     *redis.SliceCmd
 }
 
-func (r *Runner) applyOnce(ctx context.Context, evs []Event, gen int64, follow bool) error {
+func (r *Runner) applyOnce(ctx context.Context, evs []Event, gen int64, follow bool, deferred map[string]bool) error {
 	byTag := map[string][]Event{}
 	var tags []string
 	for _, ev := range evs {
@@ -300,6 +334,10 @@ func (r *Runner) applyOnce(ctx context.Context, evs []Event, gen int64, follow b
 			applied, _ := strconv.ParseUint(last, 10, 64)
 			if ev.Version <= applied {
 				continue // applied before: a redelivery or a replay
+			}
+			if ev.Version > applied+1 {
+				deferred[ev.ID] = true // its predecessor first
+				continue
 			}
 			g.next = strconv.FormatUint(ev.Version, 10)
 			b.Events = append(b.Events, ev)

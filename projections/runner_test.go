@@ -3,6 +3,7 @@ package projections_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -289,6 +290,38 @@ func TestPartnersProjectionFoldsContracts(t *testing.T) {
 		if v.Contract == nil || v.Contract.Stage != domain.StageJoined || v.Contract.TemplateTermID != "gold" ||
 			v.ContractStatus == nil || *v.ContractStatus != "active" || v.RelationshipStage != "joined" || v.DateJoined == nil || v.Version != 3 {
 			t.Fatalf("after acceptance: %+v", v)
+		}
+	})
+}
+
+// An event whose predecessor in its stream is not applied yet is not
+// applied either (it would skip the predecessor for good): ErrGap, and the
+// stream's other events and other streams still go through.
+func TestGapIsDeferredNotSkipped(t *testing.T) {
+	backends(t, func(t *testing.T, rdb *redis.Client, program string) {
+		ctx := context.Background()
+		r := startRunner(t, rdb)
+		var pos eventstore.Position
+		a := &stream{program: program, id: "a", pos: &pos}
+		b := &stream{program: program, id: "b", pos: &pos}
+		a1 := a.next(t, created(program, "a", "A", "DE"))
+		a2 := a.next(t, updated(program, "a", "A", "FR"))
+		a3 := a.next(t, updated(program, "a", "A", "IT"))
+		b1 := b.next(t, created(program, "b", "B", "DE"))
+		if err := r.Apply(ctx, []projections.Event{a1, a3, b1}); !errors.Is(err, projections.ErrGap) {
+			t.Fatalf("a3 before a2: err = %v, want ErrGap", err)
+		}
+		if doc(t, rdb, program, "a").Version != 1 || doc(t, rdb, program, "b").Version != 1 {
+			t.Fatal("the events without a gap were not applied")
+		}
+		if err := r.Apply(ctx, []projections.Event{a2}); err != nil {
+			t.Fatal(err)
+		}
+		if err := r.Apply(ctx, []projections.Event{a3}); err != nil {
+			t.Fatal(err)
+		}
+		if v := doc(t, rdb, program, "a"); v.Version != 3 || v.Country != "IT" {
+			t.Fatalf("after the redelivery: %+v", v)
 		}
 	})
 }
