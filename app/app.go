@@ -115,7 +115,10 @@ func New(c Config, logger *slog.Logger) (*App, error) {
 	} else {
 		a.Bus = bus.NewInProcess(c.BusPartitions, wmLogger)
 	}
-	a.Commands = commands.New(commands.Deps{Store: a.Store})
+	if c.AccessLinkSecret == "" {
+		logger.Warn("PARTNERD_ACCESS_LINK_SECRET is not set: partner access links use a random per-process key and die on restart")
+	}
+	a.Commands = commands.New(commands.Deps{Store: a.Store, AccessLinkSecret: []byte(c.AccessLinkSecret), AccessLinkURL: c.AccessLinkURL})
 	for _, p := range Projections() {
 		r := projections.NewRunner(a.Redis, p)
 		r.Logger = logger

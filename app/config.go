@@ -27,6 +27,8 @@ type Config struct {
 	BootstrapProgram string   // PARTNERD_BOOTSTRAP_PROGRAM
 	BootstrapKey     string   // PARTNERD_BOOTSTRAP_KEY
 	BusPartitions    int      // PARTNERD_BUS_PARTITIONS: partitions per topic of the in-process bus
+	AccessLinkSecret string   // PARTNERD_ACCESS_LINK_SECRET: HMAC key of partner access links
+	AccessLinkURL    string   // PARTNERD_ACCESS_LINK_URL: base URL of the partner app's access page
 }
 
 // Defaults returns the configuration of a bare `partnerd`.
@@ -65,6 +67,8 @@ func FromEnv(c Config) Config {
 	num("PARTNERD_BUS_PARTITIONS", &c.BusPartitions)
 	str("PARTNERD_BOOTSTRAP_PROGRAM", &c.BootstrapProgram)
 	str("PARTNERD_BOOTSTRAP_KEY", &c.BootstrapKey)
+	str("PARTNERD_ACCESS_LINK_SECRET", &c.AccessLinkSecret)
+	str("PARTNERD_ACCESS_LINK_URL", &c.AccessLinkURL)
 	return c
 }
 
@@ -113,6 +117,9 @@ func (c Config) Validate() error {
 	}
 	if c.BootstrapProgram != "" && !domain.ValidProgramID(c.BootstrapProgram) {
 		errs = append(errs, errors.New("PARTNERD_BOOTSTRAP_PROGRAM: 1-40 of a-z, 0-9, '_'"))
+	}
+	if c.AccessLinkSecret != "" && len(c.AccessLinkSecret) < 32 {
+		errs = append(errs, errors.New("PARTNERD_ACCESS_LINK_SECRET: must be at least 32 bytes"))
 	}
 	if c.BootstrapKey != "" && len(c.BootstrapKey) < 16 {
 		errs = append(errs, errors.New("PARTNERD_BOOTSTRAP_KEY: must be at least 16 characters"))

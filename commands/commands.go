@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/google/uuid"
@@ -68,6 +69,19 @@ type Commands struct {
 	MoveContract  *MoveContractHandler
 	SetGroups     *SetPartnerGroupsHandler
 
+	Assign           *AssignPartnerHandler
+	SetProspectStage *SetProspectStageHandler
+	AddNote          *AddNoteHandler
+	// Notes is a read of the write side: notes live only in the partner's stream.
+	Notes            *PartnerNotesHandler
+	ChangeSettings   *ChangePartnerSettingsHandler
+	LinkAccounts     *LinkAccountsHandler
+	UnlinkAccounts   *UnlinkAccountsHandler
+	SendMessage      *SendMessageHandler
+	Invite           *InvitePartnerHandler
+	IssueAccessLink  *IssueAccessLinkHandler
+	RedeemAccessLink *RedeemAccessLinkHandler
+
 	CreateTemplateTerm  *CreateTemplateTermHandler
 	UpdateTemplateTerm  *UpdateTemplateTermHandler
 	ArchiveTemplateTerm *ArchiveTemplateTermHandler
@@ -81,6 +95,14 @@ type Deps struct {
 	Store EventStore
 	Now   func() time.Time
 	NewID func() string // event IDs; default UUIDv7
+	// AccessLinkSecret signs partner access links (HMAC-SHA256); use at
+	// least 32 random bytes. Empty: New draws a random secret for this
+	// process, and links then die when it restarts and are refused by any
+	// other instance.
+	AccessLinkSecret []byte
+	// AccessLinkURL is the partner app's page an access link opens; the
+	// token is appended as the query parameter "token". Default "/partner-access".
+	AccessLinkURL string
 }
 
 // New wires every handler.
@@ -91,6 +113,16 @@ func New(d Deps) *Commands {
 	if d.NewID == nil {
 		d.NewID = func() string { return uuid.Must(uuid.NewV7()).String() }
 	}
+	d.AccessLinkSecret = slices.Clone(d.AccessLinkSecret)
+	if len(d.AccessLinkSecret) == 0 {
+		d.AccessLinkSecret = make([]byte, 32)
+		if _, err := rand.Read(d.AccessLinkSecret); err != nil {
+			panic(err) // crypto/rand never fails on supported platforms
+		}
+	}
+	if d.AccessLinkURL == "" {
+		d.AccessLinkURL = "/partner-access"
+	}
 	return &Commands{
 		CreateProgram: &CreateProgramHandler{d: d},
 		IssueAPIKey:   &IssueAPIKeyHandler{d: d},
@@ -100,6 +132,18 @@ func New(d Deps) *Commands {
 		TickPartner:   &TickPartnerHandler{d: d},
 		MoveContract:  &MoveContractHandler{d: d},
 		SetGroups:     &SetPartnerGroupsHandler{d: d},
+
+		Assign:           &AssignPartnerHandler{d: d},
+		SetProspectStage: &SetProspectStageHandler{d: d},
+		AddNote:          &AddNoteHandler{d: d},
+		Notes:            &PartnerNotesHandler{d: d},
+		ChangeSettings:   &ChangePartnerSettingsHandler{d: d},
+		LinkAccounts:     &LinkAccountsHandler{d: d},
+		UnlinkAccounts:   &UnlinkAccountsHandler{d: d},
+		SendMessage:      &SendMessageHandler{d: d},
+		Invite:           &InvitePartnerHandler{d: d},
+		IssueAccessLink:  &IssueAccessLinkHandler{d: d},
+		RedeemAccessLink: &RedeemAccessLinkHandler{d: d},
 
 		CreateTemplateTerm:  &CreateTemplateTermHandler{d: d},
 		UpdateTemplateTerm:  &UpdateTemplateTermHandler{d: d},

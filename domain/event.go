@@ -93,6 +93,32 @@ func newEvent(typ string) Event {
 		return &PartnerDeactivated{}
 	case TypePartnerGroupsChanged:
 		return &PartnerGroupsChanged{}
+	case TypePartnerAssigned:
+		return &PartnerAssigned{}
+	case TypePartnerUnassigned:
+		return &PartnerUnassigned{}
+	case TypePartnerProspectStageChanged:
+		return &PartnerProspectStageChanged{}
+	case TypePartnerNoteAdded:
+		return &PartnerNoteAdded{}
+	case TypePartnerTrackingSettingsChanged:
+		return &PartnerTrackingSettingsChanged{}
+	case TypePartnerClientCostSettingsChanged:
+		return &PartnerClientCostSettingsChanged{}
+	case TypePartnerComplianceSettingsChanged:
+		return &PartnerComplianceSettingsChanged{}
+	case TypePartnerAccountLinked:
+		return &PartnerAccountLinked{}
+	case TypePartnerAccountUnlinked:
+		return &PartnerAccountUnlinked{}
+	case TypePartnerMessageSent:
+		return &PartnerMessageSent{}
+	case TypePartnerInvited:
+		return &PartnerInvited{}
+	case TypePartnerAccessLinkIssued:
+		return &PartnerAccessLinkIssued{}
+	case TypePartnerAccessLinkRedeemed:
+		return &PartnerAccessLinkRedeemed{}
 	case TypeTemplateTermCreated:
 		return &TemplateTermCreated{}
 	case TypeTemplateTermUpdated:
@@ -120,6 +146,10 @@ func EventTypes() []string {
 		TypeContractReinstated, TypeContractSwitched, TypeContractSwitchScheduled, TypeContractExpiryScheduled,
 		TypeContractScheduleReverted, TypeContractExpired, TypeContractCancelled, TypeContractArchived,
 		TypePartnerDeactivated, TypePartnerGroupsChanged,
+		TypePartnerAssigned, TypePartnerUnassigned, TypePartnerProspectStageChanged, TypePartnerNoteAdded,
+		TypePartnerTrackingSettingsChanged, TypePartnerClientCostSettingsChanged, TypePartnerComplianceSettingsChanged,
+		TypePartnerAccountLinked, TypePartnerAccountUnlinked, TypePartnerMessageSent, TypePartnerInvited,
+		TypePartnerAccessLinkIssued, TypePartnerAccessLinkRedeemed,
 		TypeTemplateTermCreated, TypeTemplateTermUpdated, TypeTemplateTermArchived,
 		TypeGroupCreated, TypeGroupRenamed, TypeGroupDeleted,
 	}
@@ -172,6 +202,32 @@ func deref(ev Event) Event {
 	case *PartnerDeactivated:
 		return *e
 	case *PartnerGroupsChanged:
+		return *e
+	case *PartnerAssigned:
+		return *e
+	case *PartnerUnassigned:
+		return *e
+	case *PartnerProspectStageChanged:
+		return *e
+	case *PartnerNoteAdded:
+		return *e
+	case *PartnerTrackingSettingsChanged:
+		return *e
+	case *PartnerClientCostSettingsChanged:
+		return *e
+	case *PartnerComplianceSettingsChanged:
+		return *e
+	case *PartnerAccountLinked:
+		return *e
+	case *PartnerAccountUnlinked:
+		return *e
+	case *PartnerMessageSent:
+		return *e
+	case *PartnerInvited:
+		return *e
+	case *PartnerAccessLinkIssued:
+		return *e
+	case *PartnerAccessLinkRedeemed:
 		return *e
 	case *TemplateTermCreated:
 		return *e

@@ -25,9 +25,12 @@ type PartnerCreated struct {
 	PartnerID string `json:"partner_id"`
 	ProgramID string `json:"program_id"`
 	Profile
-	ProspectStage string    `json:"prospect_stage"`
-	Personal      Personal  `json:"personal"`
-	CreatedAt     time.Time `json:"created_at"`
+	ProspectStage string `json:"prospect_stage"`
+	// SignupSource is how the partner joined (one of SignupSources); absent
+	// when unknown. It never changes.
+	SignupSource string    `json:"signup_source,omitempty"`
+	Personal     Personal  `json:"personal"`
+	CreatedAt    time.Time `json:"created_at"`
 }
 
 // PartnerProfileUpdated: profile fields changed. It carries the whole new
@@ -60,6 +63,13 @@ type Partner struct {
 	dateJoined    *time.Time      // when a contract of the partner first became joined
 	deactivatedAt *time.Time      // set when the partner left the platform, until a new proposal
 	groups        []string        // IDs of the groups the partner is in, sorted
+	signupSource  string          // how the partner joined; set at creation, never changed
+	assignedTo    string          // the brand's user managing the partner, "" for none
+	settings      Settings
+	links         []AccountLink // linked partner accounts, sorted by partner ID
+	// Kept by folding the stream only, not in PartnerState (see Notes):
+	notes       []Note       // oldest first
+	accessLinks []accessLink // issued access links not expired before a later one was issued
 }
 
 // PartnerState is a read-only copy of a partner's state, for answers and
@@ -80,7 +90,13 @@ type PartnerState struct {
 	DateJoined      *time.Time      `json:"date_joined,omitempty"`
 	DeactivatedAt   *time.Time      `json:"deactivated_at,omitempty"`
 	// Groups are the IDs of the groups the partner is in, sorted; never nil.
-	Groups []string `json:"groups"`
+	Groups       []string `json:"groups"`
+	SignupSource string   `json:"signup_source,omitempty"`
+	AssignedTo   string   `json:"assigned_to,omitempty"`
+	// Settings are complete: unset parts hold their defaults.
+	Settings Settings `json:"settings"`
+	// Links are the linked partner accounts, sorted by partner ID; nil for none.
+	Links []AccountLink `json:"links,omitempty"`
 }
 
 // Exists reports whether the partner was created.
@@ -91,7 +107,9 @@ func (p *Partner) State() PartnerState {
 	return PartnerState{PartnerID: p.id, ProgramID: p.program, Profile: p.profile, Personal: p.personal,
 		ProspectStage: p.prospectStage, CreatedAt: p.createdAt, UpdatedAt: p.updatedAt,
 		Contract: p.contract.clone(), ContractHistory: cloneHistory(p.history),
-		DateJoined: p.dateJoined, DeactivatedAt: p.deactivatedAt, Groups: append([]string{}, p.groups...)}
+		DateJoined: p.dateJoined, DeactivatedAt: p.deactivatedAt, Groups: append([]string{}, p.groups...),
+		SignupSource: p.signupSource, AssignedTo: p.assignedTo, Settings: p.settings.withDefaults(),
+		Links: p.linkList()}
 }
 
 // Apply folds one event into the partner.
@@ -100,13 +118,35 @@ func (p *Partner) Apply(ev Event) {
 	case PartnerCreated:
 		p.id, p.program = e.PartnerID, e.ProgramID
 		p.profile, p.personal = e.Profile, e.Personal
-		p.prospectStage = e.ProspectStage
+		p.prospectStage, p.signupSource = e.ProspectStage, e.SignupSource
 		p.createdAt, p.updatedAt = e.CreatedAt, e.CreatedAt
 	case PartnerProfileUpdated:
 		p.profile, p.personal = e.Profile, e.Personal
 		p.updatedAt = e.UpdatedAt
 	case PartnerGroupsChanged:
 		p.groups = slices.Clone(e.Groups)
+	case PartnerAssigned:
+		p.assignedTo = e.User
+	case PartnerUnassigned:
+		p.assignedTo = ""
+	case PartnerProspectStageChanged:
+		p.prospectStage = e.Stage
+	case PartnerNoteAdded:
+		p.notes = append(slices.Clip(p.notes), Note{ID: e.NoteID, Text: e.Personal.Text, Author: e.Author, CreatedAt: e.AddedAt})
+	case PartnerTrackingSettingsChanged:
+		p.settings.Tracking = e.TrackingSettings
+	case PartnerClientCostSettingsChanged:
+		p.settings.ClientCost = e.ClientCostSettings
+	case PartnerComplianceSettingsChanged:
+		p.settings.Compliance = e.ComplianceSettings
+	case PartnerAccountLinked:
+		p.links = p.linked(e)
+	case PartnerAccountUnlinked:
+		p.links = p.unlinked(e.LinkedPartnerID)
+	case PartnerMessageSent, PartnerInvited:
+		// facts for a downstream mailer; they change no state
+	case PartnerAccessLinkIssued, PartnerAccessLinkRedeemed:
+		p.applyAccessLink(ev)
 	default:
 		p.applyContract(ev)
 	}
@@ -119,6 +159,7 @@ type NewPartner struct {
 	Profile       Profile
 	Personal      Personal
 	ProspectStage string // default "new"
+	SignupSource  string // optional, one of SignupSources
 }
 
 // Create decides the creation of a partner.
@@ -134,6 +175,7 @@ func (p *Partner) Create(in NewPartner, now time.Time) ([]Event, error) {
 	if !oneOf(in.ProspectStage, ProspectStages) {
 		pr.add("prospect_stage", "must be one of %v", ProspectStages)
 	}
+	pr.signupSource(in.SignupSource)
 	if err := in.Profile.Validate(in.Personal); err != nil {
 		pr = append(pr, err.(*ValidationError).Fields...)
 	}
@@ -144,7 +186,7 @@ func (p *Partner) Create(in NewPartner, now time.Time) ([]Event, error) {
 		return nil, fmt.Errorf("partner %s: %w", in.PartnerID, ErrAlreadyExists)
 	}
 	return []Event{PartnerCreated{PartnerID: in.PartnerID, ProgramID: in.ProgramID, Profile: in.Profile,
-		ProspectStage: in.ProspectStage, Personal: in.Personal, CreatedAt: now}}, nil
+		ProspectStage: in.ProspectStage, SignupSource: in.SignupSource, Personal: in.Personal, CreatedAt: now}}, nil
 }
 
 // Patch is a JSON merge patch of a partner's editable fields (API names:
@@ -267,9 +309,13 @@ func JSONField(te *json.UnmarshalTypeError) string {
 
 // RestorePartner rebuilds a partner from a saved state (a read model's
 // working copy or a snapshot). Snapshots are never authoritative: the log is.
+// Notes and issued access links are not part of a state: a restored partner
+// has none, so decisions on them (AddNote, RedeemAccessLink) are taken on a
+// partner folded from its stream.
 func RestorePartner(s PartnerState) Partner {
 	return Partner{id: s.PartnerID, program: s.ProgramID, profile: s.Profile, personal: s.Personal,
 		prospectStage: s.ProspectStage, createdAt: s.CreatedAt, updatedAt: s.UpdatedAt,
 		contract: s.Contract.clone(), history: cloneHistory(s.ContractHistory),
-		dateJoined: s.DateJoined, deactivatedAt: s.DeactivatedAt, groups: slices.Clone(s.Groups)}
+		dateJoined: s.DateJoined, deactivatedAt: s.DeactivatedAt, groups: slices.Clone(s.Groups),
+		signupSource: s.SignupSource, assignedTo: s.AssignedTo, settings: s.Settings, links: slices.Clone(s.Links)}
 }

@@ -14,6 +14,7 @@ import (
 type createPartnerBody struct {
 	PartnerID     string `json:"partner_id"`
 	ProspectStage string `json:"prospect_stage"`
+	SignupSource  string `json:"signup_source"`
 	domain.Profile
 	domain.Personal
 }
@@ -31,7 +32,7 @@ func (s *Server) createPartner(c *gin.Context) {
 	}
 	res, st, err := s.Commands.CreatePartner.Handle(c.Request.Context(), domain.NewPartner{
 		ProgramID: c.GetString(ctxProgram), PartnerID: body.PartnerID, Profile: body.Profile,
-		Personal: body.Personal, ProspectStage: body.ProspectStage}, m)
+		Personal: body.Personal, ProspectStage: body.ProspectStage, SignupSource: body.SignupSource}, m)
 	if err != nil {
 		s.writeError(c, err)
 		return

@@ -54,6 +54,9 @@ type PartnerView struct {
 	DeactivatedAt     *time.Time             `json:"deactivated_at,omitempty"`
 	Groups            []string               `json:"groups"`
 	AssignedTo        *string                `json:"assigned_to"`
+	SignupSource      string                 `json:"signup_source,omitempty"`
+	Settings          domain.Settings        `json:"settings"`
+	Links             []domain.AccountLink   `json:"links"`
 	CreatedAt         time.Time              `json:"created_at"`
 	UpdatedAt         time.Time              `json:"updated_at"`
 }
@@ -65,9 +68,16 @@ func ViewOf(s domain.PartnerState, version uint64) PartnerView {
 		ContactNames: s.Personal.ContactNames, Address: s.Personal.Address, ProspectStage: domain.ProspectStageOf(s),
 		RelationshipStage: domain.RelationshipStage(s), Contract: s.Contract, ContractHistory: s.ContractHistory,
 		DateJoined: s.DateJoined, DeactivatedAt: s.DeactivatedAt, Groups: s.Groups,
+		SignupSource: s.SignupSource, Settings: s.Settings, Links: s.Links,
 		CreatedAt: s.CreatedAt, UpdatedAt: s.UpdatedAt}
 	if st := domain.ContractStatus(s); st != "" {
 		v.ContractStatus = &st
+	}
+	if s.AssignedTo != "" {
+		v.AssignedTo = &s.AssignedTo
+	}
+	if v.Links == nil {
+		v.Links = []domain.AccountLink{}
 	}
 	return v
 }

@@ -100,6 +100,7 @@ func flags(fs *flag.FlagSet) *app.Config {
 	fs.IntVar(&c.KafkaPartitions, "kafka-partitions", c.KafkaPartitions, "partitions of the topics partnerd creates (PARTNERD_KAFKA_PARTITIONS)")
 	fs.IntVar(&c.BusPartitions, "bus-partitions", c.BusPartitions, "partitions per topic of the in-process bus (PARTNERD_BUS_PARTITIONS)")
 	fs.StringVar(&c.BootstrapProgram, "bootstrap-program", c.BootstrapProgram, "program to create at start if missing (PARTNERD_BOOTSTRAP_PROGRAM)")
+	fs.StringVar(&c.AccessLinkURL, "access-link-url", c.AccessLinkURL, "base URL of the partner app's access page (PARTNERD_ACCESS_LINK_URL; the secret only as PARTNERD_ACCESS_LINK_SECRET)")
 	fs.StringVar(&c.BootstrapKey, "bootstrap-key", c.BootstrapKey, "API key of the bootstrap program (PARTNERD_BOOTSTRAP_KEY)")
 	return &c
 }

@@ -1,0 +1,185 @@
+package domain
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+)
+
+// Event types of managing one partner: account manager, prospect stage, notes.
+const (
+	TypePartnerAssigned             = "partner.assigned"
+	TypePartnerUnassigned           = "partner.unassigned"
+	TypePartnerProspectStageChanged = "partner.prospect_stage_changed"
+	TypePartnerNoteAdded            = "partner.note_added"
+)
+
+// Limits of the partner management inputs.
+const (
+	MaxUserIDLen = 200
+	MaxNoteLen   = 10000
+)
+
+// PartnerAssigned: a user of the brand became the partner's account manager.
+// PreviousUser is absent when nobody was assigned.
+type PartnerAssigned struct {
+	PartnerID    string    `json:"partner_id"`
+	ProgramID    string    `json:"program_id"`
+	User         string    `json:"user"`
+	PreviousUser string    `json:"previous_user,omitempty"`
+	AssignedAt   time.Time `json:"assigned_at"`
+}
+
+// PartnerUnassigned: the partner no longer has an account manager.
+type PartnerUnassigned struct {
+	PartnerID    string    `json:"partner_id"`
+	ProgramID    string    `json:"program_id"`
+	PreviousUser string    `json:"previous_user"`
+	UnassignedAt time.Time `json:"unassigned_at"`
+}
+
+// PartnerProspectStageChanged: the prospect stage kept on the partner
+// changed, by hand or (Cause "message_sent", "invited") because the brand
+// contacted a new prospect.
+type PartnerProspectStageChanged struct {
+	PartnerID     string    `json:"partner_id"`
+	ProgramID     string    `json:"program_id"`
+	Stage         string    `json:"stage"`
+	PreviousStage string    `json:"previous_stage"`
+	Cause         string    `json:"cause,omitempty"`
+	ChangedAt     time.Time `json:"changed_at"`
+}
+
+// NoteText is the personal part of a note: its free text.
+type NoteText struct {
+	Text string `json:"text"`
+}
+
+// PartnerNoteAdded: a user of the brand wrote a note about the partner. The
+// text is personal data and sits under "personal".
+type PartnerNoteAdded struct {
+	PartnerID string    `json:"partner_id"`
+	ProgramID string    `json:"program_id"`
+	NoteID    string    `json:"note_id"`
+	Author    string    `json:"author"`
+	Personal  NoteText  `json:"personal"`
+	AddedAt   time.Time `json:"added_at"`
+}
+
+func (PartnerAssigned) EventType() string             { return TypePartnerAssigned }
+func (PartnerUnassigned) EventType() string           { return TypePartnerUnassigned }
+func (PartnerProspectStageChanged) EventType() string { return TypePartnerProspectStageChanged }
+func (PartnerNoteAdded) EventType() string            { return TypePartnerNoteAdded }
+
+// Note is one note on a partner, as the API shows it.
+type Note struct {
+	ID        string    `json:"id"`
+	Text      string    `json:"text"`
+	Author    string    `json:"author"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// Notes returns the partner's notes, oldest first. Notes are kept only by
+// folding the partner's stream: they are not part of PartnerState, so a
+// partner restored from a saved state has none.
+func (p *Partner) Notes() []Note { return slices.Clone(p.notes) }
+
+// ValidUserID reports whether s may name a user of the brand (an account
+// manager): 1–200 characters, an e-mail address or an ID, without spaces or
+// control characters.
+func ValidUserID(s string) bool {
+	if s == "" || len(s) > MaxUserIDLen || !utf8.ValidString(s) {
+		return false
+	}
+	return !strings.ContainsFunc(s, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) })
+}
+
+// Assign decides who of the brand manages the partner; an empty user
+// unassigns. Assigning the current user (or unassigning nobody) yields no event.
+func (p *Partner) Assign(user string, now time.Time) ([]Event, error) {
+	if err := p.found(); err != nil {
+		return nil, err
+	}
+	if user != "" && !ValidUserID(user) {
+		var pr problems
+		pr.add("user", "must be a user of the brand: an e-mail address or an ID, 1-%d characters without spaces, or null to unassign", MaxUserIDLen)
+		return nil, pr.err()
+	}
+	switch {
+	case user == p.assignedTo:
+		return nil, nil
+	case user == "":
+		return []Event{PartnerUnassigned{PartnerID: p.id, ProgramID: p.program, PreviousUser: p.assignedTo, UnassignedAt: now.UTC()}}, nil
+	}
+	return []Event{PartnerAssigned{PartnerID: p.id, ProgramID: p.program, User: user, PreviousUser: p.assignedTo, AssignedAt: now.UTC()}}, nil
+}
+
+// SetProspectStage decides a hand-set prospect stage. The kept stage is
+// what the partner shows only while it has no contract; with a contract the
+// prospect stage follows the contract, and setting it is a conflict.
+func (p *Partner) SetProspectStage(stage string, now time.Time) ([]Event, error) {
+	if err := p.found(); err != nil {
+		return nil, err
+	}
+	if !oneOf(stage, ProspectStages) {
+		var pr problems
+		pr.add("stage", "must be one of %s", strings.Join(ProspectStages, ", "))
+		return nil, pr.err()
+	}
+	if p.contract != nil {
+		return nil, fmt.Errorf("the prospect stage follows the partner's contract (stage %s) and cannot be set by hand: %w",
+			p.contract.Stage, ErrConflict)
+	}
+	if stage == p.prospectStage {
+		return nil, nil
+	}
+	return []Event{PartnerProspectStageChanged{PartnerID: p.id, ProgramID: p.program, Stage: stage,
+		PreviousStage: p.prospectStage, ChangedAt: now.UTC()}}, nil
+}
+
+// contacted returns the prospect stage change that contacting a new
+// prospect without a contract implies (new → outreach), or nothing.
+func (p *Partner) contacted(cause string, now time.Time) []Event {
+	if p.contract != nil || p.prospectStage != RelationshipNew {
+		return nil
+	}
+	return []Event{PartnerProspectStageChanged{PartnerID: p.id, ProgramID: p.program, Stage: RelationshipOutreach,
+		PreviousStage: p.prospectStage, Cause: cause, ChangedAt: now.UTC()}}
+}
+
+// AddNote decides a new note. The caller names it (noteID, unique on the
+// partner) and says who wrote it.
+func (p *Partner) AddNote(noteID, author, text string, now time.Time) ([]Event, error) {
+	if err := p.found(); err != nil {
+		return nil, err
+	}
+	var pr problems
+	if !ValidEntityID(noteID) {
+		pr.add("id", "must be 1-64 of letters, digits, '_', '.', ':', '-', starting with a letter or digit")
+	}
+	pr.text("text", text, MaxNoteLen, true)
+	if err := pr.err(); err != nil {
+		return nil, err
+	}
+	if slices.ContainsFunc(p.notes, func(n Note) bool { return n.ID == noteID }) {
+		return nil, fmt.Errorf("note %s: %w", noteID, ErrAlreadyExists)
+	}
+	return []Event{PartnerNoteAdded{PartnerID: p.id, ProgramID: p.program, NoteID: noteID, Author: author,
+		Personal: NoteText{Text: text}, AddedAt: now.UTC()}}, nil
+}
+
+// text checks a free-text field: at most max characters (runes), valid
+// UTF-8, and not blank when required.
+func (pr *problems) text(field, s string, max int, required bool) {
+	switch {
+	case !utf8.ValidString(s):
+		pr.add(field, "must be valid UTF-8 text")
+	case required && strings.TrimSpace(s) == "":
+		pr.add(field, "is required")
+	case utf8.RuneCountInString(s) > max:
+		pr.add(field, "must be at most %d characters", max)
+	}
+}
