@@ -26,91 +26,34 @@ type updateTemplateTermBody struct {
 }
 
 func (s *Server) createTemplateTerm(c *gin.Context) {
-	var body createTemplateTermBody
-	if err := decodeJSON(c, &body); err != nil {
-		s.writeError(c, err)
-		return
-	}
-	m, err := meta(c)
-	if err != nil {
-		s.writeError(c, err)
-		return
-	}
-	res, st, err := s.Commands.CreateTemplateTerm.Handle(c.Request.Context(), domain.NewTemplateTerm{
-		ProgramID: c.GetString(ctxProgram), ID: body.ID, Name: body.Name, Description: body.Description}, m)
-	if err != nil {
-		s.writeError(c, err)
-		return
-	}
-	c.Header("Location", c.Request.URL.Path+"/"+st.ID)
-	answerCommand(c, http.StatusCreated, res, projections.TermViewOf(st, res.Version))
+	write(s, c, http.StatusCreated, func(body *createTemplateTermBody, m commands.Meta) (commands.Result, any, error) {
+		res, st, err := s.Commands.CreateTemplateTerm.Handle(c.Request.Context(), domain.NewTemplateTerm{
+			ProgramID: c.GetString(ctxProgram), ID: body.ID, Name: body.Name, Description: body.Description}, m)
+		if err == nil {
+			c.Header("Location", c.Request.URL.Path+"/"+st.ID)
+		}
+		return res, projections.TermViewOf(st, res.Version), err
+	})
 }
 
 func (s *Server) updateTemplateTerm(c *gin.Context) {
-	var body updateTemplateTermBody
-	if err := decodeJSON(c, &body); err != nil {
-		s.writeError(c, err)
-		return
-	}
-	m, err := meta(c)
-	if err != nil {
-		s.writeError(c, err)
-		return
-	}
-	res, st, err := s.Commands.UpdateTemplateTerm.Handle(c.Request.Context(), c.GetString(ctxProgram), c.Param("id"),
-		domain.TemplateTermPatch{Name: body.Name, Description: body.Description}, m)
-	if err != nil {
-		s.writeError(c, err)
-		return
-	}
-	answerCommand(c, http.StatusOK, res, projections.TermViewOf(st, res.Version))
+	write(s, c, http.StatusOK, func(body *updateTemplateTermBody, m commands.Meta) (commands.Result, any, error) {
+		res, st, err := s.Commands.UpdateTemplateTerm.Handle(c.Request.Context(), c.GetString(ctxProgram), c.Param("id"),
+			domain.TemplateTermPatch{Name: body.Name, Description: body.Description}, m)
+		return res, projections.TermViewOf(st, res.Version), err
+	})
 }
 
 func (s *Server) archiveTemplateTerm(c *gin.Context) {
-	if err := decodeOptionalJSON(c, &struct{}{}); err != nil {
-		s.writeError(c, err)
-		return
-	}
-	m, err := meta(c)
-	if err != nil {
-		s.writeError(c, err)
-		return
-	}
-	res, st, err := s.Commands.ArchiveTemplateTerm.Handle(c.Request.Context(), c.GetString(ctxProgram), c.Param("id"), m, s.Queries)
-	if err != nil {
-		s.writeError(c, err)
-		return
-	}
-	answerCommand(c, http.StatusOK, res, projections.TermViewOf(st, res.Version))
+	write(s, c, http.StatusOK, func(_ *noBody, m commands.Meta) (commands.Result, any, error) {
+		res, st, err := s.Commands.ArchiveTemplateTerm.Handle(c.Request.Context(), c.GetString(ctxProgram), c.Param("id"), m, s.Queries)
+		return res, projections.TermViewOf(st, res.Version), err
+	})
 }
 
-func (s *Server) getTemplateTerm(c *gin.Context) {
-	id := c.Param("id")
-	if !domain.ValidEntityID(id) {
-		s.writeError(c, domain.ErrNotFound)
-		return
-	}
-	doc, err := s.Queries.GetTemplateTerm(c.Request.Context(), c.GetString(ctxProgram), id)
-	if err != nil {
-		s.writeError(c, err)
-		return
-	}
-	c.Data(http.StatusOK, "application/json; charset=utf-8", doc)
-}
+func (s *Server) getTemplateTerm(c *gin.Context) { s.readDoc(c, s.Queries.GetTemplateTerm) }
 
-func (s *Server) listTemplateTerms(c *gin.Context) {
-	limit, cursor, err := idPageParams(c)
-	if err != nil {
-		s.writeError(c, err)
-		return
-	}
-	page, err := s.Queries.ListTemplateTerms(c.Request.Context(), c.GetString(ctxProgram), limit, cursor)
-	if err != nil {
-		s.writeError(c, err)
-		return
-	}
-	c.JSON(http.StatusOK, page)
-}
+func (s *Server) listTemplateTerms(c *gin.Context) { idPage(s, c, s.Queries.ListTemplateTerms) }
 
 type groupBody struct {
 	ID   string `json:"id"`
@@ -122,120 +65,49 @@ type renameGroupBody struct {
 }
 
 func (s *Server) createGroup(c *gin.Context) {
-	var body groupBody
-	if err := decodeJSON(c, &body); err != nil {
-		s.writeError(c, err)
-		return
-	}
-	m, err := meta(c)
-	if err != nil {
-		s.writeError(c, err)
-		return
-	}
-	res, st, err := s.Commands.CreateGroup.Handle(c.Request.Context(), domain.NewGroup{
-		ProgramID: c.GetString(ctxProgram), ID: body.ID, Name: body.Name}, m)
-	if err != nil {
-		s.writeError(c, err)
-		return
-	}
-	c.Header("Location", c.Request.URL.Path+"/"+st.ID)
-	answerCommand(c, http.StatusCreated, res, projections.GroupViewOf(st, res.Version))
+	write(s, c, http.StatusCreated, func(body *groupBody, m commands.Meta) (commands.Result, any, error) {
+		res, st, err := s.Commands.CreateGroup.Handle(c.Request.Context(), domain.NewGroup{
+			ProgramID: c.GetString(ctxProgram), ID: body.ID, Name: body.Name}, m)
+		if err == nil {
+			c.Header("Location", c.Request.URL.Path+"/"+st.ID)
+		}
+		return res, projections.GroupViewOf(st, res.Version), err
+	})
 }
 
 func (s *Server) renameGroup(c *gin.Context) {
-	var body renameGroupBody
-	if err := decodeJSON(c, &body); err != nil {
-		s.writeError(c, err)
-		return
-	}
-	if body.Name == nil {
-		s.writeError(c, fieldError("name", "is required"))
-		return
-	}
-	m, err := meta(c)
-	if err != nil {
-		s.writeError(c, err)
-		return
-	}
-	res, st, err := s.Commands.RenameGroup.Handle(c.Request.Context(), c.GetString(ctxProgram), c.Param("id"), *body.Name, m)
-	if err != nil {
-		s.writeError(c, err)
-		return
-	}
-	answerCommand(c, http.StatusOK, res, projections.GroupViewOf(st, res.Version))
+	write(s, c, http.StatusOK, func(body *renameGroupBody, m commands.Meta) (commands.Result, any, error) {
+		if body.Name == nil {
+			return commands.Result{}, nil, fieldError("name", "is required")
+		}
+		res, st, err := s.Commands.RenameGroup.Handle(c.Request.Context(), c.GetString(ctxProgram), c.Param("id"), *body.Name, m)
+		return res, projections.GroupViewOf(st, res.Version), err
+	})
 }
 
 func (s *Server) deleteGroup(c *gin.Context) {
-	if err := decodeOptionalJSON(c, &struct{}{}); err != nil {
-		s.writeError(c, err)
-		return
-	}
-	m, err := meta(c)
-	if err != nil {
-		s.writeError(c, err)
-		return
-	}
-	res, err := s.Commands.DeleteGroup.Handle(c.Request.Context(), c.GetString(ctxProgram), c.Param("id"), m, s.Queries)
-	if err != nil {
-		s.writeError(c, err)
-		return
-	}
-	answerNoContent(c, res)
+	write(s, c, http.StatusNoContent, func(_ *noBody, m commands.Meta) (commands.Result, any, error) {
+		res, err := s.Commands.DeleteGroup.Handle(c.Request.Context(), c.GetString(ctxProgram), c.Param("id"), m, s.Queries)
+		return res, nil, err
+	})
 }
 
-func (s *Server) getGroup(c *gin.Context) {
-	id := c.Param("id")
-	if !domain.ValidEntityID(id) {
-		s.writeError(c, domain.ErrNotFound)
-		return
-	}
-	doc, err := s.Queries.GetGroup(c.Request.Context(), c.GetString(ctxProgram), id)
-	if err != nil {
-		s.writeError(c, err)
-		return
-	}
-	c.Data(http.StatusOK, "application/json; charset=utf-8", doc)
-}
+func (s *Server) getGroup(c *gin.Context) { s.readDoc(c, s.Queries.GetGroup) }
 
-func (s *Server) listGroups(c *gin.Context) {
-	limit, cursor, err := idPageParams(c)
-	if err != nil {
-		s.writeError(c, err)
-		return
-	}
-	page, err := s.Queries.ListGroups(c.Request.Context(), c.GetString(ctxProgram), limit, cursor)
-	if err != nil {
-		s.writeError(c, err)
-		return
-	}
-	c.JSON(http.StatusOK, page)
-}
+func (s *Server) listGroups(c *gin.Context) { idPage(s, c, s.Queries.ListGroups) }
 
 type partnerGroupsBody struct {
 	Groups *[]string `json:"groups"`
 }
 
 func (s *Server) setPartnerGroups(c *gin.Context) {
-	var body partnerGroupsBody
-	if err := decodeJSON(c, &body); err != nil {
-		s.writeError(c, err)
-		return
-	}
-	if body.Groups == nil {
-		s.writeError(c, fieldError("groups", "is required: the whole set of group IDs ([] for none)"))
-		return
-	}
-	m, err := meta(c)
-	if err != nil {
-		s.writeError(c, err)
-		return
-	}
-	res, st, err := s.Commands.SetGroups.Handle(c.Request.Context(), c.GetString(ctxProgram), c.Param("id"), *body.Groups, m)
-	if err != nil {
-		s.writeError(c, err)
-		return
-	}
-	answerCommand(c, http.StatusOK, res, projections.ViewOf(st, res.Version))
+	write(s, c, http.StatusOK, func(body *partnerGroupsBody, m commands.Meta) (commands.Result, any, error) {
+		if body.Groups == nil {
+			return commands.Result{}, nil, fieldError("groups", "is required: the whole set of group IDs ([] for none)")
+		}
+		res, st, err := s.Commands.SetGroups.Handle(c.Request.Context(), c.GetString(ctxProgram), c.Param("id"), *body.Groups, m)
+		return res, projections.ViewOf(st, res.Version), err
+	})
 }
 
 // idPageParams reads limit and a cursor that must be an entity ID.

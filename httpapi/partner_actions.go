@@ -7,6 +7,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/partnerd/partnerd/commands"
 	"github.com/partnerd/partnerd/domain"
 	"github.com/partnerd/partnerd/projections"
 )
@@ -18,35 +19,20 @@ type assignBody struct {
 }
 
 func (s *Server) assignPartner(c *gin.Context) {
-	var body assignBody
-	if err := decodeJSON(c, &body); err != nil {
-		s.writeError(c, err)
-		return
-	}
-	var user string
-	switch {
-	case len(body.User) == 0:
-		s.writeError(c, fieldError("user", "is required: a user of the brand, or null to unassign"))
-		return
-	case string(body.User) == "null":
-	case json.Unmarshal(body.User, &user) != nil:
-		s.writeError(c, fieldError("user", "must be a JSON string, or null to unassign"))
-		return
-	case user == "":
-		s.writeError(c, fieldError("user", "must not be empty; send null to unassign"))
-		return
-	}
-	m, err := meta(c)
-	if err != nil {
-		s.writeError(c, err)
-		return
-	}
-	res, st, err := s.Commands.Assign.Handle(c.Request.Context(), c.GetString(ctxProgram), c.Param("id"), user, m)
-	if err != nil {
-		s.writeError(c, err)
-		return
-	}
-	answerCommand(c, http.StatusOK, res, projections.ViewOf(st, res.Version))
+	write(s, c, http.StatusOK, func(body *assignBody, m commands.Meta) (commands.Result, any, error) {
+		var user string
+		switch {
+		case len(body.User) == 0:
+			return commands.Result{}, nil, fieldError("user", "is required: a user of the brand, or null to unassign")
+		case string(body.User) == "null":
+		case json.Unmarshal(body.User, &user) != nil:
+			return commands.Result{}, nil, fieldError("user", "must be a JSON string, or null to unassign")
+		case user == "":
+			return commands.Result{}, nil, fieldError("user", "must not be empty; send null to unassign")
+		}
+		res, st, err := s.Commands.Assign.Handle(c.Request.Context(), c.GetString(ctxProgram), c.Param("id"), user, m)
+		return res, projections.ViewOf(st, res.Version), err
+	})
 }
 
 type prospectStageBody struct {
@@ -54,26 +40,13 @@ type prospectStageBody struct {
 }
 
 func (s *Server) setProspectStage(c *gin.Context) {
-	var body prospectStageBody
-	if err := decodeJSON(c, &body); err != nil {
-		s.writeError(c, err)
-		return
-	}
-	if body.Stage == nil {
-		s.writeError(c, fieldError("stage", "is required"))
-		return
-	}
-	m, err := meta(c)
-	if err != nil {
-		s.writeError(c, err)
-		return
-	}
-	res, st, err := s.Commands.SetProspectStage.Handle(c.Request.Context(), c.GetString(ctxProgram), c.Param("id"), *body.Stage, m)
-	if err != nil {
-		s.writeError(c, err)
-		return
-	}
-	answerCommand(c, http.StatusOK, res, projections.ViewOf(st, res.Version))
+	write(s, c, http.StatusOK, func(body *prospectStageBody, m commands.Meta) (commands.Result, any, error) {
+		if body.Stage == nil {
+			return commands.Result{}, nil, fieldError("stage", "is required")
+		}
+		res, st, err := s.Commands.SetProspectStage.Handle(c.Request.Context(), c.GetString(ctxProgram), c.Param("id"), *body.Stage, m)
+		return res, projections.ViewOf(st, res.Version), err
+	})
 }
 
 type noteBody struct {
@@ -81,26 +54,13 @@ type noteBody struct {
 }
 
 func (s *Server) addNote(c *gin.Context) {
-	var body noteBody
-	if err := decodeJSON(c, &body); err != nil {
-		s.writeError(c, err)
-		return
-	}
-	if body.Text == nil {
-		s.writeError(c, fieldError("text", "is required"))
-		return
-	}
-	m, err := meta(c)
-	if err != nil {
-		s.writeError(c, err)
-		return
-	}
-	res, note, err := s.Commands.AddNote.Handle(c.Request.Context(), c.GetString(ctxProgram), c.Param("id"), *body.Text, m)
-	if err != nil {
-		s.writeError(c, err)
-		return
-	}
-	answerCommand(c, http.StatusCreated, res, note)
+	write(s, c, http.StatusCreated, func(body *noteBody, m commands.Meta) (commands.Result, any, error) {
+		if body.Text == nil {
+			return commands.Result{}, nil, fieldError("text", "is required")
+		}
+		res, note, err := s.Commands.AddNote.Handle(c.Request.Context(), c.GetString(ctxProgram), c.Param("id"), *body.Text, m)
+		return res, note, err
+	})
 }
 
 // listNotes pages through a partner's notes, newest first. The cursor is

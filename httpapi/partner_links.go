@@ -5,6 +5,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/partnerd/partnerd/commands"
 	"github.com/partnerd/partnerd/projections"
 )
 
@@ -14,22 +15,10 @@ type linkBody struct {
 }
 
 func (s *Server) linkAccounts(c *gin.Context) {
-	var body linkBody
-	if err := decodeJSON(c, &body); err != nil {
-		s.writeError(c, err)
-		return
-	}
-	m, err := meta(c)
-	if err != nil {
-		s.writeError(c, err)
-		return
-	}
-	res, st, err := s.Commands.LinkAccounts.Handle(c.Request.Context(), c.GetString(ctxProgram), c.Param("id"), body.PartnerID, body.Reason, m)
-	if err != nil {
-		s.writeError(c, err)
-		return
-	}
-	answerCommand(c, http.StatusOK, res, projections.ViewOf(st, res.Version))
+	write(s, c, http.StatusOK, func(body *linkBody, m commands.Meta) (commands.Result, any, error) {
+		res, st, err := s.Commands.LinkAccounts.Handle(c.Request.Context(), c.GetString(ctxProgram), c.Param("id"), body.PartnerID, body.Reason, m)
+		return res, projections.ViewOf(st, res.Version), err
+	})
 }
 
 type unlinkBody struct {
