@@ -3,6 +3,7 @@ package commands
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
 
 	"github.com/partnerd/partnerd/domain"
@@ -17,6 +18,26 @@ type SetPartnerGroupsHandler struct{ d Deps }
 // one deleted meanwhile (whose deletion may have missed this partner) is
 // left at once (see DeleteGroupHandler).
 func (h *SetPartnerGroupsHandler) Handle(ctx context.Context, program, partnerID string, groups []string, meta Meta) (Result, domain.PartnerState, error) {
+	return h.change(ctx, program, partnerID, func([]string) []string { return groups }, groups, meta)
+}
+
+// Change adds and removes groups relative to the partner's current set
+// (bulk actions: concurrent changes of other groups are not lost). Only the
+// added groups are checked; removing a group the partner is not in is a
+// no-op.
+func (h *SetPartnerGroupsHandler) Change(ctx context.Context, program, partnerID string, add, remove []string, meta Meta) (Result, domain.PartnerState, error) {
+	return h.change(ctx, program, partnerID, func(current []string) []string {
+		next := make([]string, 0, len(current)+len(add))
+		for _, g := range append(append([]string{}, current...), add...) {
+			if !slices.Contains(remove, g) && !slices.Contains(next, g) {
+				next = append(next, g)
+			}
+		}
+		return next
+	}, add, meta)
+}
+
+func (h *SetPartnerGroupsHandler) change(ctx context.Context, program, partnerID string, next func(current []string) []string, check []string, meta Meta) (Result, domain.PartnerState, error) {
 	fail := func(err error) (Result, domain.PartnerState, error) {
 		return Result{}, domain.PartnerState{}, fmt.Errorf("set groups of partner %s: %w", partnerID, err)
 	}
@@ -28,12 +49,12 @@ func (h *SetPartnerGroupsHandler) Handle(ctx context.Context, program, partnerID
 	var added []string // by the last decision, the one appended
 	stream := domain.PartnerStream(program, partnerID)
 	res, p, err := execute(ctx, h.d, stream, program, meta, func(p *domain.Partner) ([]domain.Event, error) {
-		evs, err := p.SetGroups(groups, h.d.Now().UTC())
+		evs, err := p.SetGroups(next(p.State().Groups), h.d.Now().UTC())
 		if err != nil {
 			return nil, err
 		}
 		if first {
-			first, checked = false, h.checkGroups(ctx, program, groups)
+			first, checked = false, h.checkGroups(ctx, program, check)
 		}
 		added = nil
 		for _, ev := range evs {

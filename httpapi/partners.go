@@ -108,24 +108,6 @@ func pageParams(c *gin.Context) (int, string, error) {
 	return limit, cursor, nil
 }
 
-func (s *Server) listPartners(c *gin.Context) {
-	limit, cursor, err := pageParams(c)
-	if err != nil {
-		s.writeError(c, err)
-		return
-	}
-	if cursor != "" && !domain.ValidEntityID(cursor) {
-		s.writeError(c, badRequest("cursor is not one this server issued"))
-		return
-	}
-	page, err := s.Queries.ListPartners(c.Request.Context(), c.GetString(ctxProgram), limit, cursor)
-	if err != nil {
-		s.writeError(c, err)
-		return
-	}
-	c.JSON(http.StatusOK, page)
-}
-
 func (s *Server) partnerHistory(c *gin.Context) {
 	limit, cursor, err := pageParams(c)
 	if err != nil {

@@ -44,8 +44,23 @@ func fieldError(field, msg string) error {
 	return &domain.ValidationError{Fields: []domain.FieldError{{Field: field, Message: msg}}}
 }
 
-// writeError maps an error to its status, in this one place.
+// writeError answers an error as problem+json; classify decides its status.
 func (s *Server) writeError(c *gin.Context, err error) {
+	p := classify(err)
+	switch {
+	case p.Status == http.StatusUnauthorized:
+		c.Header("WWW-Authenticate", `Bearer realm="partnerd"`)
+	case p.Status == http.StatusServiceUnavailable, errors.Is(err, errIdempotencyInFlight):
+		c.Header("Retry-After", "1")
+	case p.Status == http.StatusInternalServerError:
+		s.log.Error("request failed", "method", c.Request.Method, "path", c.FullPath(), "request_id", c.GetString(ctxRequestID), "err", err)
+	}
+	writeProblem(c, p)
+}
+
+// classify maps an error to its problem document, in this one place. An
+// unexpected error becomes a 500 whose detail reveals nothing.
+func classify(err error) Problem {
 	var ve *domain.ValidationError
 	var br errBadRequest
 	p := Problem{Status: http.StatusInternalServerError, Title: "Internal Server Error", Detail: "an unexpected error occurred; it was logged"}
@@ -55,31 +70,24 @@ func (s *Server) writeError(c *gin.Context, err error) {
 	case errors.As(err, &br):
 		p = Problem{Status: http.StatusBadRequest, Title: "Bad Request", Detail: br.msg}
 	case errors.Is(err, errUnauthorized):
-		c.Header("WWW-Authenticate", `Bearer realm="partnerd"`)
 		p = Problem{Status: http.StatusUnauthorized, Title: "Unauthorized", Detail: err.Error()}
 	case errors.Is(err, errTooLarge):
 		p = Problem{Status: http.StatusRequestEntityTooLarge, Title: "Content Too Large", Detail: err.Error()}
 	case errors.Is(err, domain.ErrNotFound), errors.Is(err, ErrUnknownProjection):
 		p = Problem{Status: http.StatusNotFound, Title: "Not Found", Detail: err.Error()}
 	case errors.Is(err, domain.ErrAlreadyExists), errors.Is(err, domain.ErrConflict), errors.Is(err, commands.ErrStale),
-		errors.Is(err, projections.ErrRebuildRunning):
+		errors.Is(err, projections.ErrRebuildRunning), errors.Is(err, errIdempotencyInFlight):
 		p = Problem{Status: http.StatusConflict, Title: "Conflict", Detail: err.Error()}
 	case errors.Is(err, queries.ErrBadToken):
 		p = Problem{Status: http.StatusBadRequest, Title: "Bad Request", Detail: "X-Consistency-Token: " + err.Error()}
 	case errors.Is(err, queries.ErrNotCaughtUp):
-		c.Header("Retry-After", "1")
 		p = Problem{Status: http.StatusServiceUnavailable, Title: "Service Unavailable", Detail: err.Error()}
-	case errors.Is(err, errIdempotencyInFlight):
-		c.Header("Retry-After", "1")
-		p = Problem{Status: http.StatusConflict, Title: "Conflict", Detail: err.Error()}
-	default:
-		s.log.Error("request failed", "method", c.Request.Method, "path", c.FullPath(), "request_id", c.GetString(ctxRequestID), "err", err)
 	}
 	p.Type = "about:blank"
 	if p.Status != http.StatusInternalServerError {
 		p.Type = "urn:partnerd:problem:" + strings.ToLower(strings.ReplaceAll(p.Title, " ", "-"))
 	}
-	writeProblem(c, p)
+	return p
 }
 
 func writeProblem(c *gin.Context, p Problem) {

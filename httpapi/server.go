@@ -125,7 +125,9 @@ func (s *Server) routes() {
 
 	p := e.Group("/v1/programs/:program", s.auth, s.consistency, s.idempotency)
 	p.POST("/partners", s.createPartner)
+	p.POST("/bulk/:action", s.bulk)
 	p.GET("/partners", s.listPartners)
+	p.GET("/partners.csv", s.exportPartners)
 	p.GET("/partners/:id", s.getPartner)
 	p.PATCH("/partners/:id", s.updatePartner)
 	p.GET("/partners/:id/history", s.partnerHistory)

@@ -20,12 +20,12 @@ const timeFormat = time.RFC3339Nano
 //	partner:<id>         hash   doc (the partner as the API shows it, JSON),
 //	                            state (the domain state it folds onto, JSON), country
 //	partners             zset   every partner ID, score 0 (lexical order = by ID)
-//	idx:country:<CC>     set    partner IDs by country
 //	due                  zset   partner IDs by the time (unix ms) of their next
 //	                            time-based contract transition, for the scheduler
 //
-// The list screen's full index set (every filter, sorts, n-gram search)
-// grows on this layout.
+// and the list screen's indexes (filters, sorts, n-gram search), described
+// in partner_index.go, kept up to date by comparing the index entries
+// derived from a partner's state before and after each event.
 type Partners struct{}
 
 // Name implements Projection.
@@ -86,9 +86,8 @@ func ViewOf(s domain.PartnerState, version uint64) PartnerView {
 // current state (read once per batch) and rewrites its hash and indexes.
 func (p Partners) Plan(ctx context.Context, rd redis.Cmdable, b *Batch) error {
 	type current struct {
-		state   domain.Partner
-		country string
-		loaded  bool
+		state domain.Partner
+		index partnerIndex
 	}
 	cur := map[string]*current{}
 	// Read the current docs of partners that are updated (not created) in this batch.
@@ -98,7 +97,7 @@ func (p Partners) Plan(ctx context.Context, rd redis.Cmdable, b *Batch) error {
 		if e.Type == domain.TypePartnerCreated || docs[e.Stream] != nil {
 			continue
 		}
-		docs[e.Stream] = pipe.HMGet(ctx, b.Keys(e.Program).Key("partner", partnerIDOf(e)), "state", "country")
+		docs[e.Stream] = pipe.HMGet(ctx, b.Keys(e.Program).Key("partner", partnerIDOf(e)), "state")
 	}
 	if len(docs) > 0 {
 		if _, err := pipe.Exec(ctx); err != nil && err != redis.Nil {
@@ -122,8 +121,8 @@ func (p Partners) Plan(ctx context.Context, rd redis.Cmdable, b *Batch) error {
 						return fmt.Errorf("partner state of %s: %w", e.Stream, err)
 					}
 					c.state = domain.RestorePartner(st)
+					c.index = indexOf(b.Keys(e.Program), st)
 				}
-				c.country, _ = vals[1].(string)
 			}
 		}
 		c.state.Apply(ev)
@@ -135,9 +134,6 @@ func (p Partners) Plan(ctx context.Context, rd redis.Cmdable, b *Batch) error {
 		stateJSON, _ := json.Marshal(st)
 		w.HSet(ks.Key("partner", id), "doc", string(docJSON), "state", string(stateJSON),
 			"country", st.Profile.Country, "version", strconv.FormatUint(e.Version, 10))
-		if e.Type == domain.TypePartnerCreated {
-			w.ZAdd(ks.Key("partners"), 0, id)
-		}
 		if strings.HasPrefix(e.Type, "partner.contract_") || e.Type == "partner.deactivated" {
 			if _, when, ok := domain.NextDue(st); ok {
 				w.ZAdd(ks.Key("due"), float64(when.UnixMilli()), id)
@@ -145,15 +141,9 @@ func (p Partners) Plan(ctx context.Context, rd redis.Cmdable, b *Batch) error {
 				w.ZRem(ks.Key("due"), id)
 			}
 		}
-		if c.country != st.Profile.Country {
-			if c.country != "" {
-				w.SRem(ks.Key("idx", "country", c.country), id)
-			}
-			if st.Profile.Country != "" {
-				w.SAdd(ks.Key("idx", "country", st.Profile.Country), id)
-			}
-			c.country = st.Profile.Country
-		}
+		next := indexOf(ks, st)
+		planIndex(w, ks, id, c.index, next)
+		c.index = next
 	}
 	return nil
 }

@@ -34,47 +34,6 @@ func (q *Queries) GetPartner(ctx context.Context, program, id string) (json.RawM
 	return json.RawMessage(doc), nil
 }
 
-// ListPartners pages through a program's partners by partner ID. The cursor
-// is the last ID of the previous page, so pages stay stable while partners
-// are added.
-func (q *Queries) ListPartners(ctx context.Context, program string, limit int, cursor string) (Page[json.RawMessage], error) {
-	ks := q.keys("partners", program)
-	min := "-"
-	if cursor != "" {
-		min = "(" + cursor
-	}
-	pipe := q.rdb.Pipeline()
-	idsCmd := pipe.ZRangeByLex(ctx, ks.Key("partners"), &redis.ZRangeBy{Min: min, Max: "+", Count: int64(limit) + 1})
-	totalCmd := pipe.ZCard(ctx, ks.Key("partners"))
-	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
-		return Page[json.RawMessage]{}, fmt.Errorf("list partners: %w", err)
-	}
-	ids := idsCmd.Val()
-	page := Page[json.RawMessage]{Items: []json.RawMessage{}, Total: totalCmd.Val()}
-	if len(ids) > limit {
-		ids = ids[:limit]
-		next := ids[len(ids)-1]
-		page.NextCursor = &next
-	}
-	if len(ids) == 0 {
-		return page, nil
-	}
-	pipe = q.rdb.Pipeline()
-	cmds := make([]*redis.StringCmd, len(ids))
-	for i, id := range ids {
-		cmds[i] = pipe.HGet(ctx, ks.Key("partner", id), "doc")
-	}
-	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
-		return Page[json.RawMessage]{}, fmt.Errorf("list partners: %w", err)
-	}
-	for _, c := range cmds {
-		if c.Err() == nil {
-			page.Items = append(page.Items, json.RawMessage(c.Val()))
-		}
-	}
-	return page, nil
-}
-
 // HistoryEntry is one event of a resource's history.
 type HistoryEntry struct {
 	Type          string          `json:"type"`

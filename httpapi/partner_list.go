@@ -1,0 +1,207 @@
+package httpapi
+
+import (
+	"encoding/csv"
+	"errors"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/partnerd/partnerd/domain"
+	"github.com/partnerd/partnerd/projections"
+	"github.com/partnerd/partnerd/queries"
+)
+
+// filterValues are the allowed values of the enumerated list filters; the
+// other filters take any value (IDs, countries, states, custom values).
+var filterValues = map[string][]string{
+	"status":             {domain.ContractStatusActive, domain.ContractStatusExpired, domain.ContractStatusSuspended},
+	"contract_stage":     contractStageNames(),
+	"terms_update":       {projections.TermsUpdatePendingProposal, projections.TermsUpdateRecentlyExpired},
+	"relationship_type":  domain.RelationshipTypes,
+	"relationship_stage": {domain.RelationshipNew, domain.RelationshipOutreach, domain.RelationshipNegotiating, domain.RelationshipJoined, domain.RelationshipExpired},
+	"prospect_stage":     domain.ProspectStages,
+	"size":               domain.Sizes,
+	"business_model":     domain.BusinessModels,
+	"prospecting_source": domain.ProspectingSources,
+}
+
+func contractStageNames() []string {
+	out := make([]string, len(domain.ContractStages))
+	for i, s := range domain.ContractStages {
+		out[i] = string(s)
+	}
+	return out
+}
+
+// defaultCSVColumns are the CSV columns when `columns` is not given.
+var defaultCSVColumns = []string{"partner_id", "name", "url", "country", "state", "size", "business_model",
+	"relationship_type", "contract_status", "relationship_stage", "prospect_stage", "groups", "assigned_to",
+	"date_joined", "social_reach"}
+
+const maxFilterValue = 256
+
+// partnerListParams parses the list query (filters, q, sort, columns);
+// pageKeys are the extra parameters the caller accepts (limit, cursor).
+// An unknown parameter or a malformed one is 400; an unknown sort, column
+// or enumerated filter value is 422.
+func partnerListParams(c *gin.Context, pageKeys ...string) (queries.PartnerListQuery, []string, error) {
+	return parseListQuery(c.Request.URL.Query(), pageKeys...)
+}
+
+// parseListQuery is partnerListParams over plain values (bulk filters use it).
+func parseListQuery(params url.Values, pageKeys ...string) (queries.PartnerListQuery, []string, error) {
+	lq := queries.PartnerListQuery{Filters: map[string][]string{}}
+	var columns []string
+	var fields []domain.FieldError
+	bad := func(field, msg string) { fields = append(fields, domain.FieldError{Field: field, Message: msg}) }
+	for name, vals := range params {
+		switch {
+		case slices.Contains(pageKeys, name):
+		case name == "q":
+			if len(vals) > 1 {
+				return lq, nil, badRequest("q may be given once")
+			}
+			if !queries.ValidSearch(vals[0]) || len(vals[0]) > maxFilterValue {
+				bad("q", "must be text of at most 256 bytes without control characters")
+			}
+			lq.Q = vals[0]
+		case name == "sort":
+			if len(vals) > 1 {
+				return lq, nil, badRequest("sort may be given once")
+			}
+			s := strings.TrimPrefix(vals[0], "-")
+			if !slices.Contains(queries.PartnerSorts, s) {
+				bad("sort", "must be one of "+strings.Join(queries.PartnerSorts, ", ")+", with '-' for descending")
+			}
+			lq.Sort, lq.Desc = s, strings.HasPrefix(vals[0], "-")
+		case name == "columns":
+			for _, v := range vals {
+				for _, col := range strings.Split(v, ",") {
+					col = strings.TrimSpace(col)
+					if !slices.Contains(queries.PartnerColumns, col) {
+						bad("columns", "unknown column "+quoteField(col))
+						continue
+					}
+					if !slices.Contains(columns, col) {
+						columns = append(columns, col)
+					}
+				}
+			}
+		case strings.HasPrefix(name, "custom."):
+			if strings.TrimPrefix(name, "custom.") == "" {
+				return lq, nil, badRequest("custom. needs a field name, e.g. custom.niche=travel")
+			}
+			for _, v := range vals {
+				if v == "" || len(v) > maxFilterValue {
+					bad(name, "must be a value of 1-256 bytes")
+				}
+			}
+			lq.Filters[name] = vals
+		case slices.Contains(projections.PartnerFilters, name):
+			allowed := filterValues[name]
+			for _, v := range vals {
+				switch {
+				case allowed != nil && !slices.Contains(allowed, v):
+					bad(name, "must be one of "+strings.Join(allowed, ", "))
+				case v == "" || len(v) > maxFilterValue:
+					bad(name, "must be a value of 1-256 bytes")
+				}
+			}
+			lq.Filters[name] = vals
+		default:
+			return lq, nil, badRequest("unknown parameter %s", quoteField(name))
+		}
+	}
+	if len(fields) > 0 {
+		return lq, nil, &domain.ValidationError{Fields: fields}
+	}
+	return lq, columns, nil
+}
+
+func quoteField(s string) string {
+	if len(s) > 64 {
+		s = s[:64] + "…"
+	}
+	return "'" + s + "'"
+}
+
+func (s *Server) listPartners(c *gin.Context) {
+	limit, cursor, err := pageParams(c)
+	if err != nil {
+		s.writeError(c, err)
+		return
+	}
+	lq, columns, err := partnerListParams(c, "limit", "cursor")
+	if err != nil {
+		s.writeError(c, err)
+		return
+	}
+	page, err := s.Queries.SearchPartners(c.Request.Context(), c.GetString(ctxProgram), lq, columns, limit, cursor)
+	if errors.Is(err, queries.ErrBadCursor) {
+		err = badRequest("cursor is not one this server issued for this sort")
+	}
+	if err != nil {
+		s.writeError(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, page)
+}
+
+// csvPage is how many partners the export reads per round trip.
+const csvPage = 1000
+
+// exportPartners streams the filtered list as RFC 4180 CSV, page by page:
+// it never holds more than one page.
+func (s *Server) exportPartners(c *gin.Context) {
+	lq, columns, err := partnerListParams(c)
+	if err != nil {
+		s.writeError(c, err)
+		return
+	}
+	if len(columns) == 0 {
+		columns = defaultCSVColumns
+	}
+	ctx, program := c.Request.Context(), c.GetString(ctxProgram)
+	// The first page is read before the status is sent, so a failure
+	// there is still a proper problem response.
+	page, err := s.Queries.SearchPartners(ctx, program, lq, nil, csvPage, "")
+	if err != nil {
+		s.writeError(c, err)
+		return
+	}
+	c.Header("Content-Type", "text/csv; charset=utf-8")
+	c.Header("Content-Disposition", `attachment; filename="partners.csv"`)
+	c.Status(http.StatusOK)
+	w := csv.NewWriter(c.Writer)
+	w.UseCRLF = true // RFC 4180
+	_ = w.Write(columns)
+	for {
+		for _, doc := range page.Items {
+			rec, err := queries.CSVRecord(doc, columns)
+			if err != nil {
+				s.log.Error("partner export failed", "program", program, "err", err)
+				c.Abort()
+				return
+			}
+			_ = w.Write(rec)
+		}
+		w.Flush()
+		if err := w.Error(); err != nil {
+			return // the client went away
+		}
+		c.Writer.Flush()
+		if page.NextCursor == nil {
+			return
+		}
+		if page, err = s.Queries.SearchPartners(ctx, program, lq, nil, csvPage, *page.NextCursor); err != nil {
+			// The status is sent: cut the body short so the client sees
+			// an incomplete transfer rather than a silently short file.
+			s.log.Error("partner export failed", "program", program, "err", err)
+			panic(http.ErrAbortHandler)
+		}
+	}
+}

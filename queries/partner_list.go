@@ -1,0 +1,453 @@
+package queries
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"reflect"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/partnerd/partnerd/domain"
+	"github.com/partnerd/partnerd/projections"
+)
+
+// PartnerSorts are the sort keys of the partner list.
+var PartnerSorts = []string{"name", "date_joined", "social_reach", "partner_id"}
+
+// PartnerListQuery is a filtered, sorted partner list (API.md GET /partners).
+type PartnerListQuery struct {
+	// Q searches name, partner ID and URL (case-insensitive substring).
+	Q string
+	// Filters maps a filter (projections.PartnerFilters, or "custom.<name>")
+	// to the values of which any must match; different filters must all match.
+	Filters map[string][]string
+	// Sort is one of PartnerSorts ("" = partner_id); Desc reverses it.
+	Sort string
+	Desc bool
+	// Now is the clock for terms_update=recently_expired (zero = time.Now()).
+	Now time.Time
+}
+
+// ErrBadCursor: a cursor this server did not issue (or one of another sort).
+var ErrBadCursor = errors.New("cursor is not one this server issued")
+
+// partnerCursor is the position after an item: the sort, the item's score
+// and its ID. Sorting by partner ID ascending (the default) the cursor is
+// just the last ID, as before sorting and filters existed.
+func partnerCursor(sort, score, id string) string {
+	if sort == "partner_id" {
+		return id
+	}
+	return base64.RawURLEncoding.EncodeToString([]byte(sort + "\x00" + score + "\x00" + id))
+}
+
+func parsePartnerCursor(c, sort string) (score, id string, err error) {
+	if sort == "partner_id" {
+		if !domain.ValidEntityID(c) {
+			return "", "", ErrBadCursor
+		}
+		return "0", c, nil
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(c)
+	if err != nil {
+		return "", "", ErrBadCursor
+	}
+	parts := strings.Split(string(raw), "\x00")
+	if len(parts) != 3 || parts[0] != sort || parts[2] == "" {
+		return "", "", ErrBadCursor
+	}
+	if _, err := strconv.ParseFloat(parts[1], 64); err != nil {
+		return "", "", ErrBadCursor
+	}
+	return parts[1], parts[2], nil
+}
+
+// pageScript reads one page of the sorted set KEYS[1] (the sort zset itself,
+// or a temporary intersection of it with the filters), after the cursor
+// (score ARGV[4], ID ARGV[5]). When ARGV[6] is not empty it first drops
+// members whose searchable text (hash KEYS[2]) does not contain it; that
+// only happens on a temporary key (ARGV[7] = '1'). It returns {total, start,
+// {id, score, …}}. The cursor's item need not be in the set any more: its
+// position is where it would sort.
+const pageScript = `
+local R = KEYS[1]
+local limit = tonumber(ARGV[1])
+local desc = ARGV[2] == '1'
+local s, id, q = ARGV[4], ARGV[5], ARGV[6]
+local temp = ARGV[7] == '1'
+if q ~= '' and temp then
+  local ms = redis.call('ZRANGE', R, 0, -1)
+  for _, m in ipairs(ms) do
+    local t = redis.call('HGET', KEYS[2], m)
+    if (not t) or (not string.find(t, q, 1, true)) then redis.call('ZREM', R, m) end
+  end
+end
+local total = redis.call('ZCARD', R)
+local start = 0
+local function rank(m)
+  if desc then return redis.call('ZREVRANK', R, m) end
+  return redis.call('ZRANK', R, m)
+end
+if ARGV[3] == '1' then
+  local sc = redis.call('ZSCORE', R, id)
+  if sc and tonumber(sc) == tonumber(s) then
+    start = rank(id) + 1
+  elseif (not sc) and temp then
+    redis.call('ZADD', R, s, id)
+    start = rank(id)
+    redis.call('ZREM', R, id)
+  else
+    local ties = redis.call('ZRANGEBYSCORE', R, s, s)
+    if desc then
+      start = redis.call('ZCOUNT', R, '(' .. s, '+inf')
+      for _, m in ipairs(ties) do if m > id then start = start + 1 end end
+    else
+      start = redis.call('ZCOUNT', R, '-inf', '(' .. s)
+      for _, m in ipairs(ties) do if m < id then start = start + 1 end end
+    end
+  end
+end
+local items
+if limit <= 0 then
+  items = {}
+elseif desc then
+  items = redis.call('ZREVRANGE', R, start, start + limit - 1, 'WITHSCORES')
+else
+  items = redis.call('ZRANGE', R, start, start + limit - 1, 'WITHSCORES')
+end
+return {total, start, items}
+`
+
+// tempTTL bounds the life of a query's temporary keys should the
+// transaction that deletes them not finish.
+const tempTTL = 30 * time.Second
+
+// PartnerIDs is one page of partner IDs of a list query.
+type PartnerIDs struct {
+	IDs        []string
+	NextCursor *string
+	Total      int64
+}
+
+// SearchPartnerIDs computes one page of the IDs matching lq, entirely in
+// Redis: each filter with several values becomes a union (ZUNIONSTORE into
+// a temporary key), the filters and the search n-grams are intersected with
+// the sort's zset (ZINTERSTORE, the sort score kept), and a script reads the
+// page after the cursor. Everything runs in one MULTI on keys of the
+// program's hash tag; the temporary keys (tmp:<random>:<n>) are deleted in
+// that same transaction and carry a short TTL besides.
+func (q *Queries) SearchPartnerIDs(ctx context.Context, program string, lq PartnerListQuery, limit int, cursor string) (PartnerIDs, error) {
+	sortName := lq.Sort
+	if sortName == "" {
+		sortName = "partner_id"
+	}
+	var score, after string
+	if cursor != "" {
+		var err error
+		if score, after, err = parsePartnerCursor(cursor, sortKeyOf(sortName, lq.Desc)); err != nil {
+			return PartnerIDs{}, err
+		}
+	}
+	ks := q.keys("partners", program)
+	var tokb [8]byte
+	_, _ = rand.Read(tokb[:])
+	tok := hex.EncodeToString(tokb[:])
+	var temps []string
+	newTemp := func() string {
+		k := ks.Key("tmp", tok, strconv.Itoa(len(temps)))
+		temps = append(temps, k)
+		return k
+	}
+	pipe := q.rdb.TxPipeline()
+	var filterKeys []string
+	names := make([]string, 0, len(lq.Filters))
+	for n := range lq.Filters {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	now := lq.Now
+	if now.IsZero() {
+		now = time.Now()
+	}
+	for _, name := range names {
+		var keys []string
+		seen := map[string]bool{}
+		for _, v := range lq.Filters[name] {
+			var k string
+			switch {
+			case name == "terms_update" && v == projections.TermsUpdateRecentlyExpired:
+				k = newTemp()
+				pipe.ZUnionStore(ctx, k, &redis.ZStore{Keys: []string{ks.RecentlyExpiredKey()}})
+				pipe.ZRemRangeByScore(ctx, k, "-inf", "("+strconv.FormatInt(now.Add(-projections.RecentlyExpiredWindow).UnixMilli(), 10))
+			case strings.HasPrefix(name, "custom."):
+				k = ks.CustomKey(strings.TrimPrefix(name, "custom."), v)
+			default:
+				k = ks.FilterKey(name, v)
+			}
+			if !seen[k] {
+				seen[k] = true
+				keys = append(keys, k)
+			}
+		}
+		switch len(keys) {
+		case 0:
+		case 1:
+			filterKeys = append(filterKeys, keys[0])
+		default:
+			k := newTemp()
+			pipe.ZUnionStore(ctx, k, &redis.ZStore{Keys: keys})
+			filterKeys = append(filterKeys, k)
+		}
+	}
+	verify := ""
+	if needle := strings.ToLower(lq.Q); needle != "" {
+		rs := []rune(needle)
+		if len(rs) <= 3 {
+			filterKeys = append(filterKeys, ks.NGramKey(needle))
+		} else {
+			seen := map[string]bool{}
+			for i := 0; i+3 <= len(rs); i++ {
+				if g := string(rs[i : i+3]); !seen[g] {
+					seen[g] = true
+					filterKeys = append(filterKeys, ks.NGramKey(g))
+				}
+			}
+			verify = needle
+		}
+	}
+	result, temp := ks.SortKey(sortName), false
+	if len(filterKeys) > 0 {
+		keys := append([]string{result}, filterKeys...)
+		weights := make([]float64, len(keys))
+		weights[0] = 1
+		result, temp = newTemp(), true
+		pipe.ZInterStore(ctx, result, &redis.ZStore{Keys: keys, Weights: weights, Aggregate: "SUM"})
+	}
+	for _, k := range temps {
+		pipe.Expire(ctx, k, tempTTL)
+	}
+	args := []any{limit, boolArg(lq.Desc), boolArg(cursor != ""), score, after, verify, boolArg(temp)}
+	if score == "" {
+		args[3] = "0"
+	}
+	page := pipe.Eval(ctx, pageScript, []string{result, ks.SearchKey()}, args...)
+	for _, k := range temps {
+		pipe.Del(ctx, k)
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return PartnerIDs{}, fmt.Errorf("list partners: %w", err)
+	}
+	res, _ := page.Val().([]any)
+	if len(res) != 3 {
+		return PartnerIDs{}, fmt.Errorf("list partners: unexpected reply %v", page.Val())
+	}
+	total, _ := res[0].(int64)
+	start, _ := res[1].(int64)
+	items, _ := res[2].([]any)
+	out := PartnerIDs{IDs: make([]string, 0, len(items)/2), Total: total}
+	var lastScore string
+	for i := 0; i+1 < len(items); i += 2 {
+		id, _ := items[i].(string)
+		lastScore, _ = items[i+1].(string)
+		out.IDs = append(out.IDs, id)
+	}
+	if n := len(out.IDs); n > 0 && start+int64(n) < total {
+		next := partnerCursor(sortKeyOf(sortName, lq.Desc), normScore(lastScore), out.IDs[n-1])
+		out.NextCursor = &next
+	}
+	return out, nil
+}
+
+func sortKeyOf(name string, desc bool) string {
+	if desc {
+		return "-" + name
+	}
+	return name
+}
+
+// normScore renders a score reply the way the script compares it.
+func normScore(s string) string {
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil {
+		return "0"
+	}
+	return projections.FormatScore(f)
+}
+
+func boolArg(b bool) string {
+	if b {
+		return "1"
+	}
+	return "0"
+}
+
+// SearchPartners pages through the partners matching lq, each document cut
+// down to columns (all fields when columns is empty).
+func (q *Queries) SearchPartners(ctx context.Context, program string, lq PartnerListQuery, columns []string, limit int, cursor string) (Page[json.RawMessage], error) {
+	ids, err := q.SearchPartnerIDs(ctx, program, lq, limit, cursor)
+	if err != nil {
+		return Page[json.RawMessage]{}, err
+	}
+	docs, err := q.partnerDocs(ctx, program, ids.IDs)
+	if err != nil {
+		return Page[json.RawMessage]{}, err
+	}
+	page := Page[json.RawMessage]{Items: make([]json.RawMessage, 0, len(docs)), NextCursor: ids.NextCursor, Total: ids.Total}
+	for _, d := range docs {
+		if len(columns) > 0 {
+			if d, err = ProjectColumns(d, columns); err != nil {
+				return Page[json.RawMessage]{}, err
+			}
+		}
+		page.Items = append(page.Items, d)
+	}
+	return page, nil
+}
+
+// partnerDocs reads the documents of ids in one round trip, skipping any
+// that vanished meanwhile.
+func (q *Queries) partnerDocs(ctx context.Context, program string, ids []string) ([]json.RawMessage, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	ks := q.keys("partners", program)
+	pipe := q.rdb.Pipeline()
+	cmds := make([]*redis.StringCmd, len(ids))
+	for i, id := range ids {
+		cmds[i] = pipe.HGet(ctx, ks.Key("partner", id), "doc")
+	}
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return nil, fmt.Errorf("list partners: %w", err)
+	}
+	out := make([]json.RawMessage, 0, len(ids))
+	for _, c := range cmds {
+		if c.Err() == nil {
+			out = append(out, json.RawMessage(c.Val()))
+		}
+	}
+	return out, nil
+}
+
+// PartnerColumns are the fields of a partner document that `columns` may name.
+var PartnerColumns = func() []string {
+	var out []string
+	var walk func(t reflect.Type)
+	walk = func(t reflect.Type) {
+		for i := 0; i < t.NumField(); i++ {
+			f := t.Field(i)
+			if f.Anonymous {
+				walk(f.Type)
+				continue
+			}
+			name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+			if name != "" && name != "-" {
+				out = append(out, name)
+			}
+		}
+	}
+	walk(reflect.TypeOf(projections.PartnerView{}))
+	return out
+}()
+
+// ProjectColumns keeps the named fields of a partner document, in the
+// order given (a field the document omits is null); partner_id always stays.
+func ProjectColumns(doc json.RawMessage, columns []string) (json.RawMessage, error) {
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(doc, &m); err != nil {
+		return nil, fmt.Errorf("partner document: %w", err)
+	}
+	var b bytes.Buffer
+	b.WriteByte('{')
+	written := map[string]bool{}
+	write := func(c string) {
+		if written[c] {
+			return
+		}
+		written[c] = true
+		if b.Len() > 1 {
+			b.WriteByte(',')
+		}
+		k, _ := json.Marshal(c)
+		b.Write(k)
+		b.WriteByte(':')
+		if v, ok := m[c]; ok {
+			b.Write(v)
+		} else {
+			b.WriteString("null")
+		}
+	}
+	write("partner_id")
+	for _, c := range columns {
+		write(c)
+	}
+	b.WriteByte('}')
+	return b.Bytes(), nil
+}
+
+// CSVRecord renders the named fields of a partner document as CSV cells:
+// strings as they are, numbers and booleans as JSON writes them, null as
+// empty, lists joined with ';' (list items that are objects as JSON), and
+// objects as JSON.
+func CSVRecord(doc json.RawMessage, columns []string) ([]string, error) {
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(doc, &m); err != nil {
+		return nil, fmt.Errorf("partner document: %w", err)
+	}
+	rec := make([]string, len(columns))
+	for i, c := range columns {
+		rec[i] = csvCell(m[c])
+	}
+	return rec, nil
+}
+
+func csvCell(raw json.RawMessage) string {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 || string(raw) == "null" {
+		return ""
+	}
+	switch raw[0] {
+	case '"':
+		var s string
+		_ = json.Unmarshal(raw, &s)
+		return s
+	case '[':
+		var items []json.RawMessage
+		_ = json.Unmarshal(raw, &items)
+		parts := make([]string, len(items))
+		for i, it := range items {
+			parts[i] = csvCell(it)
+		}
+		return strings.Join(parts, ";")
+	case '{':
+		var b bytes.Buffer
+		if json.Compact(&b, raw) == nil {
+			return b.String()
+		}
+	}
+	return string(raw)
+}
+
+// ValidSearch reports whether q can be searched for: valid UTF-8 without
+// control characters (the searchable text separates fields with '\n').
+func ValidSearch(q string) bool {
+	if !utf8.ValidString(q) {
+		return false
+	}
+	for _, r := range q {
+		if r < 0x20 || r == 0x7f {
+			return false
+		}
+	}
+	return true
+}
