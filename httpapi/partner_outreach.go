@@ -5,6 +5,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/partnerd/partnerd/commands"
 	"github.com/partnerd/partnerd/domain"
 )
 
@@ -23,28 +24,16 @@ type messageAnswer struct {
 // sendMessage records a message for the downstream mailer: 202, as the
 // message is accepted, not delivered.
 func (s *Server) sendMessage(c *gin.Context) {
-	var body messageBody
-	if err := decodeJSON(c, &body); err != nil {
-		s.writeError(c, err)
-		return
-	}
-	m, err := meta(c)
-	if err != nil {
-		s.writeError(c, err)
-		return
-	}
-	id := c.Param("id")
-	res, msgID, err := s.Commands.SendMessage.Handle(c.Request.Context(), c.GetString(ctxProgram), id,
-		domain.NewMessage{Channel: body.Channel, Subject: body.Subject, Body: body.Body}, m)
-	if err != nil {
-		s.writeError(c, err)
-		return
-	}
-	channel := body.Channel
-	if channel == "" {
-		channel = "message"
-	}
-	answerCommand(c, http.StatusAccepted, res, messageAnswer{MessageID: msgID, PartnerID: id, Channel: channel})
+	write(s, c, http.StatusAccepted, func(body *messageBody, m commands.Meta) (commands.Result, any, error) {
+		id := c.Param("id")
+		res, msgID, err := s.Commands.SendMessage.Handle(c.Request.Context(), c.GetString(ctxProgram), id,
+			domain.NewMessage{Channel: body.Channel, Subject: body.Subject, Body: body.Body}, m)
+		channel := body.Channel
+		if channel == "" {
+			channel = "message"
+		}
+		return res, messageAnswer{MessageID: msgID, PartnerID: id, Channel: channel}, err
+	})
 }
 
 type inviteBody struct {
@@ -61,22 +50,10 @@ type inviteAnswer struct {
 }
 
 func (s *Server) invitePartner(c *gin.Context) {
-	var body inviteBody
-	if err := decodeJSON(c, &body); err != nil {
-		s.writeError(c, err)
-		return
-	}
-	m, err := meta(c)
-	if err != nil {
-		s.writeError(c, err)
-		return
-	}
-	id := c.Param("id")
-	res, inviteID, err := s.Commands.Invite.Handle(c.Request.Context(), c.GetString(ctxProgram), id,
-		domain.NewInvite{Kind: body.Kind, TargetID: body.TargetID, Message: body.Message}, m)
-	if err != nil {
-		s.writeError(c, err)
-		return
-	}
-	answerCommand(c, http.StatusAccepted, res, inviteAnswer{InviteID: inviteID, PartnerID: id, Kind: body.Kind, TargetID: body.TargetID})
+	write(s, c, http.StatusAccepted, func(body *inviteBody, m commands.Meta) (commands.Result, any, error) {
+		id := c.Param("id")
+		res, inviteID, err := s.Commands.Invite.Handle(c.Request.Context(), c.GetString(ctxProgram), id,
+			domain.NewInvite{Kind: body.Kind, TargetID: body.TargetID, Message: body.Message}, m)
+		return res, inviteAnswer{InviteID: inviteID, PartnerID: id, Kind: body.Kind, TargetID: body.TargetID}, err
+	})
 }

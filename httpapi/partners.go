@@ -7,6 +7,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/partnerd/partnerd/commands"
 	"github.com/partnerd/partnerd/domain"
 	"github.com/partnerd/partnerd/projections"
 )
@@ -20,44 +21,22 @@ type createPartnerBody struct {
 }
 
 func (s *Server) createPartner(c *gin.Context) {
-	var body createPartnerBody
-	if err := decodeJSON(c, &body); err != nil {
-		s.writeError(c, err)
-		return
-	}
-	m, err := meta(c)
-	if err != nil {
-		s.writeError(c, err)
-		return
-	}
-	res, st, err := s.Commands.CreatePartner.Handle(c.Request.Context(), domain.NewPartner{
-		ProgramID: c.GetString(ctxProgram), PartnerID: body.PartnerID, Profile: body.Profile,
-		Personal: body.Personal, ProspectStage: body.ProspectStage, SignupSource: body.SignupSource}, m)
-	if err != nil {
-		s.writeError(c, err)
-		return
-	}
-	c.Header("Location", c.Request.URL.Path+"/"+st.PartnerID)
-	answerCommand(c, http.StatusCreated, res, projections.ViewOf(st, res.Version))
+	write(s, c, http.StatusCreated, func(body *createPartnerBody, m commands.Meta) (commands.Result, any, error) {
+		res, st, err := s.Commands.CreatePartner.Handle(c.Request.Context(), domain.NewPartner{
+			ProgramID: c.GetString(ctxProgram), PartnerID: body.PartnerID, Profile: body.Profile,
+			Personal: body.Personal, ProspectStage: body.ProspectStage, SignupSource: body.SignupSource}, m)
+		if err == nil {
+			c.Header("Location", c.Request.URL.Path+"/"+st.PartnerID)
+		}
+		return res, projections.ViewOf(st, res.Version), err
+	})
 }
 
 func (s *Server) updatePartner(c *gin.Context) {
-	var patch domain.Patch
-	if err := decodeJSON(c, &patch); err != nil {
-		s.writeError(c, err)
-		return
-	}
-	m, err := meta(c)
-	if err != nil {
-		s.writeError(c, err)
-		return
-	}
-	res, st, err := s.Commands.UpdatePartner.Handle(c.Request.Context(), c.GetString(ctxProgram), c.Param("id"), patch, m)
-	if err != nil {
-		s.writeError(c, err)
-		return
-	}
-	answerCommand(c, http.StatusOK, res, projections.ViewOf(st, res.Version))
+	write(s, c, http.StatusOK, func(patch *domain.Patch, m commands.Meta) (commands.Result, any, error) {
+		res, st, err := s.Commands.UpdatePartner.Handle(c.Request.Context(), c.GetString(ctxProgram), c.Param("id"), *patch, m)
+		return res, projections.ViewOf(st, res.Version), err
+	})
 }
 
 func (s *Server) getPartner(c *gin.Context) {
