@@ -68,15 +68,22 @@ type storedMeta struct {
 	CausationID   string `json:"causation_id"`
 }
 
-// NewMessage maps a stored event to a Watermill message. The message UUID
-// and ce_id are the event ID, so every re-publish carries the same ID.
-// partnerd_version is the resource version after the event (stream version + 1).
-func NewMessage(ev eventstore.RecordedEvent) *message.Message {
+// metaOf reads what the bus needs from an event's stored metadata; a
+// missing schema version means 1.
+func metaOf(ev eventstore.RecordedEvent) storedMeta {
 	var sm storedMeta
 	_ = json.Unmarshal(ev.Metadata, &sm)
 	if sm.Schema == 0 {
 		sm.Schema = 1
 	}
+	return sm
+}
+
+// NewMessage maps a stored event to a Watermill message. The message UUID
+// and ce_id are the event ID, so every re-publish carries the same ID.
+// partnerd_version is the resource version after the event (stream version + 1).
+func NewMessage(ev eventstore.RecordedEvent) *message.Message {
+	sm := metaOf(ev)
 	msg := message.NewMessage(ev.ID, ev.Data)
 	m := msg.Metadata
 	m.Set(MetaSpecVersion, "1.0")
@@ -141,11 +148,7 @@ func ParseMessage(msg *message.Message) (Envelope, error) {
 // EnvelopeOf is what ParseMessage(NewMessage(ev)) returns, without the
 // message: rebuilds read the log directly.
 func EnvelopeOf(ev eventstore.RecordedEvent) Envelope {
-	var sm storedMeta
-	_ = json.Unmarshal(ev.Metadata, &sm)
-	if sm.Schema == 0 {
-		sm.Schema = 1
-	}
+	sm := metaOf(ev)
 	return Envelope{ID: ev.ID, Type: ev.Type, Stream: ev.StreamID, Program: sm.Program, Version: ev.Version + 1,
 		Position: ev.Position, Schema: sm.Schema, RecordedAt: ev.RecordedAt.UTC(), Data: ev.Data}
 }

@@ -189,16 +189,11 @@ func Load[T any, PT interface {
 // DecodeRecorded decodes a stored event into its domain event, upcasting old
 // schema versions.
 func DecodeRecorded(re eventstore.RecordedEvent) (domain.Event, error) {
-	var m EventMeta
-	if len(re.Metadata) > 0 {
-		if err := json.Unmarshal(re.Metadata, &m); err != nil {
-			return nil, fmt.Errorf("event %s metadata: %w", re.ID, err)
-		}
+	ev, err := domain.DecodeStored(re.Type, re.Metadata, re.Data)
+	if err != nil {
+		return nil, fmt.Errorf("event %s: %w", re.ID, err)
 	}
-	if m.Schema == 0 {
-		m.Schema = 1
-	}
-	return domain.DecodeEvent(re.Type, m.Schema, re.Data)
+	return ev, nil
 }
 
 // execute runs load → decide → append, retrying a lost version race up to

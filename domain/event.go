@@ -34,6 +34,24 @@ func DecodeEvent(typ string, schema int, data []byte) (Event, error) {
 	return deref(ev), nil
 }
 
+// DecodeStored decodes an event as stored: its schema version is read from
+// the metadata ("schema"; absent means 1), then DecodeEvent upcasts and
+// decodes the data. Every reader of the log goes through here.
+func DecodeStored(typ string, metadata, data []byte) (Event, error) {
+	var m struct {
+		Schema int `json:"schema"`
+	}
+	if len(metadata) > 0 {
+		if err := json.Unmarshal(metadata, &m); err != nil {
+			return nil, fmt.Errorf("decode %s: metadata: %w", typ, err)
+		}
+	}
+	if m.Schema == 0 {
+		m.Schema = 1
+	}
+	return DecodeEvent(typ, m.Schema, data)
+}
+
 // Upcast turns event data written at an older schema version into the
 // current shape. Every type is at version 1 so far, so this only refuses
 // versions from the future.

@@ -208,3 +208,20 @@ func TestEventRoundTrip(t *testing.T) {
 		t.Fatal("a schema version from the future decoded")
 	}
 }
+
+// Stored events carry their schema version in the metadata; absent means 1.
+func TestDecodeStored(t *testing.T) {
+	raw, _ := json.Marshal(domain.ProgramCreated{ProgramID: "acme", Name: "Acme", CreatedAt: now})
+	for _, md := range []string{``, `{}`, `{"schema":1,"actor":"x"}`} {
+		ev, err := domain.DecodeStored(domain.TypeProgramCreated, []byte(md), raw)
+		if err != nil || ev.(domain.ProgramCreated).Name != "Acme" {
+			t.Fatalf("metadata %q: %v, %v", md, ev, err)
+		}
+	}
+	if _, err := domain.DecodeStored(domain.TypeProgramCreated, []byte(`{"schema":99}`), raw); err == nil {
+		t.Fatal("a schema version from the future decoded")
+	}
+	if _, err := domain.DecodeStored(domain.TypeProgramCreated, []byte(`{not json`), raw); err == nil {
+		t.Fatal("malformed metadata decoded")
+	}
+}

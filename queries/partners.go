@@ -103,14 +103,7 @@ func (q *Queries) PartnerAsOf(ctx context.Context, program, id string, t time.Ti
 				evs = nil
 				break
 			}
-			var m struct {
-				Schema int `json:"schema"`
-			}
-			_ = json.Unmarshal(re.Metadata, &m)
-			if m.Schema == 0 {
-				m.Schema = 1
-			}
-			ev, err := domain.DecodeEvent(re.Type, m.Schema, re.Data)
+			ev, err := domain.DecodeStored(re.Type, re.Metadata, re.Data)
 			if err != nil {
 				return projections.PartnerView{}, err
 			}
