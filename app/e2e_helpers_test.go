@@ -22,6 +22,9 @@ import (
 
 // Real-Redis app tests each own a Redis database, because partnerd's global
 // keys (relay checkpoint, generation pointers) are not prefixed per test.
+// scripts/redis.sh starts Redis with 64 databases; 16-31 are reserved for
+// the segments (16-18), activity (19-21), connections (22-24), security
+// and import (25-27) and history (28-30) tests.
 const (
 	dbEndToEnd = 2
 	dbRestart  = 3

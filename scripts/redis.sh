@@ -99,6 +99,7 @@ cmd_start() {
 		--bind 127.0.0.1 \
 		--save '' \
 		--appendonly no \
+		--databases 64 \
 		--daemonize yes \
 		--pidfile "${PID_FILE}" \
 		--logfile "${LOG_FILE}" \
