@@ -1,6 +1,7 @@
 package projections
 
 import (
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -144,46 +145,86 @@ func SearchText(s domain.PartnerState) []string {
 }
 
 // NGrams returns the distinct 1-, 2- and 3-character n-grams of the parts
-// (n-grams never span two parts).
+// (n-grams never span two parts), sorted.
 func NGrams(parts ...string) []string {
-	seen := map[string]bool{}
+	seen := map[string]struct{}{}
+	out := make([]string, 0, 64)
+	addGram := func(g string) {
+		if _, ok := seen[g]; !ok {
+			seen[g] = struct{}{}
+			out = append(out, g)
+		}
+	}
 	for _, p := range parts {
 		if !utf8.ValidString(p) {
 			p = strings.ToValidUTF8(p, "?")
 		}
+		if isASCII(p) {
+			// Fast path: substrings of p, no rune conversion or copies.
+			for i := range len(p) {
+				for n := 1; n <= 3 && i+n <= len(p); n++ {
+					addGram(p[i : i+n])
+				}
+			}
+			continue
+		}
 		rs := []rune(p)
 		for i := range rs {
 			for n := 1; n <= 3 && i+n <= len(rs); n++ {
-				seen[string(rs[i:i+n])] = true
+				addGram(string(rs[i : i+n]))
 			}
 		}
-	}
-	out := make([]string, 0, len(seen))
-	for g := range seen {
-		out = append(out, g)
 	}
 	sort.Strings(out)
 	return out
 }
 
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
+}
+
 // partnerIndex is what one partner contributes to the indexes: the sets it
-// is a member of and its score in each sorted set.
+// is a member of, its score in each sorted set, and its searchable text.
+// N-gram sets are derived from search only when needed (see grams).
 type partnerIndex struct {
-	sets   map[string]bool
-	scores map[string]float64
+	sets   []string // filter and custom-field sets
+	scores []scored
 	search string
+}
+
+type scored struct {
+	key   string
+	score float64
+}
+
+// grams returns the n-gram set keys of the partner's search text.
+func (ix partnerIndex) grams(ks Keyspace) []string {
+	if ix.search == "" {
+		return nil
+	}
+	gs := NGrams(strings.Split(ix.search, "\n")...)
+	keys := make([]string, len(gs))
+	for i, g := range gs {
+		keys[i] = ks.NGramKey(g)
+	}
+	return keys
 }
 
 // indexOf derives a partner's index entries (keys are full keys of ks).
 // A partner that does not exist has none.
 func indexOf(ks Keyspace, s domain.PartnerState) partnerIndex {
-	ix := partnerIndex{sets: map[string]bool{}, scores: map[string]float64{}}
+	var ix partnerIndex
 	if s.PartnerID == "" {
 		return ix
 	}
 	add := func(field, v string) {
 		if v != "" {
-			ix.sets[ks.FilterKey(field, v)] = true
+			ix.sets = append(ix.sets, ks.FilterKey(field, v))
 		}
 	}
 	add("status", domain.ContractStatus(s))
@@ -201,7 +242,7 @@ func indexOf(ks Keyspace, s domain.PartnerState) partnerIndex {
 			case c.EndDate != nil:
 				at = *c.EndDate
 			}
-			ix.scores[ks.RecentlyExpiredKey()] = float64(at.UnixMilli())
+			ix.scores = append(ix.scores, scored{ks.RecentlyExpiredKey(), float64(at.UnixMilli())})
 		}
 	}
 	for _, g := range s.Groups {
@@ -219,64 +260,140 @@ func indexOf(ks Keyspace, s domain.PartnerState) partnerIndex {
 	add("prospecting_source", p.ProspectingSource)
 	for name, v := range p.CustomFields {
 		if v != "" {
-			ix.sets[ks.CustomKey(name, v)] = true
+			ix.sets = append(ix.sets, ks.CustomKey(name, v))
 		}
 	}
-	text := SearchText(s)
-	for _, g := range NGrams(text...) {
-		ix.sets[ks.NGramKey(g)] = true
-	}
-	ix.search = strings.Join(text, "\n")
-	ix.scores[ks.SortKey("name")] = NameScore(p.Name)
+	ix.search = strings.Join(SearchText(s), "\n")
+	ix.scores = append(ix.scores, scored{ks.SortKey("name"), NameScore(p.Name)})
 	joined := -1.0
 	if s.DateJoined != nil {
 		joined = float64(s.DateJoined.UnixMilli())
 	}
-	ix.scores[ks.SortKey("date_joined")] = joined
+	ix.scores = append(ix.scores, scored{ks.SortKey("date_joined"), joined})
 	reach := -1.0
 	if p.SocialReach != nil {
 		reach = float64(*p.SocialReach)
 	}
-	ix.scores[ks.SortKey("social_reach")] = reach
-	ix.scores[ks.SortKey("partner_id")] = 0
+	ix.scores = append(ix.scores, scored{ks.SortKey("social_reach"), reach})
+	ix.scores = append(ix.scores, scored{ks.SortKey("partner_id"), 0})
 	return ix
 }
 
-// planIndex appends the writes that move a partner from its old index
-// entries to its new ones.
-func planIndex(w *Writes, ks Keyspace, id string, old, cur partnerIndex) {
-	for _, k := range sortedKeys(old.sets) {
-		if !cur.sets[k] {
-			w.SRem(k, id)
+// indexWrites gathers the index changes of a whole batch and merges them
+// per key: one SADD/SREM/ZADD/ZREM per key with every member it gains or
+// loses, one HSET of the search hash. Each partner contributes one diff
+// (its state before the batch against its state after it), so a member is
+// never both added to and removed from the same key, and the order of the
+// merged commands does not matter.
+type indexWrites struct {
+	order []string // keys in first-use order, for deterministic output
+	ops   map[string]*keyOps
+	texts []any // search hash field, value, …
+	ks    Keyspace
+}
+
+type keyOps struct {
+	add, rem []any
+	zadd     []any // score, member, …
+	zrem     []any
+}
+
+func (iw *indexWrites) at(k string) *keyOps {
+	if iw.ops == nil {
+		iw.ops = map[string]*keyOps{}
+	}
+	o := iw.ops[k]
+	if o == nil {
+		o = &keyOps{}
+		iw.ops[k] = o
+		iw.order = append(iw.order, k)
+	}
+	return o
+}
+
+// diff records the changes that move partner id from old to cur.
+func (iw *indexWrites) diff(ks Keyspace, id string, old, cur partnerIndex) {
+	iw.ks = ks
+	diffSets(old.sets, cur.sets, func(k string) { o := iw.at(k); o.rem = append(o.rem, id) },
+		func(k string) { o := iw.at(k); o.add = append(o.add, id) })
+	if old.search != cur.search {
+		diffSets(old.grams(ks), cur.grams(ks), func(k string) { o := iw.at(k); o.rem = append(o.rem, id) },
+			func(k string) { o := iw.at(k); o.add = append(o.add, id) })
+		if cur.search != "" {
+			iw.texts = append(iw.texts, id, cur.search)
+		} else {
+			// Deleted partners keep no search text.
+			o := iw.at(ks.SearchKey())
+			o.rem = append(o.rem, id)
 		}
 	}
-	for _, k := range sortedKeys(cur.sets) {
-		if !old.sets[k] {
-			w.SAdd(k, id)
+	for _, os := range old.scores {
+		if !slices.ContainsFunc(cur.scores, func(c scored) bool { return c.key == os.key }) {
+			o := iw.at(os.key)
+			o.zrem = append(o.zrem, id)
 		}
 	}
-	for _, k := range sortedKeys(old.scores) {
-		if _, ok := cur.scores[k]; !ok {
-			w.ZRem(k, id)
+	for _, cs := range cur.scores {
+		i := slices.IndexFunc(old.scores, func(o scored) bool { return o.key == cs.key })
+		if i < 0 || old.scores[i].score != cs.score {
+			o := iw.at(cs.key)
+			o.zadd = append(o.zadd, strconv.FormatFloat(cs.score, 'g', -1, 64), id)
 		}
-	}
-	for _, k := range sortedKeys(cur.scores) {
-		if s, ok := old.scores[k]; !ok || s != cur.scores[k] {
-			w.ZAdd(k, cur.scores[k], id)
-		}
-	}
-	if cur.search != old.search {
-		w.HSet(ks.SearchKey(), id, cur.search)
 	}
 }
 
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
+// diffSets calls rem for keys only in old and add for keys only in cur.
+func diffSets(old, cur []string, rem, add func(string)) {
+	if len(old) == 0 {
+		for _, k := range cur {
+			add(k)
+		}
+		return
 	}
-	sort.Strings(out)
-	return out
+	in := make(map[string]bool, len(old))
+	for _, k := range old {
+		in[k] = true
+	}
+	for _, k := range cur {
+		if in[k] {
+			delete(in, k)
+		} else {
+			add(k)
+		}
+	}
+	for _, k := range old {
+		if in[k] {
+			rem(k)
+		}
+	}
+}
+
+// flush appends the merged writes to w.
+func (iw *indexWrites) flush(w *Writes) {
+	for _, k := range iw.order {
+		o := iw.ops[k]
+		if k == iw.ks.SearchKey() {
+			if len(o.rem) > 0 {
+				w.HDel(k, o.rem...)
+			}
+			continue
+		}
+		if len(o.rem) > 0 {
+			w.SRem(k, o.rem...)
+		}
+		if len(o.add) > 0 {
+			w.SAdd(k, o.add...)
+		}
+		if len(o.zrem) > 0 {
+			w.ZRem(k, o.zrem...)
+		}
+		if len(o.zadd) > 0 {
+			w.op("ZADD", k, o.zadd...)
+		}
+	}
+	if len(iw.texts) > 0 {
+		w.HSet(iw.ks.SearchKey(), iw.texts...)
+	}
 }
 
 // FormatScore renders a score as Redis does for the integral scores used here.

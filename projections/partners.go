@@ -83,13 +83,20 @@ func ViewOf(s domain.PartnerState, version uint64) PartnerView {
 }
 
 // Plan implements Projection. It folds each partner's events onto its
-// current state (read once per batch) and rewrites its hash and indexes.
+// current state (read once per batch), then writes each changed partner
+// once: its hash as of its last event in the batch, and the index changes
+// from its state before the batch to its state after it, merged per key
+// across the batch's partners (see indexWrites).
 func (p Partners) Plan(ctx context.Context, rd redis.Cmdable, b *Batch) error {
 	type current struct {
-		state domain.Partner
-		index partnerIndex
+		program string
+		state   domain.Partner
+		start   partnerIndex // index entries before the batch
+		version uint64
+		due     bool // a contract event: the due time may have moved
 	}
 	cur := map[string]*current{}
+	var order []string
 	// Read the current docs of partners that are updated (not created) in this batch.
 	pipe := rd.Pipeline()
 	docs := map[string]*redis.SliceCmd{}
@@ -111,8 +118,9 @@ func (p Partners) Plan(ctx context.Context, rd redis.Cmdable, b *Batch) error {
 		}
 		c := cur[e.Stream]
 		if c == nil {
-			c = &current{}
+			c = &current{program: e.Program}
 			cur[e.Stream] = c
+			order = append(order, e.Stream)
 			if cmd := docs[e.Stream]; cmd != nil {
 				vals := cmd.Val()
 				if s, ok := vals[0].(string); ok && s != "" {
@@ -121,29 +129,43 @@ func (p Partners) Plan(ctx context.Context, rd redis.Cmdable, b *Batch) error {
 						return fmt.Errorf("partner state of %s: %w", e.Stream, err)
 					}
 					c.state = domain.RestorePartner(st)
-					c.index = indexOf(b.Keys(e.Program), st)
+					c.start = indexOf(b.Keys(e.Program), st)
 				}
 			}
 		}
 		c.state.Apply(ev)
+		c.version = e.Version
+		if strings.HasPrefix(e.Type, "partner.contract_") || e.Type == "partner.deactivated" {
+			c.due = true
+		}
+	}
+	index := map[string]*indexWrites{}
+	for _, stream := range order {
+		c := cur[stream]
 		st := c.state.State()
-		ks := b.Keys(e.Program)
-		w := b.W(e.Program)
+		ks := b.Keys(c.program)
+		w := b.W(c.program)
 		id := st.PartnerID
-		docJSON, _ := json.Marshal(ViewOf(st, e.Version))
+		docJSON, _ := json.Marshal(ViewOf(st, c.version))
 		stateJSON, _ := json.Marshal(st)
 		w.HSet(ks.Key("partner", id), "doc", string(docJSON), "state", string(stateJSON),
-			"country", st.Profile.Country, "version", strconv.FormatUint(e.Version, 10))
-		if strings.HasPrefix(e.Type, "partner.contract_") || e.Type == "partner.deactivated" {
+			"country", st.Profile.Country, "version", strconv.FormatUint(c.version, 10))
+		if c.due {
 			if _, when, ok := domain.NextDue(st); ok {
 				w.ZAdd(ks.Key("due"), float64(when.UnixMilli()), id)
 			} else {
 				w.ZRem(ks.Key("due"), id)
 			}
 		}
-		next := indexOf(ks, st)
-		planIndex(w, ks, id, c.index, next)
-		c.index = next
+		iw := index[c.program]
+		if iw == nil {
+			iw = &indexWrites{}
+			index[c.program] = iw
+		}
+		iw.diff(ks, id, c.start, indexOf(ks, st))
+	}
+	for program, iw := range index {
+		iw.flush(b.W(program))
 	}
 	return nil
 }
