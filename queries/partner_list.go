@@ -129,6 +129,73 @@ end
 return {total, start, items}
 `
 
+// filterScript computes the set of partners matching every term (a term
+// is a union of index sets: the values of one filter, or one n-gram) and
+// stores it, with each partner's sort score, in the zset KEYS[2]. It never
+// materialises a big union: it starts from the single-set terms
+// (SINTERSTORE walks the smallest set) or else the smallest union, and
+// intersects each union term distributively, cur ∩ (B1 ∪ B2) =
+// (cur ∩ B1) ∪ (cur ∩ B2), so each step costs about the size of the
+// running result, not of the union. All loops over members run inside
+// Redis's native set commands.
+//
+//	KEYS[1] sort zset   KEYS[2] result zset   KEYS[3..5] scratch sets
+//	KEYS[6] recently_expired zset   KEYS[7] its members since ARGV[2], as a set
+//	KEYS[8…] the terms' keys, in order
+//	ARGV[1] number of terms   ARGV[2] recently-expired minimum score ('' = unused)
+//	ARGV[3…] each term's number of keys
+const filterScript = `
+local sortKey, res, cur, ta, tb = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+if ARGV[2] ~= '' then
+  local ms = redis.call('ZRANGEBYSCORE', KEYS[6], ARGV[2], '+inf')
+  for i = 1, #ms, 1000 do
+    redis.call('SADD', KEYS[7], unpack(ms, i, math.min(i + 999, #ms)))
+  end
+end
+local singles, unions = {}, {}
+local ki = 8
+for t = 1, tonumber(ARGV[1]) do
+  local nk = tonumber(ARGV[2 + t])
+  local term = {keys = {}, size = 0}
+  for j = 1, nk do
+    local k = KEYS[ki]
+    ki = ki + 1
+    table.insert(term.keys, k)
+    term.size = term.size + redis.call('SCARD', k)
+  end
+  if nk == 1 then table.insert(singles, term.keys[1]) else table.insert(unions, term) end
+end
+table.sort(unions, function(a, b) return a.size < b.size end)
+local ref
+if #singles == 1 then
+  ref = singles[1]
+elseif #singles > 1 then
+  redis.call('SINTERSTORE', cur, unpack(singles))
+  ref = cur
+else
+  redis.call('SUNIONSTORE', cur, unpack(unions[1].keys))
+  table.remove(unions, 1)
+  ref = cur
+end
+for _, u in ipairs(unions) do
+  if redis.call('SCARD', ref) == 0 then break end
+  redis.call('SINTERSTORE', ta, ref, u.keys[1])
+  for j = 2, #u.keys do
+    redis.call('SINTERSTORE', tb, ref, u.keys[j])
+    redis.call('SUNIONSTORE', ta, ta, tb)
+  end
+  if redis.call('EXISTS', ta) == 1 then
+    redis.call('RENAME', ta, cur)
+  else
+    redis.call('DEL', cur)
+  end
+  ref = cur
+end
+redis.call('ZINTERSTORE', res, 2, sortKey, ref, 'WEIGHTS', 1, 0)
+redis.call('DEL', cur, ta, tb, KEYS[7])
+return 1
+`
+
 // tempTTL bounds the life of a query's temporary keys should the
 // transaction that deletes them not finish.
 const tempTTL = 30 * time.Second
@@ -170,7 +237,6 @@ func (q *Queries) SearchPartnerIDs(ctx context.Context, program string, lq Partn
 		return k
 	}
 	pipe := q.rdb.TxPipeline()
-	var filterKeys []string
 	names := make([]string, 0, len(lq.Filters))
 	for n := range lq.Filters {
 		names = append(names, n)
@@ -180,6 +246,11 @@ func (q *Queries) SearchPartnerIDs(ctx context.Context, program string, lq Partn
 	if now.IsZero() {
 		now = time.Now()
 	}
+	// The filter script's keys: the sort zset, the result, three scratch
+	// sets, the recently-expired zset and its scratch set, then the terms'.
+	scratchCur, scratchA, scratchB, expiredSet := newTemp(), newTemp(), newTemp(), newTemp()
+	var terms [][]string
+	expiredMin := ""
 	for _, name := range names {
 		var keys []string
 		seen := map[string]bool{}
@@ -187,9 +258,8 @@ func (q *Queries) SearchPartnerIDs(ctx context.Context, program string, lq Partn
 			var k string
 			switch {
 			case name == "terms_update" && v == projections.TermsUpdateRecentlyExpired:
-				k = newTemp()
-				pipe.ZUnionStore(ctx, k, &redis.ZStore{Keys: []string{ks.RecentlyExpiredKey()}})
-				pipe.ZRemRangeByScore(ctx, k, "-inf", "("+strconv.FormatInt(now.Add(-projections.RecentlyExpiredWindow).UnixMilli(), 10))
+				k = expiredSet
+				expiredMin = strconv.FormatInt(now.Add(-projections.RecentlyExpiredWindow).UnixMilli(), 10)
 			case strings.HasPrefix(name, "custom."):
 				k = ks.CustomKey(strings.TrimPrefix(name, "custom."), v)
 			default:
@@ -200,39 +270,37 @@ func (q *Queries) SearchPartnerIDs(ctx context.Context, program string, lq Partn
 				keys = append(keys, k)
 			}
 		}
-		switch len(keys) {
-		case 0:
-		case 1:
-			filterKeys = append(filterKeys, keys[0])
-		default:
-			k := newTemp()
-			pipe.ZUnionStore(ctx, k, &redis.ZStore{Keys: keys})
-			filterKeys = append(filterKeys, k)
+		if len(keys) > 0 {
+			terms = append(terms, keys)
 		}
 	}
 	verify := ""
 	if needle := strings.ToLower(lq.Q); needle != "" {
 		rs := []rune(needle)
 		if len(rs) <= 3 {
-			filterKeys = append(filterKeys, ks.NGramKey(needle))
+			terms = append(terms, []string{ks.NGramKey(needle)})
 		} else {
 			seen := map[string]bool{}
 			for i := 0; i+3 <= len(rs); i++ {
 				if g := string(rs[i : i+3]); !seen[g] {
 					seen[g] = true
-					filterKeys = append(filterKeys, ks.NGramKey(g))
+					terms = append(terms, []string{ks.NGramKey(g)})
 				}
 			}
 			verify = needle
 		}
 	}
 	result, temp := ks.SortKey(sortName), false
-	if len(filterKeys) > 0 {
-		keys := append([]string{result}, filterKeys...)
-		weights := make([]float64, len(keys))
-		weights[0] = 1
-		result, temp = newTemp(), true
-		pipe.ZInterStore(ctx, result, &redis.ZStore{Keys: keys, Weights: weights, Aggregate: "SUM"})
+	if len(terms) > 0 {
+		res := newTemp()
+		keys := []string{result, res, scratchCur, scratchA, scratchB, ks.RecentlyExpiredKey(), expiredSet}
+		args := []any{len(terms), expiredMin}
+		for _, t := range terms {
+			args = append(args, len(t))
+			keys = append(keys, t...)
+		}
+		pipe.Eval(ctx, filterScript, keys, args...)
+		result, temp = res, true
 	}
 	for _, k := range temps {
 		pipe.Expire(ctx, k, tempTTL)

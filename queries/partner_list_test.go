@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math/rand/v2"
+	"slices"
 	"reflect"
 	"sort"
 	"strings"
@@ -383,6 +385,69 @@ func TestSearchPartnersCursorItemMoves(t *testing.T) {
 				reach = 0
 				f.apply(moved, domain.PartnerProfileUpdated{PartnerID: moved, ProgramID: program, Changed: []string{"social_reach"},
 					Profile: domain.Profile{Name: "M", Country: "DE", RelationshipType: "direct", SocialReach: &reach}, UpdatedAt: time.Now().UTC()})
+			}
+		}
+	})
+}
+
+// TestSearchPartnersMatchesReference compares random list queries (several
+// filters, each any of several values, with and without q) with a plain Go
+// evaluation over the same random partners.
+func TestSearchPartnersMatchesReference(t *testing.T) {
+	backends(t, func(t *testing.T, rdb *redis.Client, program string) {
+		f := newFixture(t, rdb, program)
+		rng := rand.New(rand.NewPCG(7, uint64(len(program))))
+		countries := []string{"DE", "FR", "US", "IT"}
+		sizes := domain.Sizes
+		models := []string{"coupon", "content", "email", "social"}
+		syll := []string{"ka", "lo", "mi", "ra", "ne", "so"}
+		type partner struct{ id, name, country, size, model string }
+		var ps []partner
+		for i := range 300 {
+			p := partner{id: fmt.Sprintf("r%03d", i), country: countries[rng.IntN(4)], size: sizes[rng.IntN(len(sizes))], model: models[rng.IntN(4)]}
+			for range 2 + rng.IntN(3) {
+				p.name += syll[rng.IntN(len(syll))]
+			}
+			ps = append(ps, p)
+			f.create(p.id, domain.Profile{Name: p.name, Country: p.country, Size: p.size, BusinessModel: p.model})
+		}
+		pick := func(vals []string) []string {
+			var out []string
+			for _, v := range vals {
+				if rng.IntN(3) == 0 {
+					out = append(out, v)
+				}
+			}
+			if len(out) == 0 {
+				out = append(out, vals[rng.IntN(len(vals))])
+			}
+			return out
+		}
+		for range 150 {
+			lq := queries.PartnerListQuery{Filters: map[string][]string{}, Now: now}
+			if rng.IntN(2) == 0 {
+				lq.Filters["country"] = pick(countries)
+			}
+			if rng.IntN(2) == 0 {
+				lq.Filters["size"] = pick(sizes)
+			}
+			if rng.IntN(2) == 0 {
+				lq.Filters["business_model"] = pick(models)
+			}
+			if rng.IntN(2) == 0 {
+				lq.Q = syll[rng.IntN(len(syll))] + syll[rng.IntN(len(syll))][:rng.IntN(3)]
+			}
+			var want []string
+			for _, p := range ps {
+				in := func(name, v string) bool { vs, ok := lq.Filters[name]; return !ok || slices.Contains(vs, v) }
+				if in("country", p.country) && in("size", p.size) && in("business_model", p.model) &&
+					(lq.Q == "" || strings.Contains(strings.ToLower(p.name), lq.Q) || strings.Contains(p.id, lq.Q)) {
+					want = append(want, p.id)
+				}
+			}
+			got, total := f.ids(lq, 37)
+			if strings.Join(got, " ") != strings.Join(want, " ") || total != int64(len(want)) {
+				t.Fatalf("query %+v: got %d %v, want %d %v", lq, total, got, len(want), want)
 			}
 		}
 	})

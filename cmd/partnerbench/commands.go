@@ -30,15 +30,7 @@ type server struct {
 
 func startServer(redisURL string) (*server, error) {
 	// A fresh log needs a fresh read-model database (relay checkpoint included).
-	opt, err := redis.ParseURL(redisURL)
-	if err != nil {
-		return nil, err
-	}
-	opt.DisableIdentity = true
-	rdb := redis.NewClient(opt)
-	err = rdb.FlushDB(context.Background()).Err()
-	_ = rdb.Close()
-	if err != nil {
+	if err := flushRedis(redisURL); err != nil {
 		return nil, err
 	}
 	dir, err := os.MkdirTemp("", "partnerbench-srv-")
@@ -188,4 +180,16 @@ func benchCommands(redisURL string, d time.Duration, res Results) error {
 		res["lag.samples"] = float64(len(lags))
 	}
 	return nil
+}
+
+// flushRedis empties the benchmark's Redis database.
+func flushRedis(redisURL string) error {
+	opt, err := redis.ParseURL(redisURL)
+	if err != nil {
+		return err
+	}
+	opt.DisableIdentity = true
+	rdb := redis.NewClient(opt)
+	defer rdb.Close()
+	return rdb.FlushDB(context.Background()).Err()
 }

@@ -13,6 +13,8 @@
 //	         from a command's answer to its read through X-Consistency-Token.
 //	kafka    relay events/s from the log into a real broker, against a plain
 //	         Sarama producer sending the same records in the same run.
+//	query    p50/p99 of list queries (3 filters + q + sort, first page) over
+//	         HTTP at -partners partners in real Redis.
 //	project  projection events/s into real Redis, applied directly in batches
 //	         and through the whole pipeline (log → relay → bus → projection);
 //	         baseline: redis-benchmark -P 64 -t set on the same Redis, and the
@@ -46,6 +48,8 @@ func main() {
 	events := flag.Int("events", 200000, "events for the project scenario")
 	appends := flag.Int("appends", 20000, "appends per writer-count in the append scenario")
 	kafkaBrokers := flag.String("kafka-brokers", os.Getenv("PARTNERD_BENCH_KAFKA_BROKERS"), "a real Kafka broker for the kafka scenario")
+	partners := flag.Int("partners", 100000, "partners in the program of the query and memory scenarios")
+	queries := flag.Int("queries", 2000, "list queries timed by the query scenario")
 	duration := flag.Duration("duration", 5*time.Second, "how long each load phase of the commands scenario runs")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	flag.Parse()
@@ -77,6 +81,12 @@ func main() {
 				err = fmt.Errorf("needs -kafka-brokers (or PARTNERD_BENCH_KAFKA_BROKERS)")
 			} else {
 				err = benchKafka(app.SplitList(*kafkaBrokers), *events, res)
+			}
+		case "query":
+			if *redisURL == "" {
+				err = fmt.Errorf("needs -redis-url (or PARTNERD_BENCH_REDIS_URL): a real Redis whose database may be flushed")
+			} else {
+				err = benchQuery(*redisURL, *partners, *queries, res)
 			}
 		case "project":
 			if *redisURL == "" {
