@@ -12,10 +12,11 @@ run:
 test:
 	bash scripts/test.sh
 
-## bench: benchmarks. To become `go run ./cmd/partnerbench` once that tool
-## exists; until then, run every Go benchmark once as a smoke test.
+## bench: every partnerbench scenario against a Redis and Kafka it starts
+## (see BENCHMARKS.md; figures also in bench.json). Go micro-benchmarks:
+## go test -run '^$$' -bench . ./...
 bench:
-	$(GO) test -run '^$$' -bench . -benchtime=1x ./...
+	bash scripts/bench.sh
 
 ## vet: static checks
 vet:

@@ -191,5 +191,5 @@ func flushRedis(redisURL string) error {
 	opt.DisableIdentity = true
 	rdb := redis.NewClient(opt)
 	defer rdb.Close()
-	return rdb.FlushDB(context.Background()).Err()
+	return rdb.FlushDBAsync(context.Background()).Err()
 }

@@ -15,6 +15,8 @@
 //	         Sarama producer sending the same records in the same run.
 //	query    p50/p99 of list queries (3 filters + q + sort, first page) over
 //	         HTTP at -partners partners in real Redis.
+//	memory   RSS of a real partnerd process (built from this checkout) at
+//	         -partners partners after ingesting -activities activities.
 //	project  projection events/s into real Redis, applied directly in batches
 //	         and through the whole pipeline (log → relay → bus → projection);
 //	         baseline: redis-benchmark -P 64 -t set on the same Redis, and the
@@ -37,11 +39,14 @@ import (
 	"github.com/partnerd/partnerd/app"
 )
 
+// allScenarios is what -scenarios all runs, in this order.
+var allScenarios = []string{"append", "project", "commands", "query", "memory", "kafka"}
+
 // Results maps stable metric names to values.
 type Results map[string]float64
 
 func main() {
-	scen := flag.String("scenarios", "append,project,commands", "comma-separated scenarios to run")
+	scen := flag.String("scenarios", "all", "comma-separated scenarios to run, or all ("+strings.Join(allScenarios, ",")+"; kafka only with -kafka-brokers)")
 	jsonOut := flag.String("json", "", "also write the figures as one JSON object to this file")
 	dir := flag.String("dir", "", "data folder for the append scenario (default: a temporary folder)")
 	redisURL := flag.String("redis-url", os.Getenv("PARTNERD_BENCH_REDIS_URL"), "real Redis for the project scenario (its database is flushed!)")
@@ -49,6 +54,7 @@ func main() {
 	appends := flag.Int("appends", 20000, "appends per writer-count in the append scenario")
 	kafkaBrokers := flag.String("kafka-brokers", os.Getenv("PARTNERD_BENCH_KAFKA_BROKERS"), "a real Kafka broker for the kafka scenario")
 	partners := flag.Int("partners", 100000, "partners in the program of the query and memory scenarios")
+	activities := flag.Int("activities", 1000000, "activities ingested before the memory scenario reads partnerd's RSS")
 	queries := flag.Int("queries", 2000, "list queries timed by the query scenario")
 	duration := flag.Duration("duration", 5*time.Second, "how long each load phase of the commands scenario runs")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
@@ -65,7 +71,19 @@ func main() {
 
 	res := Results{}
 	meta := map[string]any{"go": runtime.Version(), "cpus": runtime.NumCPU(), "started_at": time.Now().UTC().Format(time.RFC3339)}
-	for _, s := range strings.Split(*scen, ",") {
+	list := strings.Split(*scen, ",")
+	if *scen == "all" {
+		list = nil
+		for _, s := range allScenarios {
+			if s == "kafka" && *kafkaBrokers == "" {
+				fmt.Fprintln(os.Stderr, "partnerbench: kafka: skipped (no -kafka-brokers)")
+				continue
+			}
+			list = append(list, s)
+		}
+	}
+	for _, s := range list {
+		fmt.Fprintf(os.Stderr, "partnerbench: %s…\n", s)
 		var err error
 		switch strings.TrimSpace(s) {
 		case "append":
@@ -87,6 +105,12 @@ func main() {
 				err = fmt.Errorf("needs -redis-url (or PARTNERD_BENCH_REDIS_URL): a real Redis whose database may be flushed")
 			} else {
 				err = benchQuery(*redisURL, *partners, *queries, res)
+			}
+		case "memory":
+			if *redisURL == "" {
+				err = fmt.Errorf("needs -redis-url (or PARTNERD_BENCH_REDIS_URL): a real Redis whose database may be flushed")
+			} else {
+				err = benchMemory(*redisURL, *partners, *activities, res)
 			}
 		case "project":
 			if *redisURL == "" {
