@@ -107,7 +107,9 @@ func (q *Queries) WaitFor(ctx context.Context, program, token string) error {
 		return ErrBadToken
 	}
 	deadline := time.Now().Add(q.WaitLimit)
-	sleep := 500 * time.Microsecond
+	// Poll fast: a projection batch takes a few milliseconds, and each
+	// millisecond slept past it is read-your-writes latency.
+	sleep := 200 * time.Microsecond
 	for {
 		v, err := q.rdb.HGet(ctx, q.keys(name, tag).Guard(), stream).Uint64()
 		if err != nil && !errors.Is(err, redis.Nil) {
@@ -124,7 +126,7 @@ func (q *Queries) WaitFor(ctx context.Context, program, token string) error {
 		case <-ctx.Done():
 			return ctx.Err()
 		}
-		sleep = min(sleep*2, 10*time.Millisecond)
+		sleep = min(sleep*2, 2*time.Millisecond)
 	}
 }
 
