@@ -149,6 +149,22 @@ func newEvent(typ string) Event {
 		return &GroupRenamed{}
 	case TypeGroupDeleted:
 		return &GroupDeleted{}
+	case TypeCredentialCreated:
+		return &CredentialCreated{}
+	case TypeCredentialRotated:
+		return &CredentialRotated{}
+	case TypeCredentialDeleted:
+		return &CredentialDeleted{}
+	case TypeCredentialConnectionAttached:
+		return &CredentialConnectionAttached{}
+	case TypeCredentialConnectionDetached:
+		return &CredentialConnectionDetached{}
+	case TypeConnectionCreated:
+		return &ConnectionCreated{}
+	case TypeConnectionUpdated:
+		return &ConnectionUpdated{}
+	case TypeConnectionDeleted:
+		return &ConnectionDeleted{}
 	}
 	return nil
 }
@@ -170,6 +186,9 @@ func EventTypes() []string {
 		TypePartnerAccessLinkIssued, TypePartnerAccessLinkRedeemed,
 		TypeTemplateTermCreated, TypeTemplateTermUpdated, TypeTemplateTermArchived,
 		TypeGroupCreated, TypeGroupRenamed, TypeGroupDeleted,
+		TypeCredentialCreated, TypeCredentialRotated, TypeCredentialDeleted,
+		TypeCredentialConnectionAttached, TypeCredentialConnectionDetached,
+		TypeConnectionCreated, TypeConnectionUpdated, TypeConnectionDeleted,
 	}
 }
 
@@ -258,6 +277,22 @@ func deref(ev Event) Event {
 	case *GroupRenamed:
 		return *e
 	case *GroupDeleted:
+		return *e
+	case *CredentialCreated:
+		return *e
+	case *CredentialRotated:
+		return *e
+	case *CredentialDeleted:
+		return *e
+	case *CredentialConnectionAttached:
+		return *e
+	case *CredentialConnectionDetached:
+		return *e
+	case *ConnectionCreated:
+		return *e
+	case *ConnectionUpdated:
+		return *e
+	case *ConnectionDeleted:
 		return *e
 	}
 	return ev
