@@ -136,7 +136,7 @@ func New(c Config, logger *slog.Logger) (*App, error) {
 
 // Projections lists every read model partnerd keeps.
 func Projections() []projections.Projection {
-	return []projections.Projection{projections.Programs{}, projections.Partners{}, projections.Catalog{}}
+	return []projections.Projection{projections.Programs{}, projections.Partners{}, projections.Catalog{}, projections.Connections{}}
 }
 
 // Generation implements queries.Generations.

@@ -66,10 +66,16 @@ func quietLogger() *slog.Logger {
 // start runs an app on cfg with an httptest server and the bootstrap program.
 func start(t *testing.T, cfg app.Config) *harness {
 	t.Helper()
+	return startLogged(t, cfg, quietLogger())
+}
+
+// startLogged is start with the app logging to logger.
+func startLogged(t *testing.T, cfg app.Config, logger *slog.Logger) *harness {
+	t.Helper()
 	if cfg.BootstrapKey == "" {
 		cfg.BootstrapKey = "test-key-0123456789abcdef"
 	}
-	a, err := app.New(cfg, quietLogger())
+	a, err := app.New(cfg, logger)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/partnerd/partnerd/domain"
 	"github.com/partnerd/partnerd/eventstore"
+	"github.com/partnerd/partnerd/internal/passwords"
 )
 
 // EventStore is what the write side needs of the log.
@@ -88,6 +89,16 @@ type Commands struct {
 	CreateGroup         *CreateGroupHandler
 	RenameGroup         *RenameGroupHandler
 	DeleteGroup         *DeleteGroupHandler
+
+	CreateCredential *CreateCredentialHandler
+	RotateCredential *RotateCredentialHandler
+	DeleteCredential *DeleteCredentialHandler
+	CreateConnection *CreateConnectionHandler
+	UpdateConnection *UpdateConnectionHandler
+	DeleteConnection *DeleteConnectionHandler
+	// CheckEmail is a read of the write side: the intake rules on the
+	// connection's current configuration.
+	CheckEmail *CheckEmailHandler
 }
 
 // Deps are what the handlers share.
@@ -103,6 +114,9 @@ type Deps struct {
 	// AccessLinkURL is the partner app's page an access link opens; the
 	// token is appended as the query parameter "token". Default "/partner-access".
 	AccessLinkURL string
+	// PasswordParams are the argon2id costs of credential password hashes;
+	// zero means passwords.Default.
+	PasswordParams passwords.Params
 }
 
 // New wires every handler.
@@ -119,6 +133,9 @@ func New(d Deps) *Commands {
 		if _, err := rand.Read(d.AccessLinkSecret); err != nil {
 			panic(err) // crypto/rand never fails on supported platforms
 		}
+	}
+	if d.PasswordParams == (passwords.Params{}) {
+		d.PasswordParams = passwords.Default
 	}
 	if d.AccessLinkURL == "" {
 		d.AccessLinkURL = "/partner-access"
@@ -151,6 +168,14 @@ func New(d Deps) *Commands {
 		CreateGroup:         &CreateGroupHandler{d: d},
 		RenameGroup:         &RenameGroupHandler{d: d},
 		DeleteGroup:         &DeleteGroupHandler{d: d},
+
+		CreateCredential: &CreateCredentialHandler{d: d},
+		RotateCredential: &RotateCredentialHandler{d: d},
+		DeleteCredential: &DeleteCredentialHandler{d: d},
+		CreateConnection: &CreateConnectionHandler{d: d},
+		UpdateConnection: &UpdateConnectionHandler{d: d},
+		DeleteConnection: &DeleteConnectionHandler{d: d},
+		CheckEmail:       &CheckEmailHandler{d: d},
 	}
 }
 

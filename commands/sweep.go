@@ -29,6 +29,9 @@ type PartnerIndex interface {
 const (
 	ActorTermArchival  = "system:template-term-archival"
 	ActorGroupDeletion = "system:group-deletion"
+	// ActorConnectionCredential detaches a credential from a connection
+	// that was deleted or moved to another credential.
+	ActorConnectionCredential = "system:connection-credential"
 )
 
 // sweepWorkers bounds how many partners a process changes at once.

@@ -100,6 +100,9 @@ func (s *Server) idempotency(c *gin.Context) {
 		return
 	}
 	rec := idemRecord{Fingerprint: fp, Status: status, Headers: map[string]string{}, Body: cw.buf.Bytes()}
+	if kept, ok := c.Get(ctxIdemBody); ok {
+		rec.Body, _ = kept.([]byte)
+	}
 	for _, name := range []string{"Content-Type", "X-Position", "X-Consistency-Token", "Location", "ETag"} {
 		if v := cw.Header().Get(name); v != "" {
 			rec.Headers[name] = v

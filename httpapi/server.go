@@ -25,6 +25,10 @@ const (
 	ctxRequestID = "request_id"
 	ctxProgram   = "program"
 	ctxActor     = "actor"
+	// ctxIdemBody, when a handler sets it ([]byte), is the answer the
+	// idempotency layer keeps for replays instead of the one sent: the
+	// answer without a secret shown once.
+	ctxIdemBody = "idempotency_body"
 )
 
 // Check is one readiness probe.
@@ -154,6 +158,17 @@ func (s *Server) routes() {
 	p.GET("/groups/:id", s.getGroup)
 	p.PATCH("/groups/:id", s.renameGroup)
 	p.DELETE("/groups/:id", s.deleteGroup)
+	p.POST("/credentials", s.createCredential)
+	p.GET("/credentials", s.listCredentials)
+	p.GET("/credentials/:id", s.getCredential)
+	p.POST("/credentials/:id/rotate", s.rotateCredential)
+	p.DELETE("/credentials/:id", s.deleteCredential)
+	p.POST("/connections", s.createConnection)
+	p.GET("/connections", s.listConnections)
+	p.GET("/connections/:id", s.getConnection)
+	p.PATCH("/connections/:id", s.updateConnection)
+	p.DELETE("/connections/:id", s.deleteConnection)
+	p.POST("/connections/:id/check-email", s.checkEmail)
 }
 
 func (s *Server) recoverer(c *gin.Context) {

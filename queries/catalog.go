@@ -60,7 +60,12 @@ func (q *Queries) members(ctx context.Context, program, stream string, version u
 }
 
 func (q *Queries) doc(ctx context.Context, program, prefix, what, id string) (json.RawMessage, error) {
-	doc, err := q.rdb.HGet(ctx, q.keys(catalog, program).Key(prefix, id), "doc").Result()
+	return q.docOf(ctx, catalog, program, prefix, what, id)
+}
+
+// docOf reads the JSON document <prefix>:<id> of a projection.
+func (q *Queries) docOf(ctx context.Context, projection, program, prefix, what, id string) (json.RawMessage, error) {
+	doc, err := q.rdb.HGet(ctx, q.keys(projection, program).Key(prefix, id), "doc").Result()
 	if errors.Is(err, redis.Nil) {
 		return nil, fmt.Errorf("%s %s: %w", what, id, domain.ErrNotFound)
 	}
@@ -73,7 +78,12 @@ func (q *Queries) doc(ctx context.Context, program, prefix, what, id string) (js
 // docPage pages through the IDs of a lexical zset and their docs; the
 // cursor is the last ID of the previous page.
 func (q *Queries) docPage(ctx context.Context, program, index, prefix string, limit int, cursor string) (Page[json.RawMessage], error) {
-	ks := q.keys(catalog, program)
+	return q.docPageOf(ctx, catalog, program, index, prefix, limit, cursor)
+}
+
+// docPageOf is docPage over any projection's lexical index and documents.
+func (q *Queries) docPageOf(ctx context.Context, projection, program, index, prefix string, limit int, cursor string) (Page[json.RawMessage], error) {
+	ks := q.keys(projection, program)
 	min := "-"
 	if cursor != "" {
 		min = "(" + cursor

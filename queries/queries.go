@@ -89,6 +89,10 @@ func projectionOf(stream string) (name, tag string, ok bool) {
 		rest := strings.TrimPrefix(stream, domain.Category(stream)+"-")
 		prog, _, found := strings.Cut(rest, "-")
 		return "catalog", prog, found
+	case domain.CategoryConnection, domain.CategoryCredential:
+		rest := strings.TrimPrefix(stream, domain.Category(stream)+"-")
+		prog, _, found := strings.Cut(rest, "-")
+		return "connections", prog, found
 	}
 	return "", "", false
 }
