@@ -19,9 +19,12 @@ type createCredentialBody struct {
 	PublicKey string `json:"public_key"`
 }
 
+// rotateCredentialBody may be left out: a password credential needs none.
 type rotateCredentialBody struct {
 	PublicKey string `json:"public_key"`
 }
+
+func (*rotateCredentialBody) optionalBody() {}
 
 // credentialWithSecret is a credential answer that shows a generated
 // password: the create and rotate answers, and only them.

@@ -15,6 +15,12 @@ import (
 // an empty JSON object, is accepted).
 type noBody struct{}
 
+func (*noBody) optionalBody() {}
+
+// optionalBody marks a body type that may be left out (an empty body
+// leaves it at its zero value).
+type optionalBody interface{ optionalBody() }
+
 // write runs the shape every command handler shares: decode the body into
 // B (strictly), build the metadata, run the command, then answer the
 // resource with the command's position and consistency token (or, for
@@ -22,7 +28,7 @@ type noBody struct{}
 func write[B any](s *Server, c *gin.Context, status int, run func(body *B, m commands.Meta) (commands.Result, any, error)) {
 	var body B
 	decode := decodeJSON
-	if _, none := any(&body).(*noBody); none {
+	if _, optional := any(&body).(optionalBody); optional {
 		decode = decodeOptionalJSON
 	}
 	if err := decode(c, &body); err != nil {
