@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"runtime"
 	"slices"
 	"time"
 
@@ -117,6 +118,8 @@ type Deps struct {
 	// PasswordParams are the argon2id costs of credential password hashes;
 	// zero means passwords.Default.
 	PasswordParams passwords.Params
+
+	hashSlots chan struct{}
 }
 
 // New wires every handler.
@@ -137,6 +140,7 @@ func New(d Deps) *Commands {
 	if d.PasswordParams == (passwords.Params{}) {
 		d.PasswordParams = passwords.Default
 	}
+	d.hashSlots = make(chan struct{}, max(2, runtime.GOMAXPROCS(0)))
 	if d.AccessLinkURL == "" {
 		d.AccessLinkURL = "/partner-access"
 	}

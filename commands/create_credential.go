@@ -32,7 +32,10 @@ func (h *CreateCredentialHandler) Handle(ctx context.Context, in NewCredential, 
 	var password, hash string
 	if in.Type == domain.CredentialPassword {
 		password = passwords.Generate()
-		hash = passwords.Hash(password, h.d.PasswordParams)
+		var err error
+		if hash, err = h.d.hashPassword(ctx, password); err != nil {
+			return Result{}, domain.CredentialState{}, "", err
+		}
 	}
 	res, c, err := execute(ctx, h.d, domain.CredentialStream(in.ProgramID, in.ID), in.ProgramID, meta, func(c *domain.Credential) ([]domain.Event, error) {
 		return c.Create(domain.NewCredential{ProgramID: in.ProgramID, ID: in.ID, Name: in.Name, Type: in.Type,
@@ -61,7 +64,10 @@ func (h *RotateCredentialHandler) Handle(ctx context.Context, program, id, publi
 			if password == "" { // a retried decision keeps the password it drew
 				password = passwords.Generate()
 			}
-			hash = passwords.Hash(password, h.d.PasswordParams)
+			var err error
+			if hash, err = h.d.hashPassword(ctx, password); err != nil {
+				return nil, err
+			}
 		}
 		return c.Rotate(publicKey, hash, h.d.Now().UTC())
 	})
@@ -69,4 +75,17 @@ func (h *RotateCredentialHandler) Handle(ctx context.Context, program, id, publi
 		return Result{}, domain.CredentialState{}, "", fmt.Errorf("rotate credential %s: %w", id, err)
 	}
 	return res, c.State(), password, nil
+}
+
+// hashPassword hashes a generated password with argon2id. At most
+// hashSlots hashes run at once: each holds PasswordParams.Memory (19 MiB
+// by default), so a burst of creations must queue, not exhaust memory.
+func (d Deps) hashPassword(ctx context.Context, password string) (string, error) {
+	select {
+	case d.hashSlots <- struct{}{}:
+	case <-ctx.Done():
+		return "", ctx.Err()
+	}
+	defer func() { <-d.hashSlots }()
+	return passwords.Hash(password, d.PasswordParams), nil
 }
