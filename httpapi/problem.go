@@ -7,10 +7,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strings"
+	"syscall"
 
 	"github.com/gin-gonic/gin"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/partnerd/partnerd/commands"
 	"github.com/partnerd/partnerd/domain"
@@ -82,12 +85,36 @@ func classify(err error) Problem {
 		p = Problem{Status: http.StatusBadRequest, Title: "Bad Request", Detail: "X-Consistency-Token: " + err.Error()}
 	case errors.Is(err, queries.ErrNotCaughtUp):
 		p = Problem{Status: http.StatusServiceUnavailable, Title: "Service Unavailable", Detail: err.Error()}
+	case dependencyDown(err):
+		p = Problem{Status: http.StatusServiceUnavailable, Title: "Service Unavailable",
+			Detail: "a backing service (Redis or the event store) is unreachable; retry later"}
 	}
 	p.Type = "about:blank"
 	if p.Status != http.StatusInternalServerError {
 		p.Type = "urn:partnerd:problem:" + strings.ToLower(strings.ReplaceAll(p.Title, " ", "-"))
 	}
 	return p
+}
+
+// dependencyDown reports an error of a backing service that is down or
+// unreachable (refused, reset, timed out, pool exhausted) or not serving
+// yet (a Redis still loading its data after a restart): the request may
+// succeed later, so it is a 503 with Retry-After, not a 500.
+func dependencyDown(err error) bool {
+	var ne net.Error
+	if errors.As(err, &ne) || errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) ||
+		errors.Is(err, syscall.EPIPE) || errors.Is(err, io.EOF) || errors.Is(err, redis.ErrPoolTimeout) {
+		return true
+	}
+	var re redis.Error
+	if errors.As(err, &re) {
+		for _, p := range []string{"LOADING ", "BUSY ", "TRYAGAIN ", "CLUSTERDOWN ", "MASTERDOWN "} {
+			if strings.HasPrefix(re.Error(), p) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func writeProblem(c *gin.Context, p Problem) {
