@@ -1,0 +1,83 @@
+//go:build faults
+
+package app_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/partnerd/partnerd/internal/testenv"
+)
+
+// redisFault runs a write load against partnerd on a private Redis, breaks
+// Redis with fault while the projections are busy, heals it, and checks
+// that /readyz said not-ready meanwhile, that every acknowledged write is in
+// the log, and that the read models converge by themselves to exactly what
+// a rebuild from the log gives.
+func redisFault(t *testing.T, fault func(t *testing.T, srv *testenv.RedisServer, base string)) {
+	srv := testenv.StartRedisServer(t)
+	cfg := config(t, srv.URL(0))
+	h := start(t, cfg)
+	if r := h.do("POST", "/groups", map[string]any{"id": "vip", "name": "VIP"}); r.status != 201 {
+		t.Fatal(r.status, string(r.body))
+	}
+	c := newClient(h.base, h.key)
+	_, progress, stop := load(c, 8, "p")
+	defer stop()
+	for progress() < 300 {
+		time.Sleep(10 * time.Millisecond)
+	}
+	fault(t, srv, h.srv.URL)
+	healed := progress()
+	deadline := time.Now().Add(30 * time.Second)
+	for progress() < healed+300 {
+		if time.Now().After(deadline) {
+			n, failed := stop().counts()
+			t.Fatalf("writes did not resume after Redis came back: %d acknowledged, failures %v", n, failed)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	l := stop()
+	n, failed := l.counts()
+	t.Logf("%d writes acknowledged, failed by status: %v", n, failed)
+	if failed[500] > 0 {
+		t.Errorf("%d writes answered 500 while Redis was down: a dependency outage is 503", failed[500])
+	}
+	checkAcked(t, h.app.Store, l)
+	began := time.Now()
+	converges(t, h.app.Redis, h.app.Store, 60*time.Second)
+	t.Logf("read models converged %s after the load stopped", time.Since(began))
+	waitReadyz(t, h.srv.URL, 200, 30*time.Second)
+}
+
+// Redis is killed and restarted while partners are being projected.
+func TestFaultRedisRestartMidProjection(t *testing.T) {
+	redisFault(t, func(t *testing.T, srv *testenv.RedisServer, base string) {
+		srv.Kill()
+		waitReadyz(t, base, 503, 10*time.Second)
+		time.Sleep(time.Second)
+		srv.Start()
+		took := waitReadyz(t, base, 200, 30*time.Second)
+		t.Logf("ready again %s after Redis restarted", took)
+	})
+}
+
+// Redis stops answering for 30 s (frozen with SIGSTOP: connections hang as
+// in a network partition, nothing is refused).
+func TestFaultRedisUnreachableFor30s(t *testing.T) {
+	redisFault(t, func(t *testing.T, srv *testenv.RedisServer, base string) {
+		srv.Pause()
+		defer srv.Resume()
+		began := time.Now()
+		waitReadyz(t, base, 503, 10*time.Second)
+		for time.Since(began) < 30*time.Second {
+			if code, body := readyz(base); code != 503 {
+				t.Fatalf("/readyz answered %d while Redis was unreachable: %s", code, body)
+			}
+			time.Sleep(time.Second)
+		}
+		srv.Resume()
+		took := waitReadyz(t, base, 200, 30*time.Second)
+		t.Logf("ready again %s after Redis came back", took)
+	})
+}
