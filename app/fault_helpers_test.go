@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"slices"
 	"sort"
 	"strconv"
@@ -243,12 +244,23 @@ func canonical(m map[string]string) string {
 	return b.String()
 }
 
-// rebuilt applies the whole log, from scratch and in log order, to every
-// projection in a fresh in-process Redis (what a rebuild replays) and
-// dumps the result.
-func rebuilt(t *testing.T, log projections.LogReader) map[string]map[string]string {
+// scratchRedis is an empty database (db 63) of the private Redis srv, for
+// from-scratch replays.
+func scratchRedis(t *testing.T, srv *testenv.RedisServer) redis.UniversalClient {
 	t.Helper()
-	rdb := testenv.Miniredis(t)
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr(), DB: 63, DisableIdentity: true})
+	t.Cleanup(func() { _ = rdb.Close() })
+	if err := rdb.FlushDB(t.Context()).Err(); err != nil {
+		t.Fatal(err)
+	}
+	return rdb
+}
+
+// rebuilt applies the whole log, from scratch and in log order, to every
+// projection in the empty database rdb (what a rebuild replays) and dumps
+// the result.
+func rebuilt(t *testing.T, rdb redis.UniversalClient, log projections.LogReader) map[string]map[string]string {
+	t.Helper()
 	var evs []bus.Envelope
 	for after := eventstore.Position(0); ; {
 		page, err := log.ReadAll(t.Context(), after, 4096)
@@ -322,9 +334,9 @@ func short(s string) string {
 // converges waits (up to within) until the live read models in rdb equal,
 // key by key, a from-scratch rebuild of the log: nothing lost, nothing
 // applied twice, with no manual step. The log must not grow meanwhile.
-func converges(t *testing.T, rdb redis.UniversalClient, log projections.LogReader, within time.Duration) map[string]map[string]string {
+func converges(t *testing.T, rdb redis.UniversalClient, log projections.LogReader, scratch redis.UniversalClient, within time.Duration) map[string]map[string]string {
 	t.Helper()
-	want := rebuilt(t, log)
+	want := rebuilt(t, scratch, log)
 	deadline := time.Now().Add(within)
 	for {
 		var problems []string
@@ -374,4 +386,30 @@ func waitReadyz(t *testing.T, base string, want int, within time.Duration) time.
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// startCatchingUp is start for an app that has a backlog to project: it
+// waits up to 2 minutes for the catch-up rather than 10 s.
+func startCatchingUp(t *testing.T, cfg app.Config) *harness {
+	t.Helper()
+	if cfg.BootstrapKey == "" {
+		cfg.BootstrapKey = "test-key-0123456789abcdef"
+	}
+	a, err := app.New(cfg, quietLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Start(context.Background()); err != nil {
+		a.Close()
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(a.HTTP.Handler())
+	h := &harness{t: t, app: a, srv: srv, key: cfg.BootstrapKey, base: srv.URL + "/v1/programs/" + cfg.BootstrapProgram}
+	t.Cleanup(h.stop)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if err := a.WaitCaughtUp(ctx); err != nil {
+		t.Fatalf("catching up: %v", err)
+	}
+	return h
 }
