@@ -109,3 +109,15 @@ func TestFaultInProcessSubscriberStopsMidBatch(t *testing.T) {
 	srv := testenv.StartRedisServer(t)
 	subscriberStopsMidBatch(t, config(t, srv.URL(0)), scratchRedis(t, srv))
 }
+
+// Kafka: the consumer group stops mid-batch; messages it took but did not
+// commit are delivered again to the next consumer, and the version guards
+// make the redelivery harmless.
+func TestFaultKafkaSubscriberStopsMidBatch(t *testing.T) {
+	brokers := testenv.KafkaBrokers(t)
+	srv := testenv.StartRedisServer(t)
+	cfg := config(t, srv.URL(0))
+	cfg.KafkaBrokers = brokers
+	cfg.KafkaNamespace = testenv.UniquePrefix(t) + "."
+	subscriberStopsMidBatch(t, cfg, scratchRedis(t, srv))
+}
