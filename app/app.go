@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
@@ -52,9 +53,12 @@ type App struct {
 	rb     rebuilds
 	router *message.Router
 	lag    *lagTracker
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
-	closed sync.Once
+	epoch  string // see EpochKey
+	// recovering is set while the read models are rebuilt after Redis lost its data.
+	recovering atomic.Bool
+	cancel     context.CancelFunc
+	wg         sync.WaitGroup
+	closed     sync.Once
 }
 
 // OpenStore opens the configured event store.
@@ -129,7 +133,8 @@ func New(c Config, logger *slog.Logger) (*App, error) {
 	a.Lease = &relay.Lease{Client: a.Redis, Logger: logger}
 	a.lag = newLagTracker()
 	a.HTTP = httpapi.New(httpapi.Deps{Commands: a.Commands, Queries: a.Queries, Redis: a.Redis,
-		Ready: a.ready, Projections: a.projectionStatus, Rebuild: a.StartRebuild, Registry: a.Registry, Logger: logger})
+		Ready: a.ready, Projections: a.projectionStatus, Rebuild: a.StartRebuild, Recovering: a.recoveringNow,
+		Registry: a.Registry, Logger: logger})
 	a.registerMetrics()
 	return a, nil
 }
@@ -160,6 +165,9 @@ func (a *App) Start(ctx context.Context) error {
 		return err
 	}
 	a.router = router
+	if err := a.initEpoch(ctx); err != nil {
+		return err
+	}
 	for _, r := range a.Runners {
 		if err := r.Start(ctx); err != nil {
 			return err
@@ -197,9 +205,10 @@ func (a *App) Start(ctx context.Context) error {
 	case <-time.After(30 * time.Second):
 		return errors.New("projection router did not start within 30 s")
 	}
-	a.wg.Add(3)
+	a.wg.Add(4)
 	// Every instance runs a relay; only the one holding the lease publishes.
 	go func() { defer a.wg.Done(); _ = a.Lease.Run(ctx, a.Relay) }()
+	go func() { defer a.wg.Done(); a.watchEpoch(ctx) }()
 	go func() { defer a.wg.Done(); a.lag.run(ctx, a.Store) }()
 	go func() { defer a.wg.Done(); a.runScheduler(ctx) }()
 	return nil

@@ -108,7 +108,8 @@ func (c *client) send(method, path string, body any, hdr ...string) (int, http.H
 
 // load runs workers that create partners and then change them (profile and
 // groups), recording every answer, until stop is called; stop returns the
-// ledger once every worker finished its request in flight.
+// ledger once every worker finished its request in flight. progress counts
+// the writes acknowledged so far.
 func load(c *client, workers int, prefix string) (l *ledger, progress func() int64, stop func() *ledger) {
 	l = &ledger{}
 	var done atomic.Bool
@@ -141,7 +142,9 @@ func load(c *client, workers int, prefix string) (l *ledger, progress func() int
 					continue
 				}
 				l.record(what, status, hdr)
-				n.Add(1)
+				if status >= 200 && status <= 299 {
+					n.Add(1)
+				}
 			}
 		}()
 	}

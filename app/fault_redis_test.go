@@ -43,9 +43,12 @@ func redisFault(t *testing.T, fault func(t *testing.T, srv *testenv.RedisServer,
 	if failed[500] > 0 {
 		t.Errorf("%d writes answered 500 while Redis was down: a dependency outage is 503", failed[500])
 	}
+	if failed[401] > 0 {
+		t.Errorf("%d writes with a valid API key answered 401: while Redis is down or rebuilt, that is 503", failed[401])
+	}
 	checkAcked(t, h.app.Store, l)
 	began := time.Now()
-	converges(t, h.app.Redis, h.app.Store, 60*time.Second)
+	converges(t, h.app.Redis, h.app.Store, scratchRedis(t, srv), 60*time.Second)
 	t.Logf("read models converged %s after the load stopped", time.Since(began))
 	waitReadyz(t, h.srv.URL, 200, 30*time.Second)
 }
@@ -79,5 +82,18 @@ func TestFaultRedisUnreachableFor30s(t *testing.T) {
 		srv.Resume()
 		took := waitReadyz(t, base, 200, 30*time.Second)
 		t.Logf("ready again %s after Redis came back", took)
+	})
+}
+
+// Redis comes back empty (no persistence, or a failover to an empty
+// replica): guards, generation pointers, API keys and the relay checkpoint
+// are gone. partnerd notices, says not ready, rebuilds every read model
+// from the log by itself and serves again.
+func TestFaultRedisComesBackEmpty(t *testing.T) {
+	redisFault(t, func(t *testing.T, srv *testenv.RedisServer, base string) {
+		srv.RestartEmpty()
+		waitReadyz(t, base, 503, 10*time.Second)
+		took := waitReadyz(t, base, 200, 60*time.Second)
+		t.Logf("ready again %s after Redis came back empty", took)
 	})
 }

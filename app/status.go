@@ -87,6 +87,9 @@ func (a *App) ready(ctx context.Context) []httpapi.Check {
 			}
 		}
 	}
+	if a.recovering.Load() {
+		lagErr = errors.Join(lagErr, errors.New("redis lost the read models; rebuilding them from the log"))
+	}
 	checks = append(checks, httpapi.Check{Name: "projections", Err: lagErr})
 	return checks
 }

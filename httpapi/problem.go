@@ -38,6 +38,10 @@ func (e errBadRequest) Error() string { return e.msg }
 // errUnauthorized marks a missing or invalid API key (401).
 var errUnauthorized = errors.New("missing or invalid API key")
 
+// errRecovering: the read models (API keys among them) are being rebuilt
+// after Redis lost them (503).
+var errRecovering = errors.New("the read models are being rebuilt after Redis lost its data; retry shortly")
+
 // errTooLarge marks a body over the limit (413).
 var errTooLarge = errors.New("request body too large")
 
@@ -84,6 +88,8 @@ func classify(err error) Problem {
 	case errors.Is(err, queries.ErrBadToken):
 		p = Problem{Status: http.StatusBadRequest, Title: "Bad Request", Detail: "X-Consistency-Token: " + err.Error()}
 	case errors.Is(err, queries.ErrNotCaughtUp):
+		p = Problem{Status: http.StatusServiceUnavailable, Title: "Service Unavailable", Detail: err.Error()}
+	case errors.Is(err, errRecovering):
 		p = Problem{Status: http.StatusServiceUnavailable, Title: "Service Unavailable", Detail: err.Error()}
 	case dependencyDown(err):
 		p = Problem{Status: http.StatusServiceUnavailable, Title: "Service Unavailable",

@@ -70,9 +70,13 @@ type Deps struct {
 	// Projections reports projection progress.
 	Projections func(ctx context.Context) []ProjectionStatus
 	// Rebuild starts rebuilding a projection in the background.
-	Rebuild  func(name string) error
-	Registry *prometheus.Registry
-	Logger   *slog.Logger
+	Rebuild func(name string) error
+	// Recovering reports that the read models are being rebuilt because
+	// Redis lost them: an unknown API key may then be a valid one not
+	// rebuilt yet, so it is a 503, not a 401 (optional).
+	Recovering func(ctx context.Context) bool
+	Registry   *prometheus.Registry
+	Logger     *slog.Logger
 }
 
 // Server is the HTTP API.
@@ -224,6 +228,9 @@ func (s *Server) keyProgram(c *gin.Context) (program, keyHash string, err error)
 		return "", "", err
 	}
 	if program == "" {
+		if s.Recovering != nil && s.Recovering(c.Request.Context()) {
+			return "", "", errRecovering
+		}
 		return "", "", errUnauthorized
 	}
 	return program, keyHash, nil

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"fmt"
 	"net"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -102,6 +103,25 @@ func (s *RedisServer) Kill() { s.signalAndWait(syscall.SIGKILL) }
 func (s *RedisServer) Restart() {
 	s.t.Helper()
 	s.Kill()
+	s.Start()
+}
+
+// RestartEmpty kills the server and starts it again with no data, as a
+// Redis without persistence comes back (or a failover to an empty replica).
+func (s *RedisServer) RestartEmpty() {
+	s.t.Helper()
+	s.Kill()
+	entries, err := os.ReadDir(s.dir)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	for _, e := range entries {
+		if e.Name() != "redis.log" {
+			if err := os.RemoveAll(filepath.Join(s.dir, e.Name())); err != nil {
+				s.t.Fatal(err)
+			}
+		}
+	}
 	s.Start()
 }
 
