@@ -14,9 +14,13 @@ import (
 // that /readyz said not-ready meanwhile, that every acknowledged write is in
 // the log, and that the read models converge by themselves to exactly what
 // a rebuild from the log gives.
-func redisFault(t *testing.T, fault func(t *testing.T, srv *testenv.RedisServer, base string)) {
+func redisFault(t *testing.T, fault func(t *testing.T, srv *testenv.RedisServer, base string), kafka ...string) {
 	srv := testenv.StartRedisServer(t)
 	cfg := config(t, srv.URL(0))
+	if len(kafka) > 0 {
+		cfg.KafkaBrokers = kafka
+		cfg.KafkaNamespace = testenv.UniquePrefix(t) + "."
+	}
 	h := start(t, cfg)
 	if r := h.do("POST", "/groups", map[string]any{"id": "vip", "name": "VIP"}); r.status != 201 {
 		t.Fatal(r.status, string(r.body))
@@ -55,14 +59,22 @@ func redisFault(t *testing.T, fault func(t *testing.T, srv *testenv.RedisServer,
 
 // Redis is killed and restarted while partners are being projected.
 func TestFaultRedisRestartMidProjection(t *testing.T) {
-	redisFault(t, func(t *testing.T, srv *testenv.RedisServer, base string) {
-		srv.Kill()
-		waitReadyz(t, base, 503, 10*time.Second)
-		time.Sleep(time.Second)
-		srv.Start()
-		took := waitReadyz(t, base, 200, 30*time.Second)
-		t.Logf("ready again %s after Redis restarted", took)
-	})
+	redisFault(t, restartRedis)
+}
+
+// The same with Kafka as the bus: the consumers nack and get the messages
+// again; the relay's lease is lost and taken again.
+func TestFaultRedisRestartMidProjectionKafka(t *testing.T) {
+	redisFault(t, restartRedis, testenv.KafkaBrokers(t)...)
+}
+
+func restartRedis(t *testing.T, srv *testenv.RedisServer, base string) {
+	srv.Kill()
+	waitReadyz(t, base, 503, 10*time.Second)
+	time.Sleep(time.Second)
+	srv.Start()
+	took := waitReadyz(t, base, 200, 30*time.Second)
+	t.Logf("ready again %s after Redis restarted", took)
 }
 
 // Redis stops answering for 30 s (frozen with SIGSTOP: connections hang as
@@ -90,10 +102,18 @@ func TestFaultRedisUnreachableFor30s(t *testing.T) {
 // are gone. partnerd notices, says not ready, rebuilds every read model
 // from the log by itself and serves again.
 func TestFaultRedisComesBackEmpty(t *testing.T) {
-	redisFault(t, func(t *testing.T, srv *testenv.RedisServer, base string) {
-		srv.RestartEmpty()
-		waitReadyz(t, base, 503, 10*time.Second)
-		took := waitReadyz(t, base, 200, 60*time.Second)
-		t.Logf("ready again %s after Redis came back empty", took)
-	})
+	redisFault(t, restartRedisEmpty)
+}
+
+// The same with Kafka: the relay republishes the log (at least once) and
+// the consumers' redeliveries are skipped by the rebuilt guards.
+func TestFaultRedisComesBackEmptyKafka(t *testing.T) {
+	redisFault(t, restartRedisEmpty, testenv.KafkaBrokers(t)...)
+}
+
+func restartRedisEmpty(t *testing.T, srv *testenv.RedisServer, base string) {
+	srv.RestartEmpty()
+	waitReadyz(t, base, 503, 10*time.Second)
+	took := waitReadyz(t, base, 200, 60*time.Second)
+	t.Logf("ready again %s after Redis came back empty", took)
 }
