@@ -75,8 +75,10 @@ go vet ${pkgs}
 log "go test -race -count=1 $*"
 go test -race -count=1 "$@"
 
-# Fault tests pause real services (the Kafka broker), so they run alone,
-# after everything else: build tag `faults`.
+# Fault tests pause real services (the Kafka broker) and kill, freeze and
+# empty private redis-server processes they start themselves (redis-server
+# must be on PATH; scripts/redis.sh installs it), so they run alone, after
+# everything else: build tag `faults`.
 if [[ -z "${PARTNERD_TEST_PKGS:-}" ]]; then
 	log "fault tests: go test -race -count=1 -tags faults -run Fault ./app/"
 	go test -race -count=1 -tags faults -run Fault ./app/
