@@ -98,6 +98,25 @@ type Runner struct {
 	batches    atomic.Uint64
 	once       sync.Once
 	stop       chan struct{}
+
+	// Retry warnings are logged at most once per retryLogEvery; the rest
+	// are counted (an outage fails every in-flight message every 200 ms).
+	lastRetryLog atomic.Int64 // unix nanoseconds
+	quietRetries atomic.Int64
+}
+
+// retryLogEvery bounds how often a runner logs failing batches.
+const retryLogEvery = 5 * time.Second
+
+func (r *Runner) warnRetry(err error) {
+	now := time.Now().UnixNano()
+	last := r.lastRetryLog.Load()
+	if now-last < int64(retryLogEvery) || !r.lastRetryLog.CompareAndSwap(last, now) {
+		r.quietRetries.Add(1)
+		return
+	}
+	r.Logger.Warn("projection batch failed; will retry", "projection", r.proj.Name(), "err", err,
+		"failures_not_logged_since_last", r.quietRetries.Swap(0))
 }
 
 type applyReq struct {
@@ -182,7 +201,7 @@ func (r *Runner) Handle(msg *message.Message) error {
 	if err := <-req.done; err != nil {
 		// The message is nacked and redelivered; pause so a Redis outage
 		// does not turn into a hot loop.
-		r.Logger.Warn("projection batch failed; will retry", "projection", r.proj.Name(), "err", err)
+		r.warnRetry(err)
 		time.Sleep(200 * time.Millisecond)
 		return err
 	}
