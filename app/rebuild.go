@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/partnerd/partnerd/eventstore"
 	"github.com/partnerd/partnerd/httpapi"
@@ -19,6 +20,9 @@ type rebuilds struct {
 
 type rebuildState struct {
 	done, total eventstore.Position
+	events      uint64
+	started     time.Time
+	took        time.Duration // once finished
 	err         error
 	finished    bool
 }
@@ -48,19 +52,19 @@ func (a *App) StartRebuild(name string) error {
 		a.rb.mu.Unlock()
 		return projections.ErrRebuildRunning
 	}
-	st := &rebuildState{}
+	st := &rebuildState{started: time.Now()}
 	a.rb.running[name] = st
 	a.rb.mu.Unlock()
 	a.wg.Add(1)
 	go func() {
 		defer a.wg.Done()
-		res, err := projections.Rebuild(a.ctx, a.Redis, a.Store, p, func(done, total eventstore.Position, _ uint64) {
+		res, err := projections.Rebuild(a.ctx, a.Redis, a.Store, p, func(done, total eventstore.Position, events uint64) {
 			a.rb.mu.Lock()
-			st.done, st.total = done, total
+			st.done, st.total, st.events = done, total, events
 			a.rb.mu.Unlock()
 		})
 		a.rb.mu.Lock()
-		st.err, st.finished = err, true
+		st.err, st.finished, st.took = err, true, time.Since(st.started)
 		a.rb.mu.Unlock()
 		if err != nil && !errors.Is(err, context.Canceled) {
 			a.Logger.Error("rebuild failed", "projection", name, "err", err)
@@ -78,7 +82,19 @@ func (a *App) rebuildStatus(name string, s *httpapi.ProjectionStatus) {
 	if st == nil {
 		return
 	}
-	s.Rebuild = &httpapi.RebuildStatus{Running: !st.finished, Done: st.done.String(), Total: st.total.String()}
+	s.Rebuild = &httpapi.RebuildStatus{Running: !st.finished, Done: st.done.String(), Total: st.total.String(), Events: st.events}
+	if st.total > 0 {
+		s.Rebuild.Progress = min(1, float64(st.done)/float64(st.total))
+	} else if st.finished && st.err == nil {
+		s.Rebuild.Progress = 1
+	}
+	took := st.took
+	if !st.finished {
+		took = time.Since(st.started)
+	}
+	if took > 0 {
+		s.Rebuild.EventsPerSecond = float64(st.events) / took.Seconds()
+	}
 	if st.err != nil {
 		s.Rebuild.Error = st.err.Error()
 	}

@@ -103,7 +103,8 @@ func (a *App) projectionStatus(ctx context.Context) []httpapi.ProjectionStatus {
 	for i, r := range a.Runners {
 		cp := a.checkpoint(ctx, i)
 		st := httpapi.ProjectionStatus{Name: r.Projection().Name(), Generation: r.Generation(),
-			Checkpoint: cp.String(), Head: head.String(), LagEvents: uint64(head - min(head, cp)), Applied: r.Applied()}
+			Checkpoint: cp.String(), Head: head.String(), LagEvents: uint64(head - min(head, cp)), Applied: r.Applied(),
+			LagSeconds: a.lagSeconds(ctx, cp, head)}
 		a.rebuildStatus(st.Name, &st)
 		out = append(out, st)
 	}
@@ -125,5 +126,6 @@ func (a *App) registerMetrics() {
 		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "partnerd_projection_applied_total", Help: "Events applied (not skipped) by a projection in this process.", ConstLabels: labels},
 			func() float64 { return float64(r.Applied()) }))
 	}
+	reg.MustRegister(newProjectionCollector(a))
 	reg.MustRegister(prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 }

@@ -51,7 +51,11 @@ func (s *Server) archiveTemplateTerm(c *gin.Context) {
 	})
 }
 
-func (s *Server) getTemplateTerm(c *gin.Context) { s.readDoc(c, s.Queries.GetTemplateTerm) }
+func (s *Server) getTemplateTerm(c *gin.Context) {
+	asOfOr(s, c, func(c *gin.Context, program, id string, at queries.AsOf) (projections.TemplateTermView, error) {
+		return s.Queries.TemplateTermAsOf(c.Request.Context(), program, id, at)
+	}, func(c *gin.Context) { s.readDoc(c, s.Queries.GetTemplateTerm) })
+}
 
 func (s *Server) listTemplateTerms(c *gin.Context) { idPage(s, c, s.Queries.ListTemplateTerms) }
 
@@ -92,7 +96,11 @@ func (s *Server) deleteGroup(c *gin.Context) {
 	})
 }
 
-func (s *Server) getGroup(c *gin.Context) { s.readDoc(c, s.Queries.GetGroup) }
+func (s *Server) getGroup(c *gin.Context) {
+	asOfOr(s, c, func(c *gin.Context, program, id string, at queries.AsOf) (projections.GroupView, error) {
+		return s.Queries.GroupAsOf(c.Request.Context(), program, id, at)
+	}, func(c *gin.Context) { s.readDoc(c, s.Queries.GetGroup) })
+}
 
 func (s *Server) listGroups(c *gin.Context) { idPage(s, c, s.Queries.ListGroups) }
 

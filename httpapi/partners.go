@@ -3,13 +3,13 @@ package httpapi
 import (
 	"net/http"
 	"strconv"
-	"time"
 
 	"github.com/gin-gonic/gin"
 
 	"github.com/partnerd/partnerd/commands"
 	"github.com/partnerd/partnerd/domain"
 	"github.com/partnerd/partnerd/projections"
+	"github.com/partnerd/partnerd/queries"
 )
 
 type createPartnerBody struct {
@@ -40,31 +40,9 @@ func (s *Server) updatePartner(c *gin.Context) {
 }
 
 func (s *Server) getPartner(c *gin.Context) {
-	program, id := c.GetString(ctxProgram), c.Param("id")
-	if !domain.ValidEntityID(id) {
-		s.writeError(c, domain.ErrNotFound)
-		return
-	}
-	if asOf := c.Query("as_of"); asOf != "" {
-		t, err := time.Parse(time.RFC3339Nano, asOf)
-		if err != nil {
-			s.writeError(c, badRequest("as_of must be an RFC 3339 time, e.g. 2026-03-01T00:00:00Z"))
-			return
-		}
-		v, err := s.Queries.PartnerAsOf(c.Request.Context(), program, id, t)
-		if err != nil {
-			s.writeError(c, err)
-			return
-		}
-		c.JSON(http.StatusOK, v)
-		return
-	}
-	doc, err := s.Queries.GetPartner(c.Request.Context(), program, id)
-	if err != nil {
-		s.writeError(c, err)
-		return
-	}
-	c.Data(http.StatusOK, "application/json; charset=utf-8", doc)
+	asOfOr(s, c, func(c *gin.Context, program, id string, at queries.AsOf) (projections.PartnerView, error) {
+		return s.Queries.PartnerAsOf(c.Request.Context(), program, id, at)
+	}, func(c *gin.Context) { s.readDoc(c, s.Queries.GetPartner) })
 }
 
 // pageParams reads limit (1–1000, default 50) and cursor.
@@ -85,30 +63,4 @@ func pageParams(c *gin.Context) (int, string, error) {
 		return 0, "", badRequest("cursor is not one this server issued")
 	}
 	return limit, cursor, nil
-}
-
-func (s *Server) partnerHistory(c *gin.Context) {
-	limit, cursor, err := pageParams(c)
-	if err != nil {
-		s.writeError(c, err)
-		return
-	}
-	var after uint64
-	if cursor != "" {
-		if after, err = strconv.ParseUint(cursor, 10, 64); err != nil {
-			s.writeError(c, badRequest("cursor is not one this server issued"))
-			return
-		}
-	}
-	id := c.Param("id")
-	if !domain.ValidEntityID(id) {
-		s.writeError(c, domain.ErrNotFound)
-		return
-	}
-	page, err := s.Queries.PartnerHistory(c.Request.Context(), c.GetString(ctxProgram), id, after, limit)
-	if err != nil {
-		s.writeError(c, err)
-		return
-	}
-	c.JSON(http.StatusOK, page)
 }

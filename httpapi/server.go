@@ -44,6 +44,7 @@ type ProjectionStatus struct {
 	Checkpoint string         `json:"checkpoint"`
 	Head       string         `json:"head"`
 	LagEvents  uint64         `json:"lag_events"`
+	LagSeconds float64        `json:"lag_seconds"` // age of the oldest event not applied yet
 	Applied    uint64         `json:"applied"`
 	Rebuild    *RebuildStatus `json:"rebuild,omitempty"`
 }
@@ -53,7 +54,12 @@ type RebuildStatus struct {
 	Running bool   `json:"running"`
 	Done    string `json:"done"`  // log position replayed so far
 	Total   string `json:"total"` // log head when the replay started
-	Error   string `json:"error,omitempty"`
+	// Progress is done/total as a share (0 to 1).
+	Progress float64 `json:"progress"`
+	// Events applied to the new generation, and their rate.
+	Events          uint64  `json:"events"`
+	EventsPerSecond float64 `json:"events_per_second"`
+	Error           string  `json:"error,omitempty"`
 }
 
 // ErrUnknownProjection: no projection has that name (404).
@@ -138,7 +144,6 @@ func (s *Server) routes() {
 	p.GET("/partners.csv", s.exportPartners)
 	p.GET("/partners/:id", s.getPartner)
 	p.PATCH("/partners/:id", s.updatePartner)
-	p.GET("/partners/:id/history", s.partnerHistory)
 	p.POST("/partners/:id/contract/:action", s.moveContract)
 	p.PUT("/partners/:id/groups", s.setPartnerGroups)
 	p.PUT("/partners/:id/assigned-to", s.assignPartner)
@@ -173,6 +178,7 @@ func (s *Server) routes() {
 	p.PATCH("/connections/:id", s.updateConnection)
 	p.DELETE("/connections/:id", s.deleteConnection)
 	p.POST("/connections/:id/check-email", s.checkEmail)
+	s.historyRoutes(p)
 }
 
 func (s *Server) recoverer(c *gin.Context) {

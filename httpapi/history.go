@@ -1,0 +1,143 @@
+package httpapi
+
+import (
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/partnerd/partnerd/domain"
+	"github.com/partnerd/partnerd/queries"
+)
+
+// histories maps each resource path to the stream category of its
+// aggregate: GET /<path>/{id}/history pages through the stream
+// <category>-<program>-<id>. A new aggregate gets its history endpoint by
+// adding one line here, plus its path in openapi.json (copy the
+// /groups/{id}/history item, with its own operationId and id parameter).
+var histories = []struct{ path, category string }{
+	{"partners", domain.CategoryPartner},
+	{"groups", domain.CategoryGroup},
+	{"template-terms", domain.CategoryTemplateTerm},
+}
+
+func (s *Server) historyRoutes(g *gin.RouterGroup) {
+	for _, h := range histories {
+		g.GET("/"+h.path+"/:id/history", s.history(h.category))
+	}
+}
+
+// history answers GET /<resource>/{id}/history: limit, cursor (the next
+// resource version), type (repeatable: any of), since (inclusive) and
+// until (exclusive), RFC 3339.
+func (s *Server) history(category string) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		limit, cursor, err := pageParams(c)
+		if err != nil {
+			s.writeError(c, err)
+			return
+		}
+		var after uint64
+		if cursor != "" {
+			if after, err = strconv.ParseUint(cursor, 10, 64); err != nil {
+				s.writeError(c, badRequest("cursor is not one this server issued"))
+				return
+			}
+		}
+		f, err := historyFilter(c)
+		if err != nil {
+			s.writeError(c, err)
+			return
+		}
+		id := c.Param("id")
+		if !domain.ValidEntityID(id) {
+			s.writeError(c, domain.ErrNotFound)
+			return
+		}
+		page, err := s.Queries.History(c.Request.Context(), category, c.GetString(ctxProgram), id, after, limit, f)
+		if err != nil {
+			s.writeError(c, err)
+			return
+		}
+		c.JSON(200, page)
+	}
+}
+
+func historyFilter(c *gin.Context) (queries.HistoryFilter, error) {
+	var f queries.HistoryFilter
+	known := domain.EventTypes()
+	for _, t := range c.QueryArray("type") {
+		if !slices.Contains(known, t) {
+			return f, fieldError("type", "unknown event type "+strconv.Quote(t)+" (see EVENTS.md)")
+		}
+		f.Types = append(f.Types, t)
+	}
+	var err error
+	if f.Since, err = timeParam(c, "since"); err != nil {
+		return f, err
+	}
+	if f.Until, err = timeParam(c, "until"); err != nil {
+		return f, err
+	}
+	if !f.Since.IsZero() && !f.Until.IsZero() && !f.Since.Before(f.Until) {
+		return f, fieldError("until", "must be after since")
+	}
+	return f, nil
+}
+
+func timeParam(c *gin.Context, name string) (time.Time, error) {
+	v := c.Query(name)
+	if v == "" {
+		return time.Time{}, nil
+	}
+	t, err := time.Parse(time.RFC3339Nano, v)
+	if err != nil {
+		return time.Time{}, badRequest("%s must be an RFC 3339 time, e.g. 2026-03-01T00:00:00Z", name)
+	}
+	return t, nil
+}
+
+// asOfParams reads as_of (RFC 3339) and as_of_version (a resource version
+// ≥ 1); ok is false when neither is given.
+func asOfParams(c *gin.Context) (at queries.AsOf, ok bool, err error) {
+	if at.Time, err = timeParam(c, "as_of"); err != nil {
+		return at, false, err
+	}
+	if v := c.Query("as_of_version"); v != "" {
+		n, perr := strconv.ParseUint(v, 10, 64)
+		if perr != nil {
+			return at, false, badRequest("as_of_version must be a whole number")
+		}
+		if n == 0 {
+			return at, false, fieldError("as_of_version", "must be 1 or more (the first version is 1)")
+		}
+		at.Version = n
+	}
+	return at, !at.Time.IsZero() || at.Version > 0, nil
+}
+
+// asOfOr answers the resource as of the query's as_of/as_of_version by
+// folding its stream, or, without them, calls current.
+func asOfOr[V any](s *Server, c *gin.Context, fold func(c *gin.Context, program, id string, at queries.AsOf) (V, error), current func(c *gin.Context)) {
+	at, ok, err := asOfParams(c)
+	if err != nil {
+		s.writeError(c, err)
+		return
+	}
+	if !ok {
+		current(c)
+		return
+	}
+	id := c.Param("id")
+	if !domain.ValidEntityID(id) {
+		s.writeError(c, domain.ErrNotFound)
+		return
+	}
+	v, err := fold(c, c.GetString(ctxProgram), id, at)
+	if err != nil {
+		s.writeError(c, err)
+		return
+	}
+	c.JSON(200, v)
+}

@@ -1,0 +1,211 @@
+package queries
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math"
+	"slices"
+	"time"
+
+	"github.com/partnerd/partnerd/domain"
+	"github.com/partnerd/partnerd/eventstore"
+	"github.com/partnerd/partnerd/projections"
+)
+
+// HistoryEntry is one event of a resource's history.
+type HistoryEntry struct {
+	Type          string          `json:"type"`
+	Version       uint64          `json:"version"`
+	Position      string          `json:"position"`
+	RecordedAt    time.Time       `json:"recorded_at"`
+	Actor         string          `json:"actor"`
+	CorrelationID string          `json:"correlation_id,omitempty"`
+	CausationID   string          `json:"causation_id,omitempty"`
+	EventID       string          `json:"event_id"`
+	Data          json.RawMessage `json:"data"`
+}
+
+type storedMeta struct {
+	Actor         string `json:"actor"`
+	CorrelationID string `json:"correlation_id"`
+	CausationID   string `json:"causation_id"`
+}
+
+// HistoryFilter narrows a history. Zero fields do not filter.
+type HistoryFilter struct {
+	Types []string  // any of these event types
+	Since time.Time // recorded at or after
+	Until time.Time // recorded before
+}
+
+func (f HistoryFilter) empty() bool {
+	return len(f.Types) == 0 && f.Since.IsZero() && f.Until.IsZero()
+}
+
+func (f HistoryFilter) match(e eventstore.RecordedEvent) bool {
+	if len(f.Types) > 0 && !slices.Contains(f.Types, e.Type) {
+		return false
+	}
+	if !f.Since.IsZero() && e.RecordedAt.Before(f.Since) {
+		return false
+	}
+	if !f.Until.IsZero() && !e.RecordedAt.Before(f.Until) {
+		return false
+	}
+	return true
+}
+
+const historyReadPage = 512
+
+// History pages through the events of one resource's stream, oldest
+// first, starting after resource version `after`: every aggregate's
+// history is its stream `<category>-<program>-<id>`, so any category has
+// one (see httpapi's history routes). A resource with no events at all is
+// not found; a filter matching nothing is an empty page. With a filter,
+// total counts the matching events (the whole stream is read: streams are
+// one aggregate's, and history is an audit tool, not a hot path).
+func (q *Queries) History(ctx context.Context, category, program, id string, after uint64, limit int, f HistoryFilter) (Page[HistoryEntry], error) {
+	stream := category + "-" + program + "-" + id
+	page := Page[HistoryEntry]{Items: []HistoryEntry{}}
+	last, err := q.store.ReadStream(ctx, stream, math.MaxUint64, eventstore.Backwards, 1)
+	if err != nil {
+		return page, fmt.Errorf("history of %s %s: %w", category, id, err)
+	}
+	if len(last) == 0 {
+		return page, fmt.Errorf("%s %s: %w", category, id, domain.ErrNotFound)
+	}
+	if f.empty() {
+		page.Total = int64(last[0].Version) + 1
+	}
+	// Without a filter, read from the cursor until the page is full; with
+	// one, read the whole stream to count the matches too.
+	from := after
+	if !f.empty() {
+		from = 0
+	}
+	var matched []eventstore.RecordedEvent
+	for {
+		evs, err := q.store.ReadStream(ctx, stream, from, eventstore.Forwards, historyReadPage)
+		if err != nil {
+			return page, fmt.Errorf("history of %s %s: %w", category, id, err)
+		}
+		for _, e := range evs {
+			if !f.match(e) {
+				continue
+			}
+			if !f.empty() {
+				page.Total++
+			}
+			if e.Version >= after && len(matched) <= limit {
+				matched = append(matched, e)
+			}
+		}
+		if len(evs) < historyReadPage || (f.empty() && len(matched) > limit) {
+			break
+		}
+		from = evs[len(evs)-1].Version + 1
+	}
+	if len(matched) > limit {
+		matched = matched[:limit]
+		next := fmt.Sprint(matched[len(matched)-1].Version + 1)
+		page.NextCursor = &next
+	}
+	for _, e := range matched {
+		var m storedMeta
+		_ = json.Unmarshal(e.Metadata, &m)
+		page.Items = append(page.Items, HistoryEntry{Type: e.Type, Version: e.Version + 1, Position: e.Position.String(),
+			RecordedAt: e.RecordedAt.UTC(), Actor: m.Actor, CorrelationID: m.CorrelationID, CausationID: m.CausationID,
+			EventID: e.ID, Data: json.RawMessage(e.Data)})
+	}
+	return page, nil
+}
+
+// AsOf says which past state to fold: the events recorded at or before
+// Time (when set) and up to resource version Version (when not 0). With
+// both, the earlier state wins.
+type AsOf struct {
+	Time    time.Time
+	Version uint64
+}
+
+func (a AsOf) String() string {
+	switch {
+	case a.Version > 0 && !a.Time.IsZero():
+		return fmt.Sprintf("version %d as of %s", a.Version, a.Time.Format(time.RFC3339Nano))
+	case a.Version > 0:
+		return fmt.Sprintf("version %d", a.Version)
+	}
+	return "as of " + a.Time.Format(time.RFC3339Nano)
+}
+
+// fold applies a stream's events up to the AsOf bound and returns the
+// resource version reached (0 when no event qualifies). A Version bound
+// past the end of the stream is not found: that version never existed.
+func (q *Queries) fold(ctx context.Context, stream string, at AsOf, apply func(domain.Event)) (uint64, error) {
+	var version, from uint64
+	for {
+		evs, err := q.store.ReadStream(ctx, stream, from, eventstore.Forwards, historyReadPage)
+		if err != nil {
+			return 0, err
+		}
+		for _, re := range evs {
+			if (!at.Time.IsZero() && re.RecordedAt.After(at.Time)) || (at.Version > 0 && re.Version+1 > at.Version) {
+				return version, nil
+			}
+			ev, err := domain.DecodeStored(re.Type, re.Metadata, re.Data)
+			if err != nil {
+				return 0, fmt.Errorf("event %s of %s: %w", re.ID, stream, err)
+			}
+			apply(ev)
+			version = re.Version + 1
+		}
+		if len(evs) < historyReadPage {
+			if at.Version > version {
+				return 0, fmt.Errorf("no version %d (the last is %d): %w", at.Version, version, domain.ErrNotFound)
+			}
+			return version, nil
+		}
+		from = evs[len(evs)-1].Version + 1
+	}
+}
+
+// PartnerAsOf folds a partner's events up to a past moment or version.
+func (q *Queries) PartnerAsOf(ctx context.Context, program, id string, at AsOf) (projections.PartnerView, error) {
+	var p domain.Partner
+	version, err := q.fold(ctx, domain.PartnerStream(program, id), at, p.Apply)
+	if err != nil {
+		return projections.PartnerView{}, fmt.Errorf("partner %s %s: %w", id, at, err)
+	}
+	if !p.Exists() {
+		return projections.PartnerView{}, fmt.Errorf("partner %s %s: %w", id, at, domain.ErrNotFound)
+	}
+	return projections.ViewOf(p.State(), version), nil
+}
+
+// GroupAsOf folds a group's events up to a past moment or version. A group
+// deleted by then is not found, as GetGroup answers for a deleted group.
+func (q *Queries) GroupAsOf(ctx context.Context, program, id string, at AsOf) (projections.GroupView, error) {
+	var g domain.Group
+	version, err := q.fold(ctx, domain.GroupStream(program, id), at, g.Apply)
+	if err != nil {
+		return projections.GroupView{}, fmt.Errorf("group %s %s: %w", id, at, err)
+	}
+	if !g.Live() {
+		return projections.GroupView{}, fmt.Errorf("group %s %s: %w", id, at, domain.ErrNotFound)
+	}
+	return projections.GroupViewOf(g.State(), version), nil
+}
+
+// TemplateTermAsOf folds a template term's events up to a past moment or version.
+func (q *Queries) TemplateTermAsOf(ctx context.Context, program, id string, at AsOf) (projections.TemplateTermView, error) {
+	var t domain.TemplateTerm
+	version, err := q.fold(ctx, domain.TemplateTermStream(program, id), at, t.Apply)
+	if err != nil {
+		return projections.TemplateTermView{}, fmt.Errorf("template term %s %s: %w", id, at, err)
+	}
+	if !t.Exists() {
+		return projections.TemplateTermView{}, fmt.Errorf("template term %s %s: %w", id, at, domain.ErrNotFound)
+	}
+	return projections.TermViewOf(t.State(), version), nil
+}
