@@ -68,7 +68,7 @@ type Partner struct {
 	settings      Settings
 	links         []AccountLink // linked partner accounts, sorted by partner ID
 	// Kept by folding the stream only, not in PartnerState (see Notes):
-	notes       []Note       // oldest first
+	notes       *noteList    // newest first, immutable (see noteList)
 	accessLinks []accessLink // issued access links not expired before a later one was issued
 }
 
@@ -132,7 +132,7 @@ func (p *Partner) Apply(ev Event) {
 	case PartnerProspectStageChanged:
 		p.prospectStage = e.Stage
 	case PartnerNoteAdded:
-		p.notes = append(slices.Clip(p.notes), Note{ID: e.NoteID, Text: e.Personal.Text, Author: e.Author, CreatedAt: e.AddedAt})
+		p.notes = &noteList{note: Note{ID: e.NoteID, Text: e.Personal.Text, Author: e.Author, CreatedAt: e.AddedAt}, prev: p.notes, n: p.notes.len() + 1}
 	case PartnerTrackingSettingsChanged:
 		p.settings.Tracking = e.TrackingSettings
 	case PartnerClientCostSettingsChanged:

@@ -2,7 +2,6 @@ package domain
 
 import (
 	"fmt"
-	"slices"
 	"strings"
 	"time"
 	"unicode"
@@ -85,7 +84,40 @@ type Note struct {
 // Notes returns the partner's notes, oldest first. Notes are kept only by
 // folding the partner's stream: they are not part of PartnerState, so a
 // partner restored from a saved state has none.
-func (p *Partner) Notes() []Note { return slices.Clone(p.notes) }
+func (p *Partner) Notes() []Note {
+	out := make([]Note, p.notes.len())
+	for l, i := p.notes, len(out)-1; l != nil; l, i = l.prev, i-1 {
+		out[i] = l.note
+	}
+	return out
+}
+
+// noteList is an immutable list of notes, newest first. Adding a note
+// makes a new head that shares the older ones, so folding N notes costs
+// O(N) (a copied slice per note cost O(N²): 0.3 GB of copies for a
+// partner with 2 500 notes), and a copied Partner still never sees notes
+// added to the original.
+type noteList struct {
+	note Note
+	prev *noteList
+	n    int
+}
+
+func (l *noteList) len() int {
+	if l == nil {
+		return 0
+	}
+	return l.n
+}
+
+func (l *noteList) has(id string) bool {
+	for ; l != nil; l = l.prev {
+		if l.note.ID == id {
+			return true
+		}
+	}
+	return false
+}
 
 // ValidUserID reports whether s may name a user of the brand (an account
 // manager): 1–200 characters, an e-mail address or an ID, without spaces or
@@ -164,7 +196,7 @@ func (p *Partner) AddNote(noteID, author, text string, now time.Time) ([]Event, 
 	if err := pr.err(); err != nil {
 		return nil, err
 	}
-	if slices.ContainsFunc(p.notes, func(n Note) bool { return n.ID == noteID }) {
+	if p.notes.has(noteID) {
 		return nil, fmt.Errorf("note %s: %w", noteID, ErrAlreadyExists)
 	}
 	return []Event{PartnerNoteAdded{PartnerID: p.id, ProgramID: p.program, NoteID: noteID, Author: author,
