@@ -273,13 +273,13 @@ func execute[T any, PT interface {
 }
 
 func encode(d Deps, program string, meta Meta, evs []domain.Event) ([]eventstore.EventData, error) {
-	md, err := json.Marshal(EventMeta{Schema: domain.SchemaVersion, Program: program, Actor: meta.Actor,
-		CorrelationID: meta.CorrelationID, CausationID: meta.CausationID, IdempotencyKey: meta.IdempotencyKey})
-	if err != nil {
-		return nil, err
-	}
 	out := make([]eventstore.EventData, len(evs))
 	for i, ev := range evs {
+		md, err := json.Marshal(EventMeta{Schema: domain.SchemaOf(ev.EventType()), Program: program, Actor: meta.Actor,
+			CorrelationID: meta.CorrelationID, CausationID: meta.CausationID, IdempotencyKey: meta.IdempotencyKey})
+		if err != nil {
+			return nil, err
+		}
 		data, err := json.Marshal(ev)
 		if err != nil {
 			return nil, fmt.Errorf("encode %s: %w", ev.EventType(), err)

@@ -11,14 +11,13 @@ type Event interface {
 	EventType() string
 }
 
-// SchemaVersion is the current schema version of every event type's data.
-// An older version is upcast when read (see Upcast); stored events are never
-// rewritten.
+// SchemaVersion is the first schema version of every event type. The
+// version a type is written at now is SchemaOf(type); see schema.go.
 const SchemaVersion = 1
 
 // DecodeEvent turns stored JSON of the given type and schema version into its
-// event struct. Unknown types are an error: a reader must know every type it
-// folds.
+// event struct, upcasting older versions first. Unknown types are an
+// error: a reader must know every type it folds.
 func DecodeEvent(typ string, schema int, data []byte) (Event, error) {
 	ev := newEvent(typ)
 	if ev == nil {
@@ -38,28 +37,17 @@ func DecodeEvent(typ string, schema int, data []byte) (Event, error) {
 // the metadata ("schema"; absent means 1), then DecodeEvent upcasts and
 // decodes the data. Every reader of the log goes through here.
 func DecodeStored(typ string, metadata, data []byte) (Event, error) {
-	var m struct {
-		Schema int `json:"schema"`
+	schema, err := SchemaOfMetadata(typ, metadata)
+	if err != nil {
+		return nil, err
 	}
-	if len(metadata) > 0 {
-		if err := json.Unmarshal(metadata, &m); err != nil {
-			return nil, fmt.Errorf("decode %s: metadata: %w", typ, err)
-		}
-	}
-	if m.Schema == 0 {
-		m.Schema = 1
-	}
-	return DecodeEvent(typ, m.Schema, data)
+	return DecodeEvent(typ, schema, data)
 }
 
 // Upcast turns event data written at an older schema version into the
-// current shape. Every type is at version 1 so far, so this only refuses
-// versions from the future.
+// type's current shape, through its chain of upcasters (schema.go).
 func Upcast(typ string, schema int, data []byte) ([]byte, error) {
-	if schema > SchemaVersion {
-		return nil, fmt.Errorf("decode %s: schema version %d is newer than this build knows (%d)", typ, schema, SchemaVersion)
-	}
-	return data, nil
+	return schemas.Upcast(typ, schema, data)
 }
 
 // newEvent returns a pointer to a zero event of the named type, or nil.
