@@ -30,6 +30,9 @@ type RebuildResult struct {
 	OldGeneration, NewGeneration int64
 	Events                       uint64 // events applied to the new generation
 	Duration                     time.Duration
+	// DropWait is the part of Duration spent waiting for runners to see
+	// the switch before the old generation is dropped.
+	DropWait time.Duration
 }
 
 // ErrRebuildRunning: another rebuild of the projection holds its lock.
@@ -120,11 +123,13 @@ func Rebuild(ctx context.Context, rdb redis.UniversalClient, log LogReader, p Pr
 	if err != nil {
 		return res, fmt.Errorf("rebuild %s: tail: %w", name, err)
 	}
+	waited := time.Now()
 	select {
 	case <-time.After(3 * GenerationRefresh):
 	case <-ctx.Done():
 		return res, ctx.Err()
 	}
+	res.DropWait = time.Since(waited)
 	if err := DropGeneration(ctx, rdb, name, old); err != nil {
 		return res, err
 	}

@@ -21,6 +21,9 @@
 //	         and through the whole pipeline (log → relay → bus → projection);
 //	         baseline: redis-benchmark -P 64 -t set on the same Redis, and the
 //	         Redis commands issued per event.
+//	rebuild  full rebuild of the partners projection from a log of -rebuild-events
+//	         partner events into real Redis (events/s, replay only); baseline:
+//	         redis-benchmark -P 64 -t set on the same Redis.
 //
 // The JSON output is one object; its keys are stable (see BENCHMARKS.md).
 package main
@@ -40,7 +43,7 @@ import (
 )
 
 // allScenarios is what -scenarios all runs, in this order.
-var allScenarios = []string{"append", "project", "commands", "query", "memory", "kafka"}
+var allScenarios = []string{"append", "project", "rebuild", "commands", "query", "memory", "kafka"}
 
 // Results maps stable metric names to values.
 type Results map[string]float64
@@ -50,7 +53,8 @@ func main() {
 	jsonOut := flag.String("json", "", "also write the figures as one JSON object to this file")
 	dir := flag.String("dir", "", "data folder for the append scenario (default: a temporary folder)")
 	redisURL := flag.String("redis-url", os.Getenv("PARTNERD_BENCH_REDIS_URL"), "real Redis for the project scenario (its database is flushed!)")
-	events := flag.Int("events", 200000, "events for the project scenario")
+	events := flag.Int("events", 200000, "events for the project and kafka scenarios")
+	rebuildEvents := flag.Int("rebuild-events", 50000, "partner events in the log the rebuild scenario rebuilds (1000000 for the issue's figure)")
 	appends := flag.Int("appends", 20000, "appends per writer-count in the append scenario")
 	kafkaBrokers := flag.String("kafka-brokers", os.Getenv("PARTNERD_BENCH_KAFKA_BROKERS"), "a real Kafka broker for the kafka scenario")
 	partners := flag.Int("partners", 100000, "partners in the program of the query and memory scenarios")
@@ -111,6 +115,12 @@ func main() {
 				err = fmt.Errorf("needs -redis-url (or PARTNERD_BENCH_REDIS_URL): a real Redis whose database may be flushed")
 			} else {
 				err = benchMemory(*redisURL, *partners, *activities, res)
+			}
+		case "rebuild":
+			if *redisURL == "" {
+				err = fmt.Errorf("needs -redis-url (or PARTNERD_BENCH_REDIS_URL): a real Redis whose database may be flushed")
+			} else {
+				err = benchRebuild(*redisURL, *rebuildEvents, res)
 			}
 		case "project":
 			if *redisURL == "" {

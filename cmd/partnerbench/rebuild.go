@@ -1,0 +1,91 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"syscall"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/partnerd/partnerd/eventstore"
+	"github.com/partnerd/partnerd/eventstore/embedded"
+	"github.com/partnerd/partnerd/projections"
+)
+
+// cpuTime is the user+system CPU this process used so far.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// benchRebuild measures a full rebuild of the partners projection from a
+// log of n partner events (created, then three profile updates each) into
+// real Redis, against the Redis ceiling measured in the same run.
+func benchRebuild(redisURL string, n int, res Results) error {
+	ctx := context.Background()
+	opt, err := redis.ParseURL(redisURL)
+	if err != nil {
+		return err
+	}
+	opt.DisableIdentity = true
+	rdb := redis.NewClient(opt)
+	defer rdb.Close()
+	if err := rdb.FlushDB(ctx).Err(); err != nil {
+		return err
+	}
+	if rb, err := redisBenchmark(opt.Addr); err == nil {
+		res["rebuild.baseline.redis_benchmark_P64_set_per_s"] = rb
+	} else {
+		fmt.Fprintln(os.Stderr, "partnerbench: redis-benchmark:", err)
+	}
+	_ = rdb.FlushDB(ctx).Err()
+
+	dir, err := os.MkdirTemp("", "partnerbench-rebuild-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	st, err := embedded.Open(dir, embedded.Options{NoSync: true})
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	fill := time.Now()
+	for _, e := range partnerEvents(n) {
+		if _, err := st.Append(ctx, e.Stream, eventstore.Any, []eventstore.EventData{{ID: e.ID, Type: e.Type, Data: e.Data,
+			Metadata: []byte(`{"schema":1,"program":"` + e.Program + `"}`)}}); err != nil {
+			return err
+		}
+	}
+	fmt.Fprintf(os.Stderr, "partnerbench: rebuild: %d events in the log after %s\n", n, time.Since(fill).Round(time.Millisecond))
+
+	before := commandCalls(ctx, rdb)
+	cpu0 := cpuTime()
+	start := time.Now()
+	out, err := projections.Rebuild(ctx, rdb, st, projections.Partners{}, nil)
+	if err != nil {
+		return err
+	}
+	d := time.Since(start)
+	cpu := cpuTime() - cpu0
+	if out.Events != uint64(n) {
+		return fmt.Errorf("rebuild applied %d events, want %d", out.Events, n)
+	}
+	// The rebuild waits a few seconds before dropping the old generation
+	// (so runners see the switch): that is not replay time.
+	replay := d - out.DropWait
+	perEvent := float64(commandCalls(ctx, rdb)-before) / float64(n)
+	res["rebuild.events"] = float64(n)
+	res["rebuild.events_per_s"] = rate(n, replay)
+	res["rebuild.redis_commands_per_event"] = perEvent
+	// CPU of this process per event: on a shared, busy machine the one
+	// figure that does not depend on how much CPU the others left us.
+	res["rebuild.cpu_us_per_event"] = float64(cpu.Microseconds()) / float64(n)
+	if base := res["rebuild.baseline.redis_benchmark_P64_set_per_s"]; base > 0 {
+		res["rebuild.ratio_to_ceiling"] = rate(n, replay) / (base / perEvent)
+	}
+	return nil
+}
