@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"slices"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -38,28 +40,52 @@ type RebuildResult struct {
 // ErrRebuildRunning: another rebuild of the projection holds its lock.
 var ErrRebuildRunning = errors.New("a rebuild of this projection is already running")
 
+// Rebuild tuning. The lock expires unless renewed, so a rebuild killed
+// mid-way blocks the next one for seconds, not minutes.
+const (
+	rebuildLockTTL     = 15 * time.Second
+	rebuildReadPage    = 8192
+	rebuildWorkers     = 4
+	rebuildWorkerBatch = 2048
+)
+
 // Rebuild replays the whole log into a new generation of p while the live
 // generation keeps serving and receiving events; then it switches the
 // generation pointer atomically, replays the tail that arrived meanwhile
 // (idempotent: the version guards skip what live runners already wrote
 // there), waits until every runner has seen the switch and drops the old
 // generation's keys.
+//
+// Until the switch nothing but this rebuild writes the new generation, and
+// the log holds every stream's events once, in order, without gaps; so the
+// main replay needs no guard checks and no Lua: each of a few workers owns
+// the streams that hash to it (a stream's events stay in order, as on a
+// bus partition), plans large batches and writes them with plain
+// pipelined commands, setting the guards in bulk. A rebuild that dies
+// before the switch leaves a generation nobody reads; the next rebuild
+// drops it.
 func Rebuild(ctx context.Context, rdb redis.UniversalClient, log LogReader, p Projection, progress RebuildProgress) (RebuildResult, error) {
 	start := time.Now()
 	name := p.Name()
-	lock := "pd:" + name + ":rebuilding"
-	if ok, err := rdb.SetNX(ctx, lock, start.String(), 10*time.Minute).Result(); err != nil {
+	lock, err := lockRebuild(ctx, rdb, name)
+	if err != nil {
 		return RebuildResult{}, err
-	} else if !ok {
-		return RebuildResult{}, ErrRebuildRunning
 	}
-	defer rdb.Del(context.WithoutCancel(ctx), lock)
+	defer lock.release()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	if err := rdb.SetNX(ctx, GenerationKey(name), 1, 0).Err(); err != nil {
 		return RebuildResult{}, err
 	}
 	old, err := rdb.Get(ctx, GenerationKey(name)).Int64()
 	if err != nil {
 		return RebuildResult{}, err
+	}
+	building := "pd:" + name + ":building"
+	if prev, err := rdb.Get(ctx, building).Int64(); err == nil && prev != old {
+		if err := DropGeneration(ctx, rdb, name, prev); err != nil {
+			return RebuildResult{}, fmt.Errorf("rebuild %s: drop the generation a failed rebuild left: %w", name, err)
+		}
 	}
 	seq, err := rdb.Incr(ctx, "pd:"+name+":gen:seq").Result()
 	if err != nil {
@@ -69,56 +95,30 @@ func Rebuild(ctx context.Context, rdb redis.UniversalClient, log LogReader, p Pr
 	if gen != seq {
 		rdb.Set(ctx, "pd:"+name+":gen:seq", gen, 0)
 	}
-	r := NewRunner(rdb, p)
-	res := RebuildResult{OldGeneration: old, NewGeneration: gen}
-	topics := p.Topics()
-	replay := func(after eventstore.Position, until eventstore.Position) (eventstore.Position, error) {
-		for after < until {
-			page, err := log.ReadAll(ctx, after, 4096)
-			if err != nil {
-				return after, err
-			}
-			if len(page) == 0 {
-				break
-			}
-			var evs []Event
-			for _, re := range page {
-				if slices.Contains(topics, bus.Topic(domain.Category(re.StreamID))) {
-					evs = append(evs, bus.EnvelopeOf(re))
-				}
-			}
-			for i := 0; i < len(evs); i += 1024 {
-				deferred, err := r.apply(ctx, evs[i:min(i+1024, len(evs))], gen)
-				if err == nil && len(deferred) > 0 {
-					err = fmt.Errorf("%d events out of order in the log: %w", len(deferred), ErrGap)
-				}
-				if err != nil {
-					return after, err
-				}
-			}
-			res.Events += uint64(len(evs))
-			after = page[len(page)-1].Position
-			if progress != nil {
-				progress(after, until, res.Events)
-			}
-		}
-		return after, nil
+	if err := rdb.Set(ctx, building, gen, 0).Err(); err != nil {
+		return RebuildResult{}, err
 	}
+	res := RebuildResult{OldGeneration: old, NewGeneration: gen}
 	head, err := log.Head(ctx)
 	if err != nil {
 		return res, err
 	}
-	pos, err := replay(0, head)
+	pos, err := bulkReplay(ctx, rdb, log, p, gen, head, &res, progress)
 	if err != nil {
 		return res, fmt.Errorf("rebuild %s: %w", name, err)
+	}
+	if !lock.held(ctx) {
+		return res, fmt.Errorf("rebuild %s: lost the rebuild lock before the switch (stalled longer than %s?)", name, rebuildLockTTL)
 	}
 	if err := rdb.Set(ctx, GenerationKey(name), gen, 0).Err(); err != nil {
 		return res, fmt.Errorf("rebuild %s: switch: %w", name, err)
 	}
+	rdb.Del(ctx, building)
 	// Events that live runners applied to the old generation after our read
-	// are in the log: replay up to the head as it is now.
+	// are in the log: replay up to the head as it is now, through the
+	// guarded path, since live runners now write here too.
 	if head, err = log.Head(ctx); err == nil {
-		_, err = replay(pos, head)
+		err = guardedReplay(ctx, log, NewRunner(rdb, p), gen, pos, head, &res, progress)
 	}
 	if err != nil {
 		return res, fmt.Errorf("rebuild %s: tail: %w", name, err)
@@ -135,6 +135,245 @@ func Rebuild(ctx context.Context, rdb redis.UniversalClient, log LogReader, p Pr
 	}
 	res.Duration = time.Since(start)
 	return res, nil
+}
+
+// rebuildLock is a projection's rebuild lock, renewed while held. It
+// expires unless renewed, so a rebuild killed mid-way blocks the next one
+// for seconds, not minutes.
+type rebuildLock struct {
+	rdb   redis.UniversalClient
+	key   string
+	token string
+	stop  chan struct{}
+	done  chan struct{}
+}
+
+// renewScript extends the lock only if it is still ours.
+var renewScript = redis.NewScript(`if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end return 0`)
+
+// releaseScript deletes the lock only if it is still ours.
+var releaseScript = redis.NewScript(`if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`)
+
+func lockRebuild(ctx context.Context, rdb redis.UniversalClient, name string) (*rebuildLock, error) {
+	l := &rebuildLock{rdb: rdb, key: "pd:" + name + ":rebuilding", token: strconv.FormatInt(time.Now().UnixNano(), 36),
+		stop: make(chan struct{}), done: make(chan struct{})}
+	ok, err := rdb.SetNX(ctx, l.key, l.token, rebuildLockTTL).Result()
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, ErrRebuildRunning
+	}
+	go func() {
+		defer close(l.done)
+		t := time.NewTicker(rebuildLockTTL / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-l.stop:
+				return
+			case <-t.C:
+				renewScript.Run(context.WithoutCancel(ctx), rdb, []string{l.key}, l.token, rebuildLockTTL.Milliseconds())
+			}
+		}
+	}()
+	return l, nil
+}
+
+func (l *rebuildLock) held(ctx context.Context) bool {
+	v, err := l.rdb.Get(ctx, l.key).Result()
+	return err == nil && v == l.token
+}
+
+func (l *rebuildLock) release() {
+	close(l.stop)
+	<-l.done
+	releaseScript.Run(context.Background(), l.rdb, []string{l.key}, l.token)
+}
+
+// bulkReplay applies the log up to head into the fresh generation gen and
+// returns the position it reached.
+func bulkReplay(ctx context.Context, rdb redis.UniversalClient, log LogReader, p Projection, gen int64, head eventstore.Position,
+	res *RebuildResult, progress RebuildProgress) (eventstore.Position, error) {
+	topics := p.Topics()
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	var (
+		mu      sync.Mutex
+		applied uint64
+		tagMax  = map[string]eventstore.Position{}
+	)
+	queues := make([]chan []Event, rebuildWorkers)
+	var wg sync.WaitGroup
+	for i := range queues {
+		queues[i] = make(chan []Event, 4)
+		wg.Add(1)
+		go func(q chan []Event) {
+			defer wg.Done()
+			for evs := range q {
+				if ctx.Err() != nil {
+					continue // drain
+				}
+				if err := applyFresh(ctx, rdb, p, gen, evs); err != nil {
+					cancel(err)
+					continue
+				}
+				mu.Lock()
+				applied += uint64(len(evs))
+				for _, e := range evs {
+					t := p.Tag(e)
+					tagMax[t] = max(tagMax[t], e.Position)
+				}
+				mu.Unlock()
+			}
+		}(queues[i])
+	}
+	pending := make([][]Event, rebuildWorkers)
+	flush := func(i int) {
+		if len(pending[i]) > 0 {
+			select {
+			case queues[i] <- pending[i]:
+			case <-ctx.Done():
+			}
+			pending[i] = nil
+		}
+	}
+	after := eventstore.Position(0)
+	var readErr error
+	reached := false
+	for !reached && after < head && ctx.Err() == nil {
+		page, err := log.ReadAll(ctx, after, rebuildReadPage)
+		if err != nil {
+			readErr = err
+			break
+		}
+		if len(page) == 0 {
+			break
+		}
+		for _, re := range page {
+			if re.Position > head {
+				reached = true // the rest is the tail's
+				break
+			}
+			after = re.Position
+			if !slices.Contains(topics, bus.Topic(domain.Category(re.StreamID))) {
+				continue
+			}
+			h := fnv.New32a()
+			h.Write([]byte(re.StreamID))
+			i := int(h.Sum32() % rebuildWorkers)
+			pending[i] = append(pending[i], bus.EnvelopeOf(re))
+			if len(pending[i]) >= rebuildWorkerBatch {
+				flush(i)
+			}
+		}
+		if progress != nil {
+			mu.Lock()
+			n := applied
+			mu.Unlock()
+			progress(after, head, n)
+		}
+	}
+	for i := range pending {
+		flush(i)
+		close(queues[i])
+	}
+	wg.Wait()
+	if readErr != nil {
+		return after, readErr
+	}
+	if err := context.Cause(ctx); err != nil {
+		return after, err
+	}
+	// Each tag's checkpoint, as the live runner keeps it.
+	pipe := rdb.Pipeline()
+	for t, pos := range tagMax {
+		pipe.HSet(ctx, NewKeyspace(p.Name(), gen, t).Key("meta"), "checkpoint", pos.String())
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return after, err
+	}
+	res.Events += applied
+	if progress != nil {
+		progress(after, head, res.Events)
+	}
+	return after, nil
+}
+
+// applyFresh plans one batch of a worker's streams and writes it with
+// plain pipelined commands, setting each stream's guard to its last
+// version. Only for a generation nothing else writes yet.
+func applyFresh(ctx context.Context, rdb redis.UniversalClient, p Projection, gen int64, evs []Event) error {
+	b := &Batch{Gen: gen, name: p.Name(), Events: evs, writes: map[string]*Writes{}}
+	if err := p.Plan(ctx, rdb, b); err != nil {
+		return fmt.Errorf("plan: %w", err)
+	}
+	guards := map[string][]any{}
+	for _, e := range evs {
+		t := p.Tag(e)
+		guards[t] = append(guards[t], e.Stream, strconv.FormatUint(e.Version, 10)) // later versions overwrite earlier ones
+	}
+	pipe := rdb.Pipeline()
+	for _, w := range b.writes {
+		w.queue(ctx, pipe)
+	}
+	for t, fv := range guards {
+		pipe.HSet(ctx, NewKeyspace(p.Name(), gen, t).Guard(), fv...)
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return fmt.Errorf("write: %w", err)
+	}
+	return nil
+}
+
+// queue adds the planned writes to a pipeline as plain commands, in order.
+func (w *Writes) queue(ctx context.Context, pipe redis.Pipeliner) {
+	i := 0
+	for o := 0; o < w.nops; o++ {
+		cmd, ki, na := w.args[i].(string), w.args[i+1].(int), w.args[i+2].(int)
+		i += 3
+		args := make([]any, 0, 2+na)
+		args = append(args, cmd, w.keys[ki-2])
+		args = append(args, w.args[i:i+na]...)
+		pipe.Do(ctx, args...)
+		i += na
+	}
+}
+
+// guardedReplay applies the log between after and until through the
+// runner's guarded path (pinned to gen), for when live runners write gen too.
+func guardedReplay(ctx context.Context, log LogReader, r *Runner, gen int64, after, until eventstore.Position, res *RebuildResult, progress RebuildProgress) error {
+	topics := r.proj.Topics()
+	for after < until {
+		page, err := log.ReadAll(ctx, after, 4096)
+		if err != nil {
+			return err
+		}
+		if len(page) == 0 {
+			break
+		}
+		var evs []Event
+		for _, re := range page {
+			if slices.Contains(topics, bus.Topic(domain.Category(re.StreamID))) {
+				evs = append(evs, bus.EnvelopeOf(re))
+			}
+		}
+		for i := 0; i < len(evs); i += 1024 {
+			deferred, err := r.apply(ctx, evs[i:min(i+1024, len(evs))], gen)
+			if err == nil && len(deferred) > 0 {
+				err = fmt.Errorf("%d events out of order in the log: %w", len(deferred), ErrGap)
+			}
+			if err != nil {
+				return err
+			}
+		}
+		res.Events += uint64(len(evs))
+		after = page[len(page)-1].Position
+		if progress != nil {
+			progress(after, until, res.Events)
+		}
+	}
+	return nil
 }
 
 // DropGeneration deletes every key of one generation of a projection.
