@@ -81,11 +81,16 @@ func Rebuild(ctx context.Context, rdb redis.UniversalClient, log LogReader, p Pr
 	if err != nil {
 		return RebuildResult{}, err
 	}
-	building := "pd:" + name + ":building"
-	if prev, err := rdb.Get(ctx, building).Int64(); err == nil && prev != old {
-		if err := DropGeneration(ctx, rdb, name, prev); err != nil {
-			return RebuildResult{}, fmt.Errorf("rebuild %s: drop the generation a failed rebuild left: %w", name, err)
+	// A rebuild that died left the generation it was building (before its
+	// switch) or the one it was about to drop (after): drop them now.
+	building, dropping := "pd:"+name+":building", "pd:"+name+":dropping"
+	for _, k := range []string{building, dropping} {
+		if prev, err := rdb.Get(ctx, k).Int64(); err == nil && prev != old {
+			if err := DropGeneration(ctx, rdb, name, prev); err != nil {
+				return RebuildResult{}, fmt.Errorf("rebuild %s: drop generation %d a failed rebuild left: %w", name, prev, err)
+			}
 		}
+		rdb.Del(ctx, k)
 	}
 	seq, err := rdb.Incr(ctx, "pd:"+name+":gen:seq").Result()
 	if err != nil {
@@ -110,10 +115,13 @@ func Rebuild(ctx context.Context, rdb redis.UniversalClient, log LogReader, p Pr
 	if !lock.held(ctx) {
 		return res, fmt.Errorf("rebuild %s: lost the rebuild lock before the switch (stalled longer than %s?)", name, rebuildLockTTL)
 	}
-	if err := rdb.Set(ctx, GenerationKey(name), gen, 0).Err(); err != nil {
+	pipe := rdb.TxPipeline()
+	pipe.Set(ctx, GenerationKey(name), gen, 0)
+	pipe.Set(ctx, dropping, old, 0)
+	pipe.Del(ctx, building)
+	if _, err := pipe.Exec(ctx); err != nil {
 		return res, fmt.Errorf("rebuild %s: switch: %w", name, err)
 	}
-	rdb.Del(ctx, building)
 	// Events that live runners applied to the old generation after our read
 	// are in the log: replay up to the head as it is now, through the
 	// guarded path, since live runners now write here too.
@@ -133,6 +141,7 @@ func Rebuild(ctx context.Context, rdb redis.UniversalClient, log LogReader, p Pr
 	if err := DropGeneration(ctx, rdb, name, old); err != nil {
 		return res, err
 	}
+	rdb.Del(ctx, dropping)
 	res.Duration = time.Since(start)
 	return res, nil
 }
