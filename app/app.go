@@ -122,7 +122,8 @@ func New(c Config, logger *slog.Logger) (*App, error) {
 	if c.AccessLinkSecret == "" {
 		logger.Warn("PARTNERD_ACCESS_LINK_SECRET is not set: partner access links use a random per-process key and die on restart")
 	}
-	a.Commands = commands.New(commands.Deps{Store: a.Store, AccessLinkSecret: []byte(c.AccessLinkSecret), AccessLinkURL: c.AccessLinkURL})
+	a.Commands = commands.New(commands.Deps{Store: a.Store, AccessLinkSecret: []byte(c.AccessLinkSecret), AccessLinkURL: c.AccessLinkURL,
+		Snapshots: redisSnapshots{rdb: a.Redis}})
 	for _, p := range Projections() {
 		r := projections.NewRunner(a.Redis, p)
 		r.Logger = logger

@@ -118,6 +118,10 @@ type Deps struct {
 	// PasswordParams are the argon2id costs of credential password hashes;
 	// zero means passwords.Default.
 	PasswordParams passwords.Params
+	// Snapshots, when set, let partner commands start folding from a
+	// snapshot, taken every SnapshotEvery events (default 500).
+	Snapshots     Snapshots
+	SnapshotEvery int
 
 	hashSlots chan struct{}
 }
@@ -215,6 +219,20 @@ func Load[T any, PT interface {
 	}
 }
 
+// load is Load, from a snapshot where the aggregate has them (partners).
+func load[T any, PT interface {
+	*T
+	aggregate
+}](ctx context.Context, d Deps, stream string) (PT, int64, eventstore.Position, error) {
+	if d.Snapshots != nil {
+		if _, ok := any(PT(nil)).(*domain.Partner); ok {
+			p, version, pos, err := LoadPartner(ctx, d.Store, d.Snapshots, d.SnapshotEvery, stream)
+			return any(p).(PT), version, pos, err
+		}
+	}
+	return Load[T, PT](ctx, d.Store, stream)
+}
+
 // DecodeRecorded decodes a stored event into its domain event, upcasting old
 // schema versions.
 func DecodeRecorded(re eventstore.RecordedEvent) (domain.Event, error) {
@@ -233,7 +251,7 @@ func execute[T any, PT interface {
 	aggregate
 }](ctx context.Context, d Deps, stream, program string, meta Meta, decide func(PT) ([]domain.Event, error)) (Result, PT, error) {
 	for attempt := 0; ; attempt++ {
-		agg, version, pos, err := Load[T, PT](ctx, d.Store, stream)
+		agg, version, pos, err := load[T, PT](ctx, d, stream)
 		if err != nil {
 			return Result{}, nil, err
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -75,5 +76,73 @@ func BenchmarkLoadPartner10k(b *testing.B) {
 		if err != nil || v < 9999 || !p.Exists() {
 			b.Fatalf("load: version %d, %v", v, err)
 		}
+	}
+}
+
+// memSnapshots keeps snapshots in a map: the Snapshots port without Redis.
+type memSnapshots struct {
+	mu   sync.Mutex
+	m    map[string][]byte
+	puts int
+}
+
+func (s *memSnapshots) Get(_ context.Context, stream string) ([]byte, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.m[stream], nil
+}
+
+func (s *memSnapshots) Put(_ context.Context, stream string, b []byte) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.m == nil {
+		s.m = map[string][]byte{}
+	}
+	s.m[stream] = b
+	s.puts++
+	return nil
+}
+
+// BenchmarkLoadPartner10kSnapshot: the same load starting from a snapshot
+// taken 0 or 499 events before the end (499: the most a load folds before
+// it takes a new one).
+func BenchmarkLoadPartner10kSnapshot(b *testing.B) {
+	for _, tail := range []int{0, 499} {
+		b.Run(fmt.Sprint("tail=", tail), func(b *testing.B) {
+			store, err := embedded.Open(b.TempDir(), embedded.Options{NoSync: true})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer store.Close()
+			stream := longPartner(b, store, 10000)
+			ctx := context.Background()
+			snaps := &memSnapshots{}
+			// Snapshot at version 10000-tail: load a copy of the stream cut there.
+			cut, err := embedded.Open(b.TempDir(), embedded.Options{NoSync: true})
+			if err != nil {
+				b.Fatal(err)
+			}
+			evs, _ := store.ReadStream(ctx, stream, 0, eventstore.Forwards, 10000-tail)
+			data := make([]eventstore.EventData, len(evs))
+			for i, e := range evs {
+				data[i] = eventstore.EventData{ID: e.ID, Type: e.Type, Data: e.Data, Metadata: e.Metadata}
+			}
+			for i := 0; i < len(data); i += 500 {
+				if _, err := cut.Append(ctx, stream, eventstore.Any, data[i:min(i+500, len(data))]); err != nil {
+					b.Fatal(err)
+				}
+			}
+			if _, _, _, err := commands.LoadPartner(ctx, cut, snaps, 1, stream); err != nil || snaps.puts != 1 {
+				b.Fatalf("snapshot: %v (%d puts)", err, snaps.puts)
+			}
+			_ = cut.Close()
+			b.ResetTimer()
+			for b.Loop() {
+				p, v, _, err := commands.LoadPartner(ctx, store, snaps, 1_000_000, stream)
+				if err != nil || v != 9999 || !p.Exists() {
+					b.Fatalf("load: version %d, %v", v, err)
+				}
+			}
+		})
 	}
 }

@@ -1,0 +1,100 @@
+package commands_test
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/partnerd/partnerd/commands"
+	"github.com/partnerd/partnerd/domain"
+	"github.com/partnerd/partnerd/eventstore"
+	"github.com/partnerd/partnerd/eventstore/embedded"
+)
+
+func snapJSON(t *testing.T, p *domain.Partner) string {
+	t.Helper()
+	b, err := json.Marshal(p.Snapshot())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// A partner loaded from a snapshot plus the events after it is exactly the
+// partner folded from the whole stream; snapshots that do not belong to
+// this log or this build are ignored and replaced.
+func TestLoadPartnerFromSnapshotEqualsTheFold(t *testing.T) {
+	ctx := context.Background()
+	store, err := embedded.Open(t.TempDir(), embedded.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	stream := longPartner(t, store, 1300)
+	full, version, _, err := commands.Load[domain.Partner](ctx, store, stream)
+	if err != nil || version != 1299 {
+		t.Fatalf("fold: %d %v", version, err)
+	}
+	want := snapJSON(t, full)
+	if !strings.Contains(want, `"notes"`) || !strings.Contains(want, `"contract"`) {
+		t.Fatalf("the stream does not exercise notes and contracts: %.200s", want)
+	}
+
+	snaps := &memSnapshots{}
+	p, v, _, err := commands.LoadPartner(ctx, store, snaps, 500, stream)
+	if err != nil || v != 1299 || snapJSON(t, p) != want || snaps.puts != 1 {
+		t.Fatalf("first load: version %d, %d puts, %v", v, snaps.puts, err)
+	}
+	// From the snapshot (no new events: nothing folded, no new snapshot).
+	p, v, _, err = commands.LoadPartner(ctx, store, snaps, 500, stream)
+	if err != nil || v != 1299 || snapJSON(t, p) != want || snaps.puts != 1 {
+		t.Fatalf("from the snapshot: version %d, %d puts, %v", v, snaps.puts, err)
+	}
+	// Snapshots at every point of a shorter copy of the stream, then the rest.
+	for _, cutAt := range []int{1, 2, 3, 7, 250, 999, 1298} {
+		cut, err := embedded.Open(t.TempDir(), embedded.Options{NoSync: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		evs, _ := store.ReadStream(ctx, stream, 0, eventstore.Forwards, cutAt)
+		for _, e := range evs {
+			if _, err := cut.Append(ctx, stream, eventstore.Any, []eventstore.EventData{{ID: e.ID, Type: e.Type, Data: e.Data, Metadata: e.Metadata}}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		s := &memSnapshots{}
+		if _, _, _, err := commands.LoadPartner(ctx, cut, s, 1, stream); err != nil || s.puts != 1 {
+			t.Fatalf("snapshot at %d: %v", cutAt, err)
+		}
+		_ = cut.Close()
+		p, v, _, err := commands.LoadPartner(ctx, store, s, 1_000_000, stream)
+		if err != nil || v != 1299 {
+			t.Fatalf("from the snapshot at %d: %d %v", cutAt, v, err)
+		}
+		if got := snapJSON(t, p); got != want {
+			t.Fatalf("snapshot at %d + the rest differs from the fold:\n%.400s\n%.400s", cutAt, got, want)
+		}
+	}
+	// A snapshot of another log (same stream name, other events) is ignored.
+	other, _ := embedded.Open(t.TempDir(), embedded.Options{NoSync: true})
+	longPartner(t, other, 1400)
+	foreign := &memSnapshots{}
+	if _, _, _, err := commands.LoadPartner(ctx, other, foreign, 1, stream); err != nil {
+		t.Fatal(err)
+	}
+	_ = other.Close()
+	p, v, _, err = commands.LoadPartner(ctx, store, foreign, 500, stream)
+	if err != nil || v != 1299 || snapJSON(t, p) != want {
+		t.Fatalf("with a foreign snapshot: version %d, %v", v, err)
+	}
+	// A snapshot of another build (another fingerprint) is ignored too.
+	var s map[string]any
+	_ = json.Unmarshal(snaps.m[stream], &s)
+	s["schema"] = "an older build"
+	s["partner"].(map[string]any)["state"].(map[string]any)["profile"].(map[string]any)["name"] = "Wrong"
+	snaps.m[stream], _ = json.Marshal(s)
+	if p, _, _, err = commands.LoadPartner(ctx, store, snaps, 500, stream); err != nil || snapJSON(t, p) != want {
+		t.Fatalf("with a snapshot of another build: %v", err)
+	}
+}
