@@ -135,6 +135,18 @@ func TestCatalogHistoryAndAsOf(t *testing.T) {
 		if v := h.expect(200, "GET", "/template-terms/gold", nil).json(t); v["archived"] != true {
 			t.Fatalf("term now: %v", v)
 		}
+
+		// Connections have a history by one line in httpapi/history.go;
+		// credentials do not: their events hold password hashes.
+		h.expect(201, "POST", "/credentials", map[string]any{"id": "login", "name": "Login", "type": "password"})
+		h.expect(201, "POST", "/connections", map[string]any{"id": "mail", "name": "Mail", "direction": "upload", "data_type": "audiences",
+			"method": "email", "methodology": "push", "pattern": "audiences_*.csv", "credential_id": "login"})
+		h.expect(200, "PATCH", "/connections/mail", map[string]any{"name": "Mail 2"})
+		ch := h.expect(200, "GET", "/connections/mail/history", nil)
+		if got := historyTypes(t, ch.json(t)); fmt.Sprint(got) != "[connection.created connection.updated]" || strings.Contains(string(ch.body), "argon2") {
+			t.Fatalf("connection history %s", ch.body)
+		}
+		h.expect(404, "GET", "/credentials/login/history", nil)
 	})
 }
 

@@ -20,6 +20,9 @@ var histories = []struct{ path, category string }{
 	{"partners", domain.CategoryPartner},
 	{"groups", domain.CategoryGroup},
 	{"template-terms", domain.CategoryTemplateTerm},
+	{"connections", domain.CategoryConnection},
+	// Not credentials: their events carry password hashes, which no
+	// answer may show; their history needs redacted data first.
 }
 
 func (s *Server) historyRoutes(g *gin.RouterGroup) {

@@ -54,6 +54,7 @@ func main() {
 	dir := flag.String("dir", "", "data folder for the append scenario (default: a temporary folder)")
 	redisURL := flag.String("redis-url", os.Getenv("PARTNERD_BENCH_REDIS_URL"), "real Redis for the project scenario (its database is flushed!)")
 	events := flag.Int("events", 200000, "events for the project and kafka scenarios")
+	rebuildBaseline := flag.Bool("rebuild-baseline", true, "also replay the rebuild scenario's log through the guarded path (slow)")
 	rebuildEvents := flag.Int("rebuild-events", 50000, "partner events in the log the rebuild scenario rebuilds (1000000 for the issue's figure)")
 	appends := flag.Int("appends", 20000, "appends per writer-count in the append scenario")
 	kafkaBrokers := flag.String("kafka-brokers", os.Getenv("PARTNERD_BENCH_KAFKA_BROKERS"), "a real Kafka broker for the kafka scenario")
@@ -120,7 +121,7 @@ func main() {
 			if *redisURL == "" {
 				err = fmt.Errorf("needs -redis-url (or PARTNERD_BENCH_REDIS_URL): a real Redis whose database may be flushed")
 			} else {
-				err = benchRebuild(*redisURL, *rebuildEvents, res)
+				err = benchRebuild(*redisURL, *rebuildEvents, *rebuildBaseline, res)
 			}
 		case "project":
 			if *redisURL == "" {
