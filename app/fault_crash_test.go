@@ -38,8 +38,8 @@ func envInt(name string, def int64) int64 {
 	return def
 }
 
-// ack is a write partnerd acknowledged: the resource's stream reached version.
-type ack struct {
+// crashAck is a write partnerd acknowledged: the resource's stream reached version.
+type crashAck struct {
 	stream  string
 	version uint64
 }
@@ -86,7 +86,7 @@ func TestFaultCrashConvergesToRebuild(t *testing.T) {
 	}
 
 	var mu sync.Mutex
-	var acks []ack
+	var acks []crashAck
 	record := func(stream string, code int, hdr map[string][]string) {
 		if code < 200 || code > 299 {
 			return
@@ -97,7 +97,7 @@ func TestFaultCrashConvergesToRebuild(t *testing.T) {
 		}
 		if v, err := strconv.ParseUint(etag, 10, 64); err == nil && v > 0 {
 			mu.Lock()
-			acks = append(acks, ack{stream: stream, version: v})
+			acks = append(acks, crashAck{stream: stream, version: v})
 			mu.Unlock()
 		}
 	}

@@ -91,7 +91,7 @@ func benchRebuild(redisURL string, n int, baseline bool, res Results) error {
 
 	fmt.Fprintf(os.Stderr, "partnerbench: rebuild: %d events at %.0f events/s, %.1f us CPU per event\n", n, rate(n, replay), res["rebuild.cpu_us_per_event"])
 	if !baseline {
-		return nil
+		return rdb.FlushDBAsync(ctx).Err()
 	}
 	// Baseline: the same log replayed through the live runner's guarded
 	// path (batches of 1024, one Lua step per batch), as rebuilds did before.
