@@ -1,11 +1,15 @@
 package app_test
 
 import (
+	"context"
 	"fmt"
 	"net/url"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/partnerd/partnerd/commands"
+	"github.com/partnerd/partnerd/domain"
 )
 
 // History and time-travel tests use databases 28-30.
@@ -222,5 +226,33 @@ func TestProjectionProgressMetrics(t *testing.T) {
 		if m["lag_seconds"] != 0.0 || rb["progress"] != 1.0 || rb["events"] != 10.0 || rb["events_per_second"].(float64) <= 0 {
 			t.Fatalf("partners status %v", m)
 		}
+	}
+}
+
+// A partner with a long stream gets a snapshot in Redis, and commands and
+// reads on it still see exactly the folded state.
+func TestPartnerSnapshotTakenAndUsed(t *testing.T) {
+	h := start(t, config(t, ""))
+	h.expect(201, "POST", "/partners", map[string]any{"partner_id": "long", "name": "Long", "relationship_type": "direct"})
+	ctx := context.Background()
+	for i := 0; i < 520; i++ {
+		if _, _, err := h.app.Commands.AddNote.Handle(ctx, "acme", "long", fmt.Sprint("note ", i), commands.Meta{Actor: "test"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The load of the 501st command folded 500 events: a snapshot at 500;
+	// the later loads start from it and fold too few to take another.
+	h.expect(200, "PATCH", "/partners/long", map[string]any{"name": "Longer"})
+	raw, err := h.app.Redis.Get(ctx, "pd:snap:{"+domain.PartnerStream("acme", "long")+"}").Result()
+	if err != nil || !strings.Contains(raw, `"version":500,`) {
+		t.Fatalf("no snapshot at version 500: %v %.200s", err, raw)
+	}
+	h.expect(200, "PATCH", "/partners/long", map[string]any{"name": "Longest"})
+	notes := h.expect(200, "GET", "/partners/long/notes?limit=1000", nil).json(t)
+	if notes["total"] != 520.0 {
+		t.Fatalf("notes after loads from the snapshot: %v", notes["total"])
+	}
+	if v := h.expect(200, "GET", "/partners/long?as_of_version=523", nil).json(t); v["name"] != "Longest" || v["version"] != 523.0 {
+		t.Fatalf("partner %v", v)
 	}
 }
