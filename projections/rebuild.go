@@ -32,6 +32,14 @@ type RebuildResult struct {
 	Duration                     time.Duration
 }
 
+// Reconciler is a projection with effects beyond its generation's keys
+// (the segments membership outbox). A replay (Batch.Replay) leaves those
+// effects out; Rebuild calls Reconcile once every runner writes to the new
+// generation gen, to emit exactly the difference.
+type Reconciler interface {
+	Reconcile(ctx context.Context, rdb redis.UniversalClient, gen int64) error
+}
+
 // ErrRebuildRunning: another rebuild of the projection holds its lock.
 var ErrRebuildRunning = errors.New("a rebuild of this projection is already running")
 
@@ -124,6 +132,13 @@ func Rebuild(ctx context.Context, rdb redis.UniversalClient, log LogReader, p Pr
 	case <-time.After(3 * GenerationRefresh):
 	case <-ctx.Done():
 		return res, ctx.Err()
+	}
+	if rc, ok := p.(Reconciler); ok {
+		// Every runner writes to the new generation now; the replay left
+		// the projection's outside effects out: bring them in line.
+		if err := rc.Reconcile(ctx, rdb, gen); err != nil {
+			return res, fmt.Errorf("rebuild %s: reconcile: %w", name, err)
+		}
 	}
 	if err := DropGeneration(ctx, rdb, name, old); err != nil {
 		return res, err

@@ -59,7 +59,11 @@ func (k Keyspace) Guard() string { return k.prefix + "v" }
 
 // Batch is what one Plan call works on.
 type Batch struct {
-	Gen    int64
+	Gen int64
+	// Replay is set when a rebuild applies the log into a new generation
+	// (not live traffic): projections with effects beyond their read model
+	// (the segments outbox) leave those out and reconcile afterwards.
+	Replay bool
 	name   string
 	Events []Event // fresh events only, in position order
 	writes map[string]*Writes
@@ -334,7 +338,7 @@ func (r *Runner) applyOnce(ctx context.Context, evs []Event, gen int64, follow b
 		}
 	}
 	// 2. Keep only events past their stream's guard.
-	b := &Batch{Gen: gen, name: r.proj.Name(), writes: map[string]*Writes{}}
+	b := &Batch{Gen: gen, Replay: !follow, name: r.proj.Name(), writes: map[string]*Writes{}}
 	type guard struct{ expected, next string }
 	guards := map[string]map[string]*guard{}
 	for _, rd := range reads {
@@ -397,6 +401,8 @@ func (r *Runner) applyOnce(ctx context.Context, evs []Event, gen int64, follow b
 			continue
 		}
 		args[0] = n
+		args = append(args, len(w.checks)/3)
+		args = append(args, w.checks...)
 		args = append(args, w.nops)
 		args = append(args, w.args...)
 		cmds = append(cmds, r.script.EvalSha(ctx, pipe, append([]string{ks.Guard()}, w.keys...), args...))
