@@ -100,7 +100,9 @@ func SegmentViewOf(s domain.SegmentState, version uint64) SegmentView {
 type OutKeys struct{ prefix string }
 
 // SegmentOutKeys returns the announcement keys of a program.
-func SegmentOutKeys(program string) OutKeys { return OutKeys{prefix: "pd:segments-out:{" + program + "}:"} }
+func SegmentOutKeys(program string) OutKeys {
+	return OutKeys{prefix: "pd:segments-out:{" + program + "}:"}
+}
 
 // Announced is the set of members downstream was told about.
 func (o OutKeys) Announced(segment string) string { return o.prefix + "ann:" + segment }
