@@ -126,11 +126,6 @@ func New(c Config, logger *slog.Logger) (*App, error) {
 	for _, p := range Projections() {
 		r := projections.NewRunner(a.Redis, p)
 		r.Logger = logger
-		if _, ok := p.(*projections.Segments); ok {
-			// Membership depends on state across streams (conditions ×
-			// facts): one batch at a time per process (see Segments).
-			r.Workers = 1
-		}
 		a.Runners = append(a.Runners, r)
 	}
 	a.Queries = queries.New(a.Redis, a.Store, a)

@@ -42,6 +42,13 @@ type Projection interface {
 	Plan(ctx context.Context, rd redis.Cmdable, b *Batch) error
 }
 
+// Sequential is implemented by a projection whose batches must be planned
+// one at a time in a process (its Plan depends on state of other streams
+// and on an in-process cache); the runner then uses one worker.
+type Sequential interface {
+	Sequential() bool
+}
+
 // Keyspace builds the keys of one projection generation and hash tag, e.g.
 // "pd:partners:g1:{acme}:partner:42".
 type Keyspace struct{ prefix string }
@@ -154,7 +161,11 @@ func (r *Runner) Start(ctx context.Context) error {
 	// stream is never in two of them: its messages arrive one at a time
 	// (each partition waits for the ack), and across processes the guard's
 	// compare-and-set catches any overlap.
-	for i := 0; i < r.Workers; i++ {
+	workers := r.Workers
+	if sq, ok := r.proj.(Sequential); ok && sq.Sequential() {
+		workers = 1
+	}
+	for i := 0; i < workers; i++ {
 		go r.loop(ctx)
 	}
 	go r.followGeneration(ctx)

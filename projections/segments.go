@@ -5,12 +5,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/partnerd/partnerd/domain"
@@ -27,17 +29,24 @@ import (
 //	pstate:<partner> string the partner's state (personal data, settings,
 //	                        links and contract history left out) to fold its events
 //	facts            hash   partner ID → its domain.PartnerFacts (compact)
-//	epoch            hash   defs, facts: counters bumped by every batch that
-//	                        changes segment conditions / partner facts
+//	epoch            hash   defs, facts: a new random token written by every
+//	                        batch that changes segment conditions / partner facts
 //
 // Invariant (once caught up): members:<s> = the partners whose facts match
 // s's conditions, by domain's one evaluator (Conditions.Matcher). A partner
 // event re-evaluates only that partner against the program's segments; a
 // segment created or changed is recomputed over every partner's facts.
 // Within a process the runner applies one batch at a time (Workers = 1 for
-// this projection); across processes each batch checks the epoch counter
-// it planned against (Writes.Check), so a partner change and a condition
+// this projection); across processes each batch checks the epoch token it
+// planned against (Writes.Check), so a partner change and a condition
 // change applied concurrently by two consumers cannot both miss each other.
+//
+// The process caches each program's compiled conditions and, once a
+// recompute needed them, every partner's facts. A cache entry is valid
+// while epoch holds the token it was read at; a batch stages what it
+// changed under its new token, and the next batch adopts it only if Redis
+// holds that token (its batch committed and nobody wrote since), else it
+// reads from Redis again.
 //
 // Membership events. Each change of the set is announced, in the same atomic
 // step, into keys outside the generations (so a rebuild does not repeat
@@ -57,11 +66,24 @@ import (
 // difference between ann and the rebuilt membership.
 type Segments struct {
 	mu    sync.Mutex
-	cache map[string]*segDefs // by generation and program
+	cache map[string]*progCache // by generation and program
 }
 
 // NewSegments makes the segments projection.
-func NewSegments() *Segments { return &Segments{cache: map[string]*segDefs{}} }
+func NewSegments() *Segments { return &Segments{cache: map[string]*progCache{}} }
+
+// progCache is what the process keeps of one program of one generation.
+type progCache struct {
+	defs       *segDefs
+	facts      map[string]domain.PartnerFacts // nil until a recompute loads them
+	factsToken string
+	// Staged by the last batch, adopted if its token is in Redis next time.
+	pendDefs       *segDefs
+	pendFacts      map[string]domain.PartnerFacts
+	pendFactsToken string
+}
+
+func newToken() string { return uuid.NewString() }
 
 // segDefs are the live segments of a program as of an epoch.defs value;
 // never mutated once cached.
@@ -73,6 +95,9 @@ type segDefs struct {
 
 // Name implements Projection.
 func (*Segments) Name() string { return "segments" }
+
+// Sequential implements Sequential: one batch at a time per process.
+func (*Segments) Sequential() bool { return true }
 
 // Topics implements Projection.
 func (*Segments) Topics() []string { return []string{"partnerd.partners", "partnerd.segments"} }
@@ -136,7 +161,12 @@ type segProgram struct {
 	pseg     map[string]map[string]bool // partner → segments, for partners with events
 	stateCmd map[string]*redis.StringCmd
 	psegCmd  map[string]*redis.StringSliceCmd
-	facts    map[string]domain.PartnerFacts // all partners, loaded on the first recompute
+	cache    *progCache
+	mu       *sync.Mutex                    // guards cache
+	epochD   string                         // epoch tokens read
+	epochF   string                         //
+	base     map[string]domain.PartnerFacts // all partners' stored facts (read-only), loaded on the first recompute
+	newFacts map[string]domain.PartnerFacts // facts changed in this batch
 	members  map[string]map[string]bool     // segment → members, loaded on demand
 	changedF bool                           // some partner's facts changed
 	changedD bool                           // segment definitions changed
@@ -154,7 +184,7 @@ func (s *Segments) Plan(ctx context.Context, rd redis.Cmdable, b *Batch) error {
 			ks := b.Keys(e.Program)
 			p = &segProgram{ks: ks, out: SegmentOutKeys(e.Program), w: b.W(e.Program), states: map[string]*domain.Partner{},
 				pseg: map[string]map[string]bool{}, stateCmd: map[string]*redis.StringCmd{}, psegCmd: map[string]*redis.StringSliceCmd{},
-				members: map[string]map[string]bool{}, replay: b.Replay}
+				members: map[string]map[string]bool{}, newFacts: map[string]domain.PartnerFacts{}, replay: b.Replay, mu: &s.mu}
 			p.epochCmd = pipe.HMGet(ctx, ks.Key("epoch"), "defs", "facts")
 			progs[e.Program] = p
 			order = append(order, e.Program)
@@ -232,31 +262,71 @@ func (s *Segments) Plan(ctx context.Context, rd redis.Cmdable, b *Batch) error {
 	}
 	for _, prog := range order {
 		p := progs[prog]
-		vals := p.epochCmd.Val()
-		str := func(i int) string { s, _ := vals[i].(string); return s }
+		s.mu.Lock()
 		if p.changedF {
 			// Planned against these segment definitions.
-			p.w.Check(p.ks.Key("epoch"), "defs", str(0))
-			p.w.HIncrBy(p.ks.Key("epoch"), "facts", 1)
+			p.w.Check(p.ks.Key("epoch"), "defs", p.epochD)
+			tok := newToken()
+			p.w.HSet(p.ks.Key("epoch"), "facts", tok)
+			p.cache.pendFactsToken, p.cache.pendFacts = tok, p.newFacts
 		}
 		if p.changedD {
 			// Recomputed against these partner facts.
-			p.w.Check(p.ks.Key("epoch"), "facts", str(1))
-			p.w.HIncrBy(p.ks.Key("epoch"), "defs", 1)
+			p.w.Check(p.ks.Key("epoch"), "facts", p.epochF)
+			tok := newToken()
+			p.w.HSet(p.ks.Key("epoch"), "defs", tok)
+			p.defs.epoch = tok
+			p.cache.pendDefs = p.defs
 		}
+		s.mu.Unlock()
 	}
 	return nil
+}
+
+// adopt brings the program's cache up to the epoch tokens just read: what
+// the previous batch staged becomes current if its token is in Redis;
+// anything else not at the read token is dropped.
+func (s *Segments) adopt(gen int64, prog string, p *segProgram) {
+	vals := p.epochCmd.Val()
+	p.epochD, _ = vals[0].(string)
+	p.epochF, _ = vals[1].(string)
+	key := strconv.FormatInt(gen, 10) + "\x00" + prog
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c := s.cache[key]
+	if c == nil {
+		c = &progCache{}
+		s.cache[key] = c
+	}
+	if c.pendDefs != nil && c.pendDefs.epoch == p.epochD {
+		c.defs = c.pendDefs
+	}
+	if c.defs != nil && c.defs.epoch != p.epochD {
+		c.defs = nil
+	}
+	if c.facts != nil && c.pendFacts != nil && c.pendFactsToken == p.epochF {
+		for id, f := range c.pendFacts {
+			c.facts[id] = f
+		}
+		c.factsToken = p.epochF
+	}
+	if c.facts != nil && c.factsToken != p.epochF {
+		c.facts = nil
+	}
+	c.pendDefs, c.pendFacts, c.pendFactsToken = nil, nil, ""
+	p.cache = c
+	p.base = c.facts
 }
 
 // defs returns the program's live segment definitions, from the cache when
 // epoch.defs has not moved since they were read.
 func (s *Segments) defs(ctx context.Context, rd redis.Cmdable, gen int64, prog string, p *segProgram) (*segDefs, error) {
-	epoch, _ := p.epochCmd.Val()[0].(string)
-	key := strconv.FormatInt(gen, 10) + "\x00" + prog
+	s.adopt(gen, prog, p)
+	epoch := p.epochD
 	s.mu.Lock()
-	d := s.cache[key]
+	d := p.cache.defs
 	s.mu.Unlock()
-	if d != nil && d.epoch == epoch {
+	if d != nil {
 		return d, nil
 	}
 	all, err := rd.HGetAll(ctx, p.ks.Key("conds")).Result()
@@ -274,7 +344,7 @@ func (s *Segments) defs(ctx context.Context, rd redis.Cmdable, gen int64, prog s
 	}
 	slices.Sort(d.ids)
 	s.mu.Lock()
-	s.cache[key] = d
+	p.cache.defs = d
 	s.mu.Unlock()
 	return d, nil
 }
@@ -352,20 +422,32 @@ func (p *segProgram) setConditions(ctx context.Context, rd redis.Cmdable, e Even
 	if err != nil {
 		return err
 	}
-	ids := make([]string, 0, len(p.facts))
-	for pid := range p.facts {
-		ids = append(ids, pid)
-	}
-	slices.Sort(ids)
-	for _, pid := range ids {
-		f := p.facts[pid]
-		if in := m.Match(&f); in != members[pid] {
-			p.move(e, id, pid, in)
+	// Collect the moves, then plan them in partner ID order so the
+	// membership events of a recompute come in a stable order.
+	moves := map[string]bool{}
+	for pid, f := range p.base {
+		if nf, ok := p.newFacts[pid]; ok {
+			f = nf
 		}
+		if in := m.Match(&f); in != members[pid] {
+			moves[pid] = in
+		}
+	}
+	for pid, f := range p.newFacts {
+		if _, ok := p.base[pid]; ok {
+			continue
+		}
+		if in := m.Match(&f); in != members[pid] {
+			moves[pid] = in
+		}
+	}
+	for _, pid := range slices.Sorted(maps.Keys(moves)) {
+		p.move(e, id, pid, moves[pid])
 	}
 	var gone []string
 	for pid := range members {
-		if _, ok := p.facts[pid]; !ok {
+		_, inBase := p.base[pid]
+		if _, inNew := p.newFacts[pid]; !inBase && !inNew {
 			gone = append(gone, pid)
 		}
 	}
@@ -432,27 +514,28 @@ func (p *segProgram) move(e Event, seg, pid string, in bool) {
 }
 
 func (p *segProgram) loadFacts(ctx context.Context, rd redis.Cmdable) error {
-	if p.facts != nil {
+	if p.base != nil {
 		return nil
 	}
 	all, err := rd.HGetAll(ctx, p.ks.Key("facts")).Result()
 	if err != nil {
 		return fmt.Errorf("read partner facts: %w", err)
 	}
-	p.facts = make(map[string]domain.PartnerFacts, len(all))
+	base := make(map[string]domain.PartnerFacts, len(all))
 	for pid, raw := range all {
 		f, err := DecodePartnerFacts(raw)
 		if err != nil {
 			return fmt.Errorf("facts of %s: %w", pid, err)
 		}
-		p.facts[pid] = f
+		base[pid] = f
 	}
-	// Partners changed earlier in this batch: their facts are planned, not stored.
-	for pid, st := range p.states {
-		if st.Exists() {
-			p.facts[pid] = domain.FactsOf(st.State())
-		}
-	}
+	// Partners changed earlier in this batch are in newFacts. The facts
+	// are as of the token read (or newer: then this batch's check fails
+	// and the next one drops them).
+	p.base = base
+	p.mu.Lock()
+	p.cache.facts, p.cache.factsToken = base, p.epochF
+	p.mu.Unlock()
 	return nil
 }
 
@@ -505,9 +588,7 @@ func (p *segProgram) partnerEvent(e Event, ev domain.Event) {
 		return
 	}
 	p.w.HSet(p.ks.Key("facts"), id, enc)
-	if p.facts != nil {
-		p.facts[id] = f
-	}
+	p.newFacts[id] = f
 	p.changedF = true
 	for _, seg := range p.defs.ids {
 		in := p.defs.match[seg].Match(&f)
@@ -523,7 +604,7 @@ func (p *segProgram) partnerEvent(e Event, ev domain.Event) {
 // atomic step per segment.
 func (s *Segments) Reconcile(ctx context.Context, rdb redis.UniversalClient, gen int64) error {
 	s.mu.Lock()
-	s.cache = map[string]*segDefs{}
+	s.cache = map[string]*progCache{}
 	s.mu.Unlock()
 	programs := map[string]bool{}
 	prefix := "pd:segments:g" + strconv.FormatInt(gen, 10) + ":{"

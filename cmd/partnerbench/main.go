@@ -21,6 +21,11 @@
 //	         and through the whole pipeline (log → relay → bus → projection);
 //	         baseline: redis-benchmark -P 64 -t set on the same Redis, and the
 //	         Redis commands issued per event.
+//	segments one program, -partners partners (default 100k) and 200 segments
+//	         in real Redis: p50/p99 of a partner change reflected in every
+//	         affected segment, and of recomputing one segment over every
+//	         partner; baselines: a PING round trip and reading every
+//	         partner's facts (HGETALL) in the same run.
 //
 // The JSON output is one object; its keys are stable (see BENCHMARKS.md).
 package main
@@ -57,6 +62,7 @@ func main() {
 	activities := flag.Int("activities", 1000000, "activities ingested before the memory scenario reads partnerd's RSS")
 	queries := flag.Int("queries", 2000, "list queries timed by the query scenario")
 	duration := flag.Duration("duration", 5*time.Second, "how long each load phase of the commands scenario runs")
+	segPartners := flag.Int("partners", 100000, "partners of the segments scenario")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	flag.Parse()
 	if *cpuprofile != "" {
@@ -117,6 +123,12 @@ func main() {
 				err = fmt.Errorf("needs -redis-url (or PARTNERD_BENCH_REDIS_URL): a real Redis whose database may be flushed")
 			} else {
 				err = benchProject(*redisURL, *events, res)
+			}
+		case "segments":
+			if *redisURL == "" {
+				err = fmt.Errorf("needs -redis-url (or PARTNERD_BENCH_REDIS_URL): a real Redis whose database may be flushed")
+			} else {
+				err = benchSegments(*redisURL, *segPartners, res)
 			}
 		default:
 			err = fmt.Errorf("unknown scenario")
