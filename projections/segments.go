@@ -67,10 +67,60 @@ import (
 type Segments struct {
 	mu    sync.Mutex
 	cache map[string]*progCache // by generation and program
+	owner string                // this instance's recompute lock value
 }
 
 // NewSegments makes the segments projection.
-func NewSegments() *Segments { return &Segments{cache: map[string]*progCache{}} }
+func NewSegments() *Segments { return &Segments{cache: map[string]*progCache{}, owner: newToken()} }
+
+// RecomputeLockTTL bounds how long a crashed recompute blocks a program's
+// partner batches on other instances.
+const RecomputeLockTTL = 15 * time.Second
+
+// lockWait bounds how long a batch waits for another instance's recompute.
+const lockWait = 10 * time.Second
+
+// lock takes the program's recompute lock (or confirms this instance holds
+// it), waiting while another instance holds it. With hold false it only
+// waits until nobody else holds it.
+func (s *Segments) lock(ctx context.Context, rd redis.Cmdable, key string, hold bool) error {
+	deadline := time.Now().Add(lockWait)
+	for {
+		var cur string
+		var err error
+		if hold {
+			var ok bool
+			ok, err = rd.SetNX(ctx, key, s.owner, RecomputeLockTTL).Result()
+			if err == nil && ok {
+				return nil
+			}
+		}
+		if err == nil {
+			cur, err = rd.Get(ctx, key).Result()
+		}
+		switch {
+		case errors.Is(err, redis.Nil):
+			if !hold {
+				return nil
+			}
+		case err != nil:
+			return fmt.Errorf("segments recompute lock: %w", err)
+		case cur == s.owner:
+			if hold {
+				return rd.PExpire(ctx, key, RecomputeLockTTL).Err()
+			}
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("segments: another instance holds the recompute lock of %s", key)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+}
 
 // progCache is what the process keeps of one program of one generation.
 type progCache struct {
@@ -175,6 +225,25 @@ type segProgram struct {
 
 // Plan implements Projection.
 func (s *Segments) Plan(ctx context.Context, rd redis.Cmdable, b *Batch) error {
+	// A batch that recomputes a program's segments holds its recompute
+	// lock, so that no other instance changes partner facts under the
+	// recompute (their commits check the lock is free); others wait for it.
+	recompute := map[string]bool{}
+	seen := map[string]bool{}
+	for _, e := range b.Events {
+		switch e.Type {
+		case domain.TypeSegmentCreated, domain.TypeSegmentConditionsChanged, domain.TypeSegmentDeleted:
+			recompute[e.Program] = true
+		}
+	}
+	for _, e := range b.Events {
+		if !seen[e.Program] {
+			seen[e.Program] = true
+			if err := s.lock(ctx, rd, b.Keys(e.Program).Key("recompute"), recompute[e.Program]); err != nil {
+				return err
+			}
+		}
+	}
 	progs := map[string]*segProgram{}
 	var order []string
 	pipe := rd.Pipeline()
@@ -262,6 +331,12 @@ func (s *Segments) Plan(ctx context.Context, rd redis.Cmdable, b *Batch) error {
 	}
 	for _, prog := range order {
 		p := progs[prog]
+		if lockKey := p.ks.Key("recompute"); recompute[prog] {
+			p.w.CheckValue(lockKey, s.owner)
+			p.w.Del(lockKey)
+		} else if p.changedF {
+			p.w.CheckValue(lockKey, "")
+		}
 		s.mu.Lock()
 		if p.changedF {
 			// Planned against these segment definitions.

@@ -48,6 +48,11 @@ func (w *Writes) Check(key, field, expected string) {
 	w.checks = append(w.checks, w.key(key), field, expected)
 }
 
+// CheckValue is Check on a string key: it must hold expected ("" = absent).
+func (w *Writes) CheckValue(key, expected string) {
+	w.checks = append(w.checks, w.key(key), "", expected)
+}
+
 // HIncrBy increments a hash field.
 func (w *Writes) HIncrBy(key, field string, by int64) { w.op("HINCRBY", key, field, by) }
 
@@ -98,7 +103,7 @@ func (w *Writes) ZRem(key string, members ...any) { w.op("ZREM", key, members...
 //	KEYS[1]  guard hash (stream → last applied stream version + 1)
 //	KEYS[2…] keys of the writes
 //	ARGV     nGuards, {stream, expected ('' = absent), new}…,
-//	         nChecks, {keyIndex, field, expected ('' = absent)}…,
+//	         nChecks, {keyIndex, field ('' = a string key), expected ('' = absent)}…,
 //	         nOps, {cmd, keyIndex, nArgs, args…}…
 //
 // It returns 1 when applied, 0 when a guard or a check moved (another
@@ -121,7 +126,12 @@ end
 local nc = tonumber(ARGV[i])
 i = i + 1
 for c = 1, nc do
-  local cur = redis.call('HGET', KEYS[tonumber(ARGV[i])], ARGV[i+1])
+  local cur
+  if ARGV[i+1] == '' then
+    cur = redis.call('GET', KEYS[tonumber(ARGV[i])])
+  else
+    cur = redis.call('HGET', KEYS[tonumber(ARGV[i])], ARGV[i+1])
+  end
   if cur == false then cur = '' end
   if cur ~= ARGV[i+2] then return 0 end
   i = i + 3
