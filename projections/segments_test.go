@@ -18,15 +18,41 @@ import (
 	"github.com/partnerd/partnerd/projections"
 )
 
-func segBackends(t *testing.T, f func(t *testing.T, rdb *redis.Client, program string)) {
+// segBackends runs f on real Redis and on miniredis; dial makes another
+// client of the same server (another "process").
+func segBackends(t *testing.T, f func(t *testing.T, rdb *redis.Client, dial func() *redis.Client, program string)) {
 	t.Run("real redis", func(t *testing.T) {
 		t.Parallel()
-		f(t, testenv.Redis(t), "t"+strings.ToLower(testenv.UniquePrefix(t)))
+		f(t, testenv.Redis(t), func() *redis.Client { return testenv.Redis(t) }, "t"+strings.ToLower(testenv.UniquePrefix(t)))
 	})
 	t.Run("embedded redis", func(t *testing.T) {
 		t.Parallel()
-		f(t, testenv.Miniredis(t), "t"+strings.ToLower(testenv.UniquePrefix(t)))
+		rdb, srv := testenv.MiniredisServer(t)
+		dial := func() *redis.Client {
+			c := redis.NewClient(&redis.Options{Addr: srv.Addr(), DisableIdentity: true})
+			t.Cleanup(func() { _ = c.Close() })
+			return c
+		}
+		f(t, rdb, dial, "t"+strings.ToLower(testenv.UniquePrefix(t)))
 	})
+}
+
+// slowReads delays every HGETALL (the read of all partner facts a
+// recompute does), widening the window in which another process commits.
+type slowReads struct{}
+
+func (slowReads) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (slowReads) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		err := next(ctx, cmd)
+		if cmd.Name() == "hgetall" {
+			time.Sleep(20 * time.Millisecond)
+		}
+		return err
+	}
+}
+func (slowReads) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
 }
 
 func segConds(country string, reach int) domain.Conditions {
@@ -43,7 +69,7 @@ func segConds(country string, reach int) domain.Conditions {
 // per segment and partner they alternate enter/leave and end in the
 // membership's state.
 func TestSegmentsTwoConsumersConverge(t *testing.T) {
-	segBackends(t, func(t *testing.T, rdb *redis.Client, program string) {
+	segBackends(t, func(t *testing.T, rdb *redis.Client, dial func() *redis.Client, program string) {
 		ctx := context.Background()
 		l := &catalogLog{t: t, program: program, versions: map[string]uint64{}}
 		r := rand.New(rand.NewPCG(7, 8))
@@ -78,8 +104,10 @@ func TestSegmentsTwoConsumersConverge(t *testing.T) {
 			l.partner(id, domain.PartnerProfileUpdated{PartnerID: id, ProgramID: program, Changed: []string{"country"}, Profile: profile(id), UpdatedAt: now})
 		}
 		runners := make([]*projections.Runner, 2)
-		for i := range runners {
-			runners[i] = projections.NewRunner(rdb, projections.NewSegments())
+		slow := dial()
+		slow.AddHook(slowReads{})
+		for i, c := range []*redis.Client{dial(), slow} {
+			runners[i] = projections.NewRunner(c, projections.NewSegments())
 			if err := runners[i].Start(t.Context()); err != nil {
 				t.Fatal(err)
 			}
