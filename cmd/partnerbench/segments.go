@@ -43,6 +43,8 @@ func benchSegments(redisURL string, partners int, res Results) error {
 		return err
 	}
 	defer rdb.FlushDB(context.WithoutCancel(ctx))
+	lua := &evalTimer{}
+	rdb.AddHook(lua)
 	seg := projections.NewSegments()
 	r := projections.NewRunner(rdb, seg)
 	r.Workers = 1
@@ -109,17 +111,21 @@ func benchSegments(redisURL string, partners int, res Results) error {
 
 	// Recomputes: change one segment's conditions back and forth.
 	lat = lat[:0]
+	var luaMs []float64
 	for i := 0; i < 10; i++ {
 		id := "s" + strconv.Itoa(i)
 		ev := g.event(domain.SegmentStream("bench", id), domain.SegmentConditionsChanged{SegmentID: id, ProgramID: "bench",
 			Conditions: g.conditions(i + 1 + i%2), ChangedAt: g.now})
+		lua.last = 0
 		start := time.Now()
 		if err := r.Apply(ctx, []projections.Event{ev}); err != nil {
 			return err
 		}
 		lat = append(lat, ms(time.Since(start)))
+		luaMs = append(luaMs, ms(lua.last))
 	}
 	res["segments.recompute_p50_ms"] = pct(lat, 50)
+	res["segments.recompute_apply_step_p50_ms"] = pct(luaMs, 50)
 	res["segments.recompute_max_ms"] = slices.Max(lat)
 
 	// Baselines of the same run.
@@ -139,6 +145,23 @@ func benchSegments(redisURL string, partners int, res Results) error {
 		fmt.Fprintln(os.Stderr, "partnerbench: segments: redis", firstLine(info, "used_memory_human"))
 	}
 	return nil
+}
+
+// evalTimer records how long the last pipeline holding the apply step
+// (EVALSHA) took: the atomic Redis write of a batch.
+type evalTimer struct{ last time.Duration }
+
+func (*evalTimer) DialHook(next redis.DialHook) redis.DialHook          { return next }
+func (*evalTimer) ProcessHook(next redis.ProcessHook) redis.ProcessHook { return next }
+func (e *evalTimer) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		start := time.Now()
+		err := next(ctx, cmds)
+		if len(cmds) > 0 && cmds[0].Name() == "evalsha" {
+			e.last += time.Since(start)
+		}
+		return err
+	}
 }
 
 type segGen struct {
