@@ -58,11 +58,10 @@ func main() {
 	events := flag.Int("events", 200000, "events for the project scenario")
 	appends := flag.Int("appends", 20000, "appends per writer-count in the append scenario")
 	kafkaBrokers := flag.String("kafka-brokers", os.Getenv("PARTNERD_BENCH_KAFKA_BROKERS"), "a real Kafka broker for the kafka scenario")
-	partners := flag.Int("partners", 100000, "partners in the program of the query and memory scenarios")
+	partners := flag.Int("partners", 100000, "partners in the program of the query, memory and segments scenarios")
 	activities := flag.Int("activities", 1000000, "activities ingested before the memory scenario reads partnerd's RSS")
 	queries := flag.Int("queries", 2000, "list queries timed by the query scenario")
 	duration := flag.Duration("duration", 5*time.Second, "how long each load phase of the commands scenario runs")
-	segPartners := flag.Int("partners", 100000, "partners of the segments scenario")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	flag.Parse()
 	if *cpuprofile != "" {
@@ -128,7 +127,7 @@ func main() {
 			if *redisURL == "" {
 				err = fmt.Errorf("needs -redis-url (or PARTNERD_BENCH_REDIS_URL): a real Redis whose database may be flushed")
 			} else {
-				err = benchSegments(*redisURL, *segPartners, res)
+				err = benchSegments(*redisURL, *partners, res)
 			}
 		default:
 			err = fmt.Errorf("unknown scenario")
