@@ -302,9 +302,23 @@ func TestSegmentMembershipEventsAreNotRepeated(t *testing.T) {
 		// 3. A drain that crashed after appending but before trimming: the
 		// entries come back and are dropped as done.
 		out := projections.SegmentOutKeys("acme")
-		replayed := []any{
-			`4|enter|{"segment_id":"de","partner_id":"p6","causation_event_id":"x","at":"2026-01-01T00:00:00Z"}`,
-			`5|leave|{"segment_id":"de","partner_id":"p2","causation_event_id":"x","at":"2026-01-01T00:00:00Z"}`,
+		stored, err := h.app.Store.ReadStream(ctx, domain.SegmentMembersStream("acme", "de"), 3, eventstore.Forwards, 2)
+		if err != nil || len(stored) != 2 {
+			t.Fatalf("members stream: %d events, %v", len(stored), err)
+		}
+		var replayed []any
+		for _, re := range stored {
+			var m domain.SegmentMembershipChanged
+			if err := json.Unmarshal(re.Data, &m); err != nil {
+				t.Fatal(err)
+			}
+			action := "leave"
+			if re.Type == domain.TypeSegmentPartnerEntered {
+				action = "enter"
+			}
+			payload, _ := json.Marshal(map[string]string{"segment_id": "de", "partner_id": m.PartnerID,
+				"causation_event_id": m.CausationEventID, "at": m.At.Format(time.RFC3339Nano)})
+			replayed = append(replayed, fmt.Sprintf("%d|%s|%s", m.Seq, action, payload))
 		}
 		if err := h.app.Redis.RPush(ctx, out.Outbox(), replayed...).Err(); err != nil {
 			t.Fatal(err)

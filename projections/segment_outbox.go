@@ -20,13 +20,21 @@ import (
 // Appender is what the outbox needs of the event log.
 type Appender interface {
 	Append(ctx context.Context, stream string, expected int64, events []eventstore.EventData) (eventstore.AppendResult, error)
+	ReadStream(ctx context.Context, stream string, from uint64, dir eventstore.Direction, max int) ([]eventstore.RecordedEvent, error)
 }
 
 // SegmentOutbox moves membership announcements from Redis into the log
 // (stream SegmentMembersStream, so they reach the bus like any event). It
 // is safe to run on every instance at once: appends are at an exact
-// expected version with stable event IDs, and the outbox is trimmed only
-// if its head is still the entry read.
+// expected version with stable event IDs, an entry found in the stream
+// already is dropped only if the stored event is that entry, and the outbox
+// is trimmed only if its head is still the entry read.
+//
+// Known gap: if Redis loses its data (not a restart with persistence),
+// the announced sets and seq counters are gone while the members streams
+// are not. Drain then stops with an error on the diverging entries instead
+// of dropping them; restoring ann/seq from the members streams before the
+// rebuild's Reconcile is not implemented yet.
 type SegmentOutbox struct {
 	Redis    redis.UniversalClient
 	Store    Appender
@@ -139,9 +147,33 @@ func (o *SegmentOutbox) appendEntries(ctx context.Context, program, seg string, 
 		if ve.Actual < expected {
 			return fmt.Errorf("outbox of %s: stream at version %d, entries start at seq %d: %w", stream, ve.Actual, es[0].seq, err)
 		}
-		for len(es) > 0 && es[0].seq <= done {
-			es = es[1:]
+		// Only drop what really is in the stream: if Redis lost its data,
+		// seq restarted and these entries are new. Then stop loudly rather
+		// than lose them (see SegmentOutbox).
+		n := 0
+		for n < len(es) && es[n].seq <= done {
+			n++
 		}
+		if n > 0 {
+			stored, err := o.Store.ReadStream(ctx, stream, es[0].seq-1, eventstore.Forwards, n)
+			if err != nil {
+				return err
+			}
+			for i := 0; i < n; i++ {
+				var m domain.SegmentMembershipChanged
+				if i < len(stored) {
+					_ = json.Unmarshal(stored[i].Data, &m)
+				}
+				want := domain.TypeSegmentPartnerLeft
+				if es[i].enter {
+					want = domain.TypeSegmentPartnerEntered
+				}
+				if i >= len(stored) || stored[i].Type != want || m.PartnerID != es[i].a.PartnerID || m.CausationEventID != es[i].a.Cause {
+					return fmt.Errorf("outbox of %s: entry seq %d is not the event in the stream: the outbox and the log diverged (did Redis lose its data?)", stream, es[i].seq)
+				}
+			}
+		}
+		es = es[n:]
 	}
 	return nil
 }
