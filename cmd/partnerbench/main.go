@@ -45,7 +45,7 @@ import (
 )
 
 // allScenarios is what -scenarios all runs, in this order.
-var allScenarios = []string{"append", "project", "commands", "query", "memory", "kafka"}
+var allScenarios = []string{"append", "project", "commands", "query", "memory", "segments", "kafka"}
 
 // Results maps stable metric names to values.
 type Results map[string]float64
