@@ -142,7 +142,7 @@ func New(c Config, logger *slog.Logger) (*App, error) {
 
 // Projections lists every read model partnerd keeps.
 func Projections() []projections.Projection {
-	return []projections.Projection{projections.Programs{}, projections.Partners{}, projections.Catalog{}, projections.Connections{}}
+	return []projections.Projection{projections.Programs{}, projections.Partners{}, projections.Catalog{}, projections.Connections{}, projections.NewSegments()}
 }
 
 // Generation implements queries.Generations.
@@ -206,10 +206,14 @@ func (a *App) Start(ctx context.Context) error {
 	case <-time.After(30 * time.Second):
 		return errors.New("projection router did not start within 30 s")
 	}
-	a.wg.Add(4)
+	a.wg.Add(5)
 	// Every instance runs a relay; only the one holding the lease publishes.
 	go func() { defer a.wg.Done(); _ = a.Lease.Run(ctx, a.Relay) }()
 	go func() { defer a.wg.Done(); a.watchEpoch(ctx) }()
+	// Every instance drains the segment membership outbox; appends are
+	// idempotent (see projections.SegmentOutbox).
+	outbox := &projections.SegmentOutbox{Redis: a.Redis, Store: a.Store, Programs: a.Queries.Programs, Logger: a.Logger}
+	go func() { defer a.wg.Done(); outbox.Run(ctx) }()
 	go func() { defer a.wg.Done(); a.lag.run(ctx, a.Store) }()
 	go func() { defer a.wg.Done(); a.runScheduler(ctx) }()
 	return nil

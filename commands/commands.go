@@ -99,7 +99,10 @@ type Commands struct {
 	DeleteConnection *DeleteConnectionHandler
 	// CheckEmail is a read of the write side: the intake rules on the
 	// connection's current configuration.
-	CheckEmail *CheckEmailHandler
+	CheckEmail    *CheckEmailHandler
+	CreateSegment *CreateSegmentHandler
+	UpdateSegment *UpdateSegmentHandler
+	DeleteSegment *DeleteSegmentHandler
 }
 
 // Deps are what the handlers share.
@@ -184,6 +187,9 @@ func New(d Deps) *Commands {
 		UpdateConnection: &UpdateConnectionHandler{d: d},
 		DeleteConnection: &DeleteConnectionHandler{d: d},
 		CheckEmail:       &CheckEmailHandler{d: d},
+		CreateSegment:    &CreateSegmentHandler{d: d},
+		UpdateSegment:    &UpdateSegmentHandler{d: d},
+		DeleteSegment:    &DeleteSegmentHandler{d: d},
 	}
 }
 

@@ -153,6 +153,18 @@ func newEvent(typ string) Event {
 		return &ConnectionUpdated{}
 	case TypeConnectionDeleted:
 		return &ConnectionDeleted{}
+	case TypeSegmentCreated:
+		return &SegmentCreated{}
+	case TypeSegmentRenamed:
+		return &SegmentRenamed{}
+	case TypeSegmentConditionsChanged:
+		return &SegmentConditionsChanged{}
+	case TypeSegmentDeleted:
+		return &SegmentDeleted{}
+	case TypeSegmentPartnerEntered:
+		return &SegmentPartnerEntered{}
+	case TypeSegmentPartnerLeft:
+		return &SegmentPartnerLeft{}
 	}
 	return nil
 }
@@ -177,6 +189,8 @@ func EventTypes() []string {
 		TypeCredentialCreated, TypeCredentialRotated, TypeCredentialDeleted,
 		TypeCredentialConnectionAttached, TypeCredentialConnectionDetached,
 		TypeConnectionCreated, TypeConnectionUpdated, TypeConnectionDeleted,
+		TypeSegmentCreated, TypeSegmentRenamed, TypeSegmentConditionsChanged, TypeSegmentDeleted,
+		TypeSegmentPartnerEntered, TypeSegmentPartnerLeft,
 	}
 }
 
@@ -281,6 +295,18 @@ func deref(ev Event) Event {
 	case *ConnectionUpdated:
 		return *e
 	case *ConnectionDeleted:
+		return *e
+	case *SegmentCreated:
+		return *e
+	case *SegmentRenamed:
+		return *e
+	case *SegmentConditionsChanged:
+		return *e
+	case *SegmentDeleted:
+		return *e
+	case *SegmentPartnerEntered:
+		return *e
+	case *SegmentPartnerLeft:
 		return *e
 	}
 	return ev

@@ -21,6 +21,7 @@ var histories = []struct{ path, category string }{
 	{"groups", domain.CategoryGroup},
 	{"template-terms", domain.CategoryTemplateTerm},
 	{"connections", domain.CategoryConnection},
+	{"segments", domain.CategorySegment},
 	// Not credentials: their events carry password hashes, which no
 	// answer may show; their history needs redacted data first.
 }

@@ -179,6 +179,13 @@ func (s *Server) routes() {
 	p.DELETE("/connections/:id", s.deleteConnection)
 	p.POST("/connections/:id/check-email", s.checkEmail)
 	s.historyRoutes(p)
+	p.POST("/segments", s.createSegment)
+	p.POST("/segments/preview", s.previewSegment)
+	p.GET("/segments", s.listSegments)
+	p.GET("/segments/:id", s.getSegment)
+	p.PUT("/segments/:id", s.updateSegment)
+	p.DELETE("/segments/:id", s.deleteSegment)
+	p.GET("/segments/:id/members", s.segmentMembers)
 }
 
 func (s *Server) recoverer(c *gin.Context) {

@@ -227,10 +227,13 @@ func indexOf(ks Keyspace, s domain.PartnerState) partnerIndex {
 			ix.sets = append(ix.sets, ks.FilterKey(field, v))
 		}
 	}
+	// The values filters share with segment conditions come from
+	// domain.FactsOf, the one definition of each field's value.
+	f := domain.FactsOf(s)
 	add("status", domain.ContractStatus(s))
+	add("contract_stage", f.ContractStage)
+	add("template_term", f.TemplateTerm)
 	if c := s.Contract; c != nil {
-		add("contract_stage", string(c.Stage))
-		add("template_term", c.TemplateTermID)
 		if c.Stage.Negotiating() {
 			add("terms_update", TermsUpdatePendingProposal)
 		}
@@ -245,34 +248,33 @@ func indexOf(ks Keyspace, s domain.PartnerState) partnerIndex {
 			ix.scores = append(ix.scores, scored{ks.RecentlyExpiredKey(), float64(at.UnixMilli())})
 		}
 	}
-	for _, g := range s.Groups {
+	for _, g := range f.Groups {
 		add("group", g)
 	}
-	p := s.Profile
-	add("relationship_type", p.RelationshipType)
+	add("relationship_type", f.RelationshipType)
 	add("relationship_stage", domain.RelationshipStage(s))
-	add("prospect_stage", domain.ProspectStageOf(s))
-	add("country", p.Country)
-	add("state", p.State)
-	add("size", p.Size)
-	add("business_model", p.BusinessModel)
-	add("assigned_to", s.AssignedTo)
-	add("prospecting_source", p.ProspectingSource)
-	for name, v := range p.CustomFields {
+	add("prospect_stage", f.ProspectStage)
+	add("country", f.Country)
+	add("state", f.State)
+	add("size", f.Size)
+	add("business_model", f.BusinessModel)
+	add("assigned_to", f.AssignedTo)
+	add("prospecting_source", f.ProspectingSource)
+	for name, v := range f.Custom {
 		if v != "" {
 			ix.sets = append(ix.sets, ks.CustomKey(name, v))
 		}
 	}
 	ix.search = strings.Join(SearchText(s), "\n")
-	ix.scores = append(ix.scores, scored{ks.SortKey("name"), NameScore(p.Name)})
+	ix.scores = append(ix.scores, scored{ks.SortKey("name"), NameScore(f.Name)})
 	joined := -1.0
-	if s.DateJoined != nil {
-		joined = float64(s.DateJoined.UnixMilli())
+	if f.DateJoined != nil {
+		joined = float64(f.DateJoined.UnixMilli())
 	}
 	ix.scores = append(ix.scores, scored{ks.SortKey("date_joined"), joined})
 	reach := -1.0
-	if p.SocialReach != nil {
-		reach = float64(*p.SocialReach)
+	if f.SocialReach != nil {
+		reach = float64(*f.SocialReach)
 	}
 	ix.scores = append(ix.scores, scored{ks.SortKey("social_reach"), reach})
 	ix.scores = append(ix.scores, scored{ks.SortKey("partner_id"), 0})

@@ -37,6 +37,14 @@ type RebuildResult struct {
 	DropWait time.Duration
 }
 
+// Reconciler is a projection with effects beyond its generation's keys
+// (the segments membership outbox). A replay (Batch.Replay) leaves those
+// effects out; Rebuild calls Reconcile once every runner writes to the new
+// generation gen, to emit exactly the difference.
+type Reconciler interface {
+	Reconcile(ctx context.Context, rdb redis.UniversalClient, gen int64) error
+}
+
 // ErrRebuildRunning: another rebuild of the projection holds its lock.
 var ErrRebuildRunning = errors.New("a rebuild of this projection is already running")
 
@@ -108,7 +116,15 @@ func Rebuild(ctx context.Context, rdb redis.UniversalClient, log LogReader, p Pr
 	if err != nil {
 		return res, err
 	}
-	pos, err := bulkReplay(ctx, rdb, log, p, gen, head, &res, progress)
+	var pos eventstore.Position
+	if sq, ok := p.(Sequential); ok && sq.Sequential() {
+		// Its batches depend on other streams' state and must be planned
+		// one at a time in log order, with its checks and outbox ops: the
+		// guarded path, pinned to the new generation (a replay).
+		pos, err = head, guardedReplay(ctx, log, NewRunner(rdb, p), gen, 0, head, &res, progress)
+	} else {
+		pos, err = bulkReplay(ctx, rdb, log, p, gen, head, &res, progress)
+	}
 	if err != nil {
 		return res, fmt.Errorf("rebuild %s: %w", name, err)
 	}
@@ -138,6 +154,13 @@ func Rebuild(ctx context.Context, rdb redis.UniversalClient, log LogReader, p Pr
 		return res, ctx.Err()
 	}
 	res.DropWait = time.Since(waited)
+	if rc, ok := p.(Reconciler); ok {
+		// Every runner writes to the new generation now; the replay left
+		// the projection's outside effects out: bring them in line.
+		if err := rc.Reconcile(ctx, rdb, gen); err != nil {
+			return res, fmt.Errorf("rebuild %s: reconcile: %w", name, err)
+		}
+	}
 	if err := DropGeneration(ctx, rdb, name, old); err != nil {
 		return res, err
 	}
@@ -313,7 +336,7 @@ func bulkReplay(ctx context.Context, rdb redis.UniversalClient, log LogReader, p
 // plain pipelined commands, setting each stream's guard to its last
 // version. Only for a generation nothing else writes yet.
 func applyFresh(ctx context.Context, rdb redis.UniversalClient, p Projection, gen int64, evs []Event) error {
-	b := &Batch{Gen: gen, name: p.Name(), Events: evs, writes: map[string]*Writes{}}
+	b := &Batch{Gen: gen, Replay: true, name: p.Name(), Events: evs, writes: map[string]*Writes{}}
 	if err := p.Plan(ctx, rdb, b); err != nil {
 		return fmt.Errorf("plan: %w", err)
 	}

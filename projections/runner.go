@@ -42,6 +42,13 @@ type Projection interface {
 	Plan(ctx context.Context, rd redis.Cmdable, b *Batch) error
 }
 
+// Sequential is implemented by a projection whose batches must be planned
+// one at a time in a process (its Plan depends on state of other streams
+// and on an in-process cache); the runner then uses one worker.
+type Sequential interface {
+	Sequential() bool
+}
+
 // Keyspace builds the keys of one projection generation and hash tag, e.g.
 // "pd:partners:g1:{acme}:partner:42".
 type Keyspace struct{ prefix string }
@@ -59,7 +66,11 @@ func (k Keyspace) Guard() string { return k.prefix + "v" }
 
 // Batch is what one Plan call works on.
 type Batch struct {
-	Gen    int64
+	Gen int64
+	// Replay is set when a rebuild applies the log into a new generation
+	// (not live traffic): projections with effects beyond their read model
+	// (the segments outbox) leave those out and reconcile afterwards.
+	Replay bool
 	name   string
 	Events []Event // fresh events only, in position order
 	writes map[string]*Writes
@@ -150,7 +161,11 @@ func (r *Runner) Start(ctx context.Context) error {
 	// stream is never in two of them: its messages arrive one at a time
 	// (each partition waits for the ack), and across processes the guard's
 	// compare-and-set catches any overlap.
-	for i := 0; i < r.Workers; i++ {
+	workers := r.Workers
+	if sq, ok := r.proj.(Sequential); ok && sq.Sequential() {
+		workers = 1
+	}
+	for i := 0; i < workers; i++ {
 		go r.loop(ctx)
 	}
 	go r.followGeneration(ctx)
@@ -334,7 +349,7 @@ func (r *Runner) applyOnce(ctx context.Context, evs []Event, gen int64, follow b
 		}
 	}
 	// 2. Keep only events past their stream's guard.
-	b := &Batch{Gen: gen, name: r.proj.Name(), writes: map[string]*Writes{}}
+	b := &Batch{Gen: gen, Replay: !follow, name: r.proj.Name(), writes: map[string]*Writes{}}
 	type guard struct{ expected, next string }
 	guards := map[string]map[string]*guard{}
 	for _, rd := range reads {
@@ -397,6 +412,8 @@ func (r *Runner) applyOnce(ctx context.Context, evs []Event, gen int64, follow b
 			continue
 		}
 		args[0] = n
+		args = append(args, len(w.checks)/3)
+		args = append(args, w.checks...)
 		args = append(args, w.nops)
 		args = append(args, w.args...)
 		cmds = append(cmds, r.script.EvalSha(ctx, pipe, append([]string{ks.Guard()}, w.keys...), args...))

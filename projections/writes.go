@@ -15,6 +15,7 @@ type Writes struct {
 	keyIdx map[string]int
 	args   []any
 	nops   int
+	checks []any
 }
 
 func (w *Writes) key(k string) int {
@@ -35,6 +36,36 @@ func (w *Writes) op(cmd, key string, args ...any) {
 	w.args = append(w.args, cmd, w.key(key), len(args))
 	w.args = append(w.args, args...)
 	w.nops++
+}
+
+// Check makes the whole step conditional: it applies only if hash field
+// key.field holds expected ("" = absent) when it runs; otherwise nothing is
+// written and the runner re-reads and re-plans the batch. It lets a
+// projection whose writes depend on state of other streams (segment
+// conditions, partner facts) detect that another consumer changed that
+// state after it was read.
+func (w *Writes) Check(key, field, expected string) {
+	w.checks = append(w.checks, w.key(key), field, expected)
+}
+
+// CheckValue is Check on a string key: it must hold expected ("" = absent).
+func (w *Writes) CheckValue(key, expected string) {
+	w.checks = append(w.checks, w.key(key), "", expected)
+}
+
+// HIncrBy increments a hash field.
+func (w *Writes) HIncrBy(key, field string, by int64) { w.op("HINCRBY", key, field, by) }
+
+// Announce moves member into (enter) or out of the set key and, only if
+// the set changed, increments the counter seqKey and appends
+// "<seq>|enter|<payload>" (or leave) to the list outboxKey, all in the same
+// atomic step. The segments projection uses it for its membership outbox.
+func (w *Writes) Announce(key, seqKey, outboxKey, member string, enter bool, payload string) {
+	action := "leave"
+	if enter {
+		action = "enter"
+	}
+	w.op("PD_ANNOUNCE", key, w.key(seqKey), w.key(outboxKey), member, action, payload)
 }
 
 // Len is the number of planned writes.
@@ -71,10 +102,14 @@ func (w *Writes) ZRem(key string, members ...any) { w.op("ZREM", key, members...
 //
 //	KEYS[1]  guard hash (stream → last applied stream version + 1)
 //	KEYS[2…] keys of the writes
-//	ARGV     nGuards, {stream, expected ('' = absent), new}…, nOps, {cmd, keyIndex, nArgs, args…}…
+//	ARGV     nGuards, {stream, expected ('' = absent), new}…,
+//	         nChecks, {keyIndex, field ('' = a string key), expected ('' = absent)}…,
+//	         nOps, {cmd, keyIndex, nArgs, args…}…
 //
-// It returns 1 when applied, 0 when a guard moved (another consumer applied
-// some of these events meanwhile; the runner re-reads and retries).
+// It returns 1 when applied, 0 when a guard or a check moved (another
+// consumer applied some of these events, or changed what they were
+// planned against, meanwhile; the runner re-reads and retries).
+// PD_ANNOUNCE is the one composite op (see Writes.Announce).
 const applyScript = `
 local n = tonumber(ARGV[1])
 local i = 2
@@ -88,11 +123,26 @@ for g = 1, n do
   end
   i = i + 3
 end
+local nc = tonumber(ARGV[i])
+i = i + 1
+for c = 1, nc do
+  local cur
+  if ARGV[i+1] == '' then
+    cur = redis.call('GET', KEYS[tonumber(ARGV[i])])
+  else
+    cur = redis.call('HGET', KEYS[tonumber(ARGV[i])], ARGV[i+1])
+  end
+  if cur == false then cur = '' end
+  if cur ~= ARGV[i+2] then return 0 end
+  i = i + 3
+end
+local opsAt = i
 i = 2
 for g = 1, n do
   redis.call('HSET', KEYS[1], ARGV[i], ARGV[i+2])
   i = i + 3
 end
+i = opsAt
 local nops = tonumber(ARGV[i])
 i = i + 1
 for o = 1, nops do
@@ -100,7 +150,18 @@ for o = 1, nops do
   local key = KEYS[tonumber(ARGV[i+1])]
   local na = tonumber(ARGV[i+2])
   i = i + 3
-  if na == 0 then
+  if cmd == 'PD_ANNOUNCE' then
+    local changed
+    if ARGV[i+3] == 'enter' then
+      changed = redis.call('SADD', key, ARGV[i+2])
+    else
+      changed = redis.call('SREM', key, ARGV[i+2])
+    end
+    if changed == 1 then
+      local seq = redis.call('INCR', KEYS[tonumber(ARGV[i])])
+      redis.call('RPUSH', KEYS[tonumber(ARGV[i+1])], seq .. '|' .. ARGV[i+3] .. '|' .. ARGV[i+4])
+    end
+  elseif na == 0 then
     redis.call(cmd, key)
   else
     redis.call(cmd, key, unpack(ARGV, i, i + na - 1))

@@ -93,6 +93,10 @@ func projectionOf(stream string) (name, tag string, ok bool) {
 		rest := strings.TrimPrefix(stream, domain.Category(stream)+"-")
 		prog, _, found := strings.Cut(rest, "-")
 		return "connections", prog, found
+	case domain.CategorySegment:
+		rest := strings.TrimPrefix(stream, domain.CategorySegment+"-")
+		prog, _, found := strings.Cut(rest, "-")
+		return "segments", prog, found
 	}
 	return "", "", false
 }

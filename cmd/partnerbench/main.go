@@ -24,6 +24,11 @@
 //	rebuild  full rebuild of the partners projection from a log of -rebuild-events
 //	         partner events into real Redis (events/s, replay only); baseline:
 //	         redis-benchmark -P 64 -t set on the same Redis.
+//	segments one program, -partners partners (default 100k) and 200 segments
+//	         in real Redis: p50/p99 of a partner change reflected in every
+//	         affected segment, and of recomputing one segment over every
+//	         partner; baselines: a PING round trip and reading every
+//	         partner's facts (HGETALL) in the same run.
 //
 // The JSON output is one object; its keys are stable (see BENCHMARKS.md).
 package main
@@ -43,7 +48,7 @@ import (
 )
 
 // allScenarios is what -scenarios all runs, in this order.
-var allScenarios = []string{"append", "project", "rebuild", "commands", "query", "memory", "kafka"}
+var allScenarios = []string{"append", "project", "rebuild", "commands", "query", "memory", "segments", "kafka"}
 
 // Results maps stable metric names to values.
 type Results map[string]float64
@@ -58,7 +63,7 @@ func main() {
 	rebuildEvents := flag.Int("rebuild-events", 50000, "partner events in the log the rebuild scenario rebuilds (1000000 for the issue's figure)")
 	appends := flag.Int("appends", 20000, "appends per writer-count in the append scenario")
 	kafkaBrokers := flag.String("kafka-brokers", os.Getenv("PARTNERD_BENCH_KAFKA_BROKERS"), "a real Kafka broker for the kafka scenario")
-	partners := flag.Int("partners", 100000, "partners in the program of the query and memory scenarios")
+	partners := flag.Int("partners", 100000, "partners in the program of the query, memory and segments scenarios")
 	activities := flag.Int("activities", 1000000, "activities ingested before the memory scenario reads partnerd's RSS")
 	queries := flag.Int("queries", 2000, "list queries timed by the query scenario")
 	duration := flag.Duration("duration", 5*time.Second, "how long each load phase of the commands scenario runs")
@@ -128,6 +133,12 @@ func main() {
 				err = fmt.Errorf("needs -redis-url (or PARTNERD_BENCH_REDIS_URL): a real Redis whose database may be flushed")
 			} else {
 				err = benchProject(*redisURL, *events, res)
+			}
+		case "segments":
+			if *redisURL == "" {
+				err = fmt.Errorf("needs -redis-url (or PARTNERD_BENCH_REDIS_URL): a real Redis whose database may be flushed")
+			} else {
+				err = benchSegments(*redisURL, *partners, res)
 			}
 		default:
 			err = fmt.Errorf("unknown scenario")
