@@ -135,7 +135,7 @@ func New(c Config, logger *slog.Logger) (*App, error) {
 	a.lag = newLagTracker()
 	a.HTTP = httpapi.New(httpapi.Deps{Commands: a.Commands, Queries: a.Queries, Redis: a.Redis,
 		Ready: a.ready, Projections: a.projectionStatus, Rebuild: a.StartRebuild, Recovering: a.recoveringNow,
-		Registry: a.Registry, Logger: logger})
+		Registry: a.Registry, Logger: logger, RateLimit: httpapi.RateLimit{Rate: c.RateLimit, Burst: c.RateBurst}})
 	a.registerMetrics()
 	return a, nil
 }

@@ -29,12 +29,14 @@ type Config struct {
 	BusPartitions    int      // PARTNERD_BUS_PARTITIONS: partitions per topic of the in-process bus
 	AccessLinkSecret string   // PARTNERD_ACCESS_LINK_SECRET: HMAC key of partner access links
 	AccessLinkURL    string   // PARTNERD_ACCESS_LINK_URL: base URL of the partner app's access page
+	RateLimit        float64  // PARTNERD_RATE_LIMIT: requests per second per API key; 0 = no limit
+	RateBurst        int      // PARTNERD_RATE_BURST: token bucket size per API key
 }
 
 // Defaults returns the configuration of a bare `partnerd`.
 func Defaults() Config {
 	return Config{Addr: ":8080", Data: "./data", EventStore: "embedded", BootstrapProgram: "demo",
-		KafkaPartitions: 12, BusPartitions: 256}
+		KafkaPartitions: 12, BusPartitions: 256, RateLimit: 1000, RateBurst: 2000}
 }
 
 // FromEnv overlays the PARTNERD_* environment variables on c.
@@ -69,6 +71,14 @@ func FromEnv(c Config) Config {
 	str("PARTNERD_BOOTSTRAP_KEY", &c.BootstrapKey)
 	str("PARTNERD_ACCESS_LINK_SECRET", &c.AccessLinkSecret)
 	str("PARTNERD_ACCESS_LINK_URL", &c.AccessLinkURL)
+	if v, ok := os.LookupEnv("PARTNERD_RATE_LIMIT"); ok && v != "" {
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil {
+			f = -1 // Validate reports it
+		}
+		c.RateLimit = f
+	}
+	num("PARTNERD_RATE_BURST", &c.RateBurst)
 	return c
 }
 
@@ -123,6 +133,12 @@ func (c Config) Validate() error {
 	}
 	if c.BootstrapKey != "" && len(c.BootstrapKey) < 16 {
 		errs = append(errs, errors.New("PARTNERD_BOOTSTRAP_KEY: must be at least 16 characters"))
+	}
+	if !(c.RateLimit >= 0 && c.RateLimit <= 1e6) {
+		errs = append(errs, errors.New("PARTNERD_RATE_LIMIT: requests per second per API key, 0 (off) to 1000000"))
+	}
+	if c.RateLimit > 0 && (c.RateBurst < 1 || c.RateBurst > 1e6) {
+		errs = append(errs, errors.New("PARTNERD_RATE_BURST: must be 1-1000000 when PARTNERD_RATE_LIMIT is on"))
 	}
 	return errors.Join(errs...)
 }

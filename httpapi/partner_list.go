@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/gin-gonic/gin"
 
@@ -42,7 +43,15 @@ var defaultCSVColumns = []string{"partner_id", "name", "url", "country", "state"
 	"relationship_type", "contract_status", "relationship_stage", "prospect_stage", "groups", "assigned_to",
 	"date_joined", "social_reach"}
 
-const maxFilterValue = 256
+// Bounds of the list query: a filter value's bytes, the search's
+// characters, the values of one filter and the filters of one query. They
+// bound the Redis work one request can ask for.
+const (
+	maxFilterValue  = 256
+	maxSearchChars  = 200
+	maxFilterValues = 100
+	maxFilters      = 50
+)
 
 // partnerListParams parses the list query (filters, q, sort, columns);
 // pageKeys are the extra parameters the caller accepts (limit, cursor).
@@ -58,15 +67,22 @@ func parseListQuery(params url.Values, pageKeys ...string) (queries.PartnerListQ
 	var columns []string
 	var fields []domain.FieldError
 	bad := func(field, msg string) { fields = append(fields, domain.FieldError{Field: field, Message: msg}) }
+	if len(params) > maxFilters {
+		return lq, nil, fieldError("filter", "at most 50 different parameters")
+	}
 	for name, vals := range params {
+		if len(vals) > maxFilterValues {
+			bad(name, "may be given at most 100 times")
+			continue
+		}
 		switch {
 		case slices.Contains(pageKeys, name):
 		case name == "q":
 			if len(vals) > 1 {
 				return lq, nil, badRequest("q may be given once")
 			}
-			if !queries.ValidSearch(vals[0]) || len(vals[0]) > maxFilterValue {
-				bad("q", "must be text of at most 256 bytes without control characters")
+			if !queries.ValidSearch(vals[0]) || utf8.RuneCountInString(vals[0]) > maxSearchChars {
+				bad("q", "must be text of at most 200 characters without control characters")
 			}
 			lq.Q = vals[0]
 		case name == "sort":

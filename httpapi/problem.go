@@ -153,6 +153,9 @@ func decodeJSONBytes(body []byte, v any) error {
 	if len(strings.TrimSpace(string(body))) == 0 {
 		return badRequest("a JSON body is required")
 	}
+	if err := checkJSONShape(body); err != nil {
+		return err
+	}
 	dec := json.NewDecoder(strings.NewReader(string(body)))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {

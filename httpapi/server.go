@@ -83,20 +83,23 @@ type Deps struct {
 	Recovering func(ctx context.Context) bool
 	Registry   *prometheus.Registry
 	Logger     *slog.Logger
+	// RateLimit is each API key's token bucket; zero means no limit.
+	RateLimit RateLimit
 }
 
 // Server is the HTTP API.
 type Server struct {
 	Deps
-	log    *slog.Logger
-	engine *gin.Engine
-	reqDur *prometheus.HistogramVec
+	limiters *keyLimiters
+	log      *slog.Logger
+	engine   *gin.Engine
+	reqDur   *prometheus.HistogramVec
 }
 
 // New builds the server and its routes.
 func New(d Deps) *Server {
 	gin.SetMode(gin.ReleaseMode)
-	s := &Server{Deps: d, log: d.Logger, engine: gin.New()}
+	s := &Server{Deps: d, log: d.Logger, engine: gin.New(), limiters: newKeyLimiters(d.RateLimit)}
 	if s.log == nil {
 		s.log = slog.Default()
 	}
@@ -229,7 +232,11 @@ func bearer(c *gin.Context) string {
 	return strings.TrimSpace(h[7:])
 }
 
-// keyProgram resolves the request's API key to its program.
+// keyProgram resolves the request's API key to its program. The key is
+// never compared as such: it is hashed (SHA-256) and the hash looked up,
+// so the time a lookup takes tells nothing about how much of a guessed key
+// was right; auth compares the program with the path's in constant time.
+// The key itself is never logged or stored.
 func (s *Server) keyProgram(c *gin.Context) (program, keyHash string, err error) {
 	key := bearer(c)
 	if key == "" || len(key) > 512 {
@@ -257,6 +264,9 @@ func (s *Server) auth(c *gin.Context) {
 		s.writeError(c, err)
 		return
 	}
+	if s.rateLimited(c, keyHash) {
+		return
+	}
 	if subtle.ConstantTimeCompare([]byte(program), []byte(c.Param("program"))) != 1 {
 		writeProblem(c, Problem{Type: "urn:partnerd:problem:not-found", Title: "Not Found", Status: 404, Detail: "no such program"})
 		return
@@ -271,8 +281,12 @@ func (s *Server) auth(c *gin.Context) {
 }
 
 func (s *Server) authAny(c *gin.Context) {
-	if _, _, err := s.keyProgram(c); err != nil {
+	_, keyHash, err := s.keyProgram(c)
+	if err != nil {
 		s.writeError(c, err)
+		return
+	}
+	if s.rateLimited(c, keyHash) {
 		return
 	}
 	c.Next()

@@ -101,6 +101,8 @@ func flags(fs *flag.FlagSet) *app.Config {
 	fs.IntVar(&c.BusPartitions, "bus-partitions", c.BusPartitions, "partitions per topic of the in-process bus (PARTNERD_BUS_PARTITIONS)")
 	fs.StringVar(&c.BootstrapProgram, "bootstrap-program", c.BootstrapProgram, "program to create at start if missing (PARTNERD_BOOTSTRAP_PROGRAM)")
 	fs.StringVar(&c.AccessLinkURL, "access-link-url", c.AccessLinkURL, "base URL of the partner app's access page (PARTNERD_ACCESS_LINK_URL; the secret only as PARTNERD_ACCESS_LINK_SECRET)")
+	fs.Float64Var(&c.RateLimit, "rate-limit", c.RateLimit, "requests per second per API key, 0 = no limit (PARTNERD_RATE_LIMIT)")
+	fs.IntVar(&c.RateBurst, "rate-burst", c.RateBurst, "burst size of each API key's token bucket (PARTNERD_RATE_BURST)")
 	fs.StringVar(&c.BootstrapKey, "bootstrap-key", c.BootstrapKey, "API key of the bootstrap program (PARTNERD_BOOTSTRAP_KEY)")
 	return &c
 }
