@@ -1,0 +1,270 @@
+package app_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/partnerd/partnerd/app"
+	"github.com/partnerd/partnerd/commands"
+)
+
+// syncBuffer is a log sink safe for the app's goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// startLogged is start with the app's log (every level) written to log.
+func startLogged(t *testing.T, cfg app.Config, log *syncBuffer) *harness {
+	t.Helper()
+	a, err := app.New(cfg, slog.New(slog.NewTextHandler(log, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Start(context.Background()); err != nil {
+		a.Close()
+		t.Fatal(err)
+	}
+	if _, _, err := a.Bootstrap(context.Background()); err != nil {
+		a.Close()
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(a.HTTP.Handler())
+	h := &harness{t: t, app: a, srv: srv, key: cfg.BootstrapKey, base: srv.URL + "/v1/programs/" + cfg.BootstrapProgram}
+	t.Cleanup(h.stop)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := a.WaitCaughtUp(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+// No API key, good or bad, ever reaches the log: not on a rejected
+// request, an accepted one, a failing one, nor when programs and keys are
+// created or issued.
+func TestAPIKeysNeverReachTheLog(t *testing.T) {
+	var log syncBuffer
+	cfg := config(t, "")
+	cfg.BootstrapKey = "bootstrap-secret-key-0123456789"
+	h := startLogged(t, cfg, &log)
+	badKey := "pd_bad-guess-of-a-key-abcdefghijklmnopqrstuvwxyz"
+	if r := h.do("GET", "/partners", nil, "Authorization", "Bearer "+badKey); r.status != 401 {
+		t.Fatalf("bad key: %d", r.status)
+	}
+	if r := h.do("GET", "/partners", nil); r.status != 200 {
+		t.Fatalf("good key: %d %s", r.status, r.body)
+	}
+	// A key of the right shape that the projection never saw, on every auth path.
+	if r := h.do("GET", h.srv.URL+"/v1/projections", nil, "Authorization", "Bearer "+badKey); r.status != 401 {
+		t.Fatalf("bad key on /v1/projections: %d", r.status)
+	}
+	_, created, err := h.app.Commands.CreateProgram.Handle(t.Context(), createProgram("globex"), meta())
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, keyID, issued, err := h.app.Commands.IssueAPIKey.Handle(t.Context(), "globex", meta())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.app.WaitCaughtUp(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if r := h.do("GET", h.srv.URL+"/v1/programs/globex/partners", nil, "Authorization", "Bearer "+issued); r.status != 200 {
+		t.Fatalf("issued key: %d %s", r.status, r.body)
+	}
+	if _, err := h.app.Commands.RevokeAPIKey.Handle(t.Context(), "globex", keyID, meta()); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.app.WaitCaughtUp(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if r := h.do("GET", h.srv.URL+"/v1/programs/globex/partners", nil, "Authorization", "Bearer "+issued); r.status != 401 {
+		t.Fatalf("revoked key: %d", r.status)
+	}
+	h.stop() // flush whatever shutdown logs
+	out := log.String()
+	if !strings.Contains(out, "level=") {
+		t.Fatal("the app logged nothing at all; the capture is not wired")
+	}
+	for name, secret := range map[string]string{"bad key": badKey, "bootstrap key": cfg.BootstrapKey,
+		"created key": created, "issued key": issued} {
+		// Also any 16-character piece, in case a key is cut or quoted.
+		for i := 0; i+16 <= len(secret); i += 8 {
+			if strings.Contains(out, secret[i:i+16]) {
+				t.Fatalf("the log holds part of the %s %q:\n%s", name, secret[i:i+16], out)
+			}
+		}
+	}
+	if strings.Contains(out, commands.HashAPIKey(issued)) {
+		t.Fatal("the log holds a key hash")
+	}
+}
+
+// Each API key has its own token bucket: a key over its limit gets 429
+// problem+json with Retry-After, while another key of the same program and
+// a key of another program go on.
+func TestRateLimitIsPerAPIKey(t *testing.T) {
+	cfg := config(t, "")
+	cfg.RateLimit, cfg.RateBurst = 0.5, 3 // one token every 2 s, 3 at once
+	h := start(t, cfg)
+	_, _, second, err := h.app.Commands.IssueAPIKey.Handle(t.Context(), "acme", meta())
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, other, err := h.app.Commands.CreateProgram.Handle(t.Context(), createProgram("globex"), meta())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.app.WaitCaughtUp(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 3; i++ {
+		if r := h.do("GET", "/partners", nil); r.status != 200 {
+			t.Fatalf("request %d within the burst: %d %s", i, r.status, r.body)
+		}
+	}
+	r := h.do("GET", "/partners", nil)
+	if r.status != 429 || r.header.Get("Content-Type") != "application/problem+json" {
+		t.Fatalf("over the burst: %d %s %s", r.status, r.header.Get("Content-Type"), r.body)
+	}
+	if p := r.json(t); p["status"] != 429.0 {
+		t.Fatalf("problem = %v", p)
+	}
+	secs, err := strconv.Atoi(r.header.Get("Retry-After"))
+	if err != nil || secs < 1 || secs > 2 {
+		t.Fatalf("Retry-After %q, want 1-2 seconds", r.header.Get("Retry-After"))
+	}
+	// A limited write appends nothing.
+	head := h.head()
+	if r := h.do("POST", "/groups", map[string]any{"name": "G"}); r.status != 429 {
+		t.Fatalf("write over the limit: %d", r.status)
+	}
+	if h.head() != head {
+		t.Fatal("a rate-limited write appended events")
+	}
+	for name, key := range map[string]string{"another key of the program": second} {
+		for i := 0; i < 3; i++ {
+			if r := h.do("GET", "/partners", nil, "Authorization", "Bearer "+key); r.status != 200 {
+				t.Fatalf("%s, request %d: %d", name, i, r.status)
+			}
+		}
+	}
+	for i := 0; i < 3; i++ {
+		if r := h.do("GET", h.srv.URL+"/v1/programs/globex/partners", nil, "Authorization", "Bearer "+other); r.status != 200 {
+			t.Fatalf("another program's key, request %d: %d", i, r.status)
+		}
+	}
+	// The bucket refills: after Retry-After the first key works again.
+	time.Sleep(time.Duration(secs) * time.Second)
+	if r := h.do("GET", "/partners", nil); r.status != 200 {
+		t.Fatalf("after Retry-After: %d", r.status)
+	}
+	// Requests without a valid key are not limited per key (they are 401).
+	for i := 0; i < 5; i++ {
+		if r := h.do("GET", "/partners", nil, "Authorization", "Bearer nope-nope-nope-nope"); r.status != 401 {
+			t.Fatalf("bad key: %d", r.status)
+		}
+	}
+}
+
+func TestRateLimitOff(t *testing.T) {
+	cfg := config(t, "")
+	cfg.RateLimit, cfg.RateBurst = 0, 1
+	h := start(t, cfg)
+	for i := 0; i < 50; i++ {
+		if r := h.do("GET", "/groups", nil); r.status != 200 {
+			t.Fatalf("request %d with the limit off: %d", i, r.status)
+		}
+	}
+}
+
+// JSON bodies are bounded in nesting and in object size (422, naming the
+// body), before anything is decoded or appended; malformed JSON stays 400.
+func TestJSONBodyShapeIsBounded(t *testing.T) {
+	h := start(t, config(t, ""))
+	head := h.head()
+	deep := `{"name":` + strings.Repeat("[", 40) + strings.Repeat("]", 40) + `}`
+	wide := func(n int) string {
+		var b strings.Builder
+		b.WriteString(`{"name":"W","relationship_type":"direct","custom_fields":{`)
+		for i := 0; i < n; i++ {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			fmt.Fprintf(&b, `"f%d":"v"`, i)
+		}
+		b.WriteString(`}}`)
+		return b.String()
+	}
+	for _, tc := range []struct {
+		name, path, body string
+		want             int
+	}{
+		{name: "40 levels deep", path: "/groups", body: deep, want: 422},
+		{name: "an object of 1001 members", path: "/partners", body: wide(1001), want: 422},
+		{name: "brackets inside strings do not count", path: "/groups", body: `{"name":"` + strings.Repeat("[{", 100) + `"}`, want: 201},
+		{name: "malformed", path: "/groups", body: `{"name":`, want: 400},
+		{name: "unknown field", path: "/groups", body: `{"name":"x","nope":1}`, want: 422},
+	} {
+		r := h.do("POST", tc.path, tc.body)
+		if r.status != tc.want || r.header.Get("Content-Type") != "application/problem+json" && tc.want != 201 {
+			t.Errorf("%s: %d %s, want %d", tc.name, r.status, r.body, tc.want)
+		}
+		if tc.want == 422 && tc.name != "unknown field" && !strings.Contains(string(r.body), `"field":"body"`) {
+			t.Errorf("%s: problem does not name the body: %s", tc.name, r.body)
+		}
+		if tc.want != 201 && r.status != 201 && h.head() != head {
+			t.Fatalf("%s appended events", tc.name)
+		}
+		head = h.head()
+	}
+	// Within the bounds: 100 custom fields (the domain's own limit) pass.
+	if r := h.do("POST", "/partners", wide(100)); r.status != 201 {
+		t.Fatalf("100 custom fields: %d %s", r.status, r.body)
+	}
+}
+
+// List parameters are bounded: q ≤ 200 characters, limit ≤ 1000, at most
+// 100 values per filter.
+func TestListParametersAreBounded(t *testing.T) {
+	h := start(t, config(t, ""))
+	many := strings.Repeat("country=DE&", 101)
+	for _, tc := range []struct {
+		query string
+		want  int
+	}{
+		{query: "q=" + strings.Repeat("é", 200), want: 200},
+		{query: "q=" + strings.Repeat("a", 201), want: 422},
+		{query: "limit=1000", want: 200},
+		{query: "limit=1001", want: 422},
+		{query: "limit=0", want: 422},
+		{query: many, want: 422},
+		{query: strings.Repeat("country=DE&", 100), want: 200},
+	} {
+		r := h.do("GET", "/partners?"+tc.query, nil)
+		if r.status != tc.want {
+			t.Errorf("%.40s…: %d %s, want %d", tc.query, r.status, r.body, tc.want)
+		}
+	}
+}
