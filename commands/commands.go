@@ -4,6 +4,7 @@
 package commands
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/json"
@@ -38,6 +39,11 @@ type Meta struct {
 	// IfMatch, when set, is the resource version the caller last saw; the
 	// command fails with ErrStale if the resource moved on.
 	IfMatch *uint64
+	// Once makes IdempotencyKey a guard: when an event of the stream already
+	// carries the key, the command is not decided again and its Result says
+	// AlreadyApplied. Imports use it with one key per row, so a retry after
+	// a crash skips the rows the first attempt applied.
+	Once bool
 }
 
 // EventMeta is the metadata stored with each event.
@@ -58,6 +64,8 @@ type Result struct {
 	Version  uint64
 	Position eventstore.Position
 	Appended int
+	// AlreadyApplied: Meta.Once found the key in the stream; nothing was decided.
+	AlreadyApplied bool
 }
 
 // Commands lists every write use case.
@@ -70,6 +78,7 @@ type Commands struct {
 	TickPartner   *TickPartnerHandler
 	MoveContract  *MoveContractHandler
 	SetGroups     *SetPartnerGroupsHandler
+	ImportPartner *ImportPartnerHandler
 
 	Assign           *AssignPartnerHandler
 	SetProspectStage *SetProspectStageHandler
@@ -160,6 +169,7 @@ func New(d Deps) *Commands {
 		TickPartner:   &TickPartnerHandler{d: d},
 		MoveContract:  &MoveContractHandler{d: d},
 		SetGroups:     &SetPartnerGroupsHandler{d: d},
+		ImportPartner: &ImportPartnerHandler{d: d},
 
 		Assign:           &AssignPartnerHandler{d: d},
 		SetProspectStage: &SetProspectStageHandler{d: d},
@@ -201,25 +211,42 @@ func Load[T any, PT interface {
 	*T
 	aggregate
 }](ctx context.Context, store EventStore, stream string) (PT, int64, eventstore.Position, error) {
+	agg, version, pos, _, err := loadOnce[T, PT](ctx, store, stream, "")
+	return agg, version, pos, err
+}
+
+// loadOnce is Load that also reports whether an event's metadata carries
+// the idempotency key once (never when once is empty). It reads the whole
+// stream, never a snapshot: a key applied before the snapshot must be seen.
+func loadOnce[T any, PT interface {
+	*T
+	aggregate
+}](ctx context.Context, store EventStore, stream, once string) (PT, int64, eventstore.Position, bool, error) {
 	agg := PT(new(T))
+	seen := false
+	needle, _ := json.Marshal(once) // as the metadata holds it
 	version := int64(-1)
 	var pos eventstore.Position
 	var from uint64
 	for {
 		evs, err := store.ReadStream(ctx, stream, from, eventstore.Forwards, 512)
 		if err != nil {
-			return nil, 0, 0, fmt.Errorf("load %s: %w", stream, err)
+			return nil, 0, 0, false, fmt.Errorf("load %s: %w", stream, err)
 		}
 		for _, re := range evs {
 			ev, err := DecodeRecorded(re)
 			if err != nil {
-				return nil, 0, 0, fmt.Errorf("load %s: %w", stream, err)
+				return nil, 0, 0, false, fmt.Errorf("load %s: %w", stream, err)
 			}
 			agg.Apply(ev)
 			version, pos = int64(re.Version), re.Position
+			if once != "" && !seen && bytes.Contains(re.Metadata, needle) {
+				var md EventMeta
+				seen = json.Unmarshal(re.Metadata, &md) == nil && md.IdempotencyKey == once
+			}
 		}
 		if len(evs) < 512 {
-			return agg, version, pos, nil
+			return agg, version, pos, seen, nil
 		}
 		from = evs[len(evs)-1].Version + 1
 	}
@@ -256,10 +283,26 @@ func execute[T any, PT interface {
 	*T
 	aggregate
 }](ctx context.Context, d Deps, stream, program string, meta Meta, decide func(PT) ([]domain.Event, error)) (Result, PT, error) {
+	once := ""
+	if meta.Once {
+		once = meta.IdempotencyKey
+	}
 	for attempt := 0; ; attempt++ {
-		agg, version, pos, err := load[T, PT](ctx, d, stream)
+		var agg PT
+		var version int64
+		var pos eventstore.Position
+		var seen bool
+		var err error
+		if once != "" {
+			agg, version, pos, seen, err = loadOnce[T, PT](ctx, d.Store, stream, once)
+		} else {
+			agg, version, pos, err = load[T, PT](ctx, d, stream)
+		}
 		if err != nil {
 			return Result{}, nil, err
+		}
+		if seen {
+			return Result{Stream: stream, Version: uint64(version + 1), Position: pos, AlreadyApplied: true}, agg, nil
 		}
 		if meta.IfMatch != nil && *meta.IfMatch != uint64(version+1) {
 			return Result{}, nil, fmt.Errorf("%s is at version %d, If-Match %d: %w", stream, version+1, *meta.IfMatch, ErrStale)

@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -59,25 +60,33 @@ func (s *Server) idempotency(c *gin.Context) {
 		s.writeError(c, badRequest("Idempotency-Key must be at most 255 characters"))
 		return
 	}
-	limit := int64(maxJSONBody)
+	var fp string
 	if strings.HasPrefix(c.ContentType(), "text/csv") {
-		limit = maxCSVBody
-	}
-	body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, limit))
-	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			s.writeError(c, errTooLarge)
+		// A CSV upload goes to disk, not memory; the handler reads it there.
+		sb, err := spool(c, maxCSVBody)
+		if err != nil {
+			s.writeError(c, err)
 			return
 		}
-		s.writeError(c, badRequest("reading body: %v", err))
-		return
+		defer sb.Close()
+		fp = sb.Fingerprint
+	} else {
+		body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, maxJSONBody))
+		if err != nil {
+			var mbe *http.MaxBytesError
+			if errors.As(err, &mbe) {
+				s.writeError(c, errTooLarge)
+				return
+			}
+			s.writeError(c, badRequest("reading body: %v", err))
+			return
+		}
+		c.Request.Body = io.NopCloser(bytes.NewReader(body))
+		h := sha256.New()
+		h.Write(fingerprintPrefix(c))
+		h.Write(body)
+		fp = hex.EncodeToString(h.Sum(nil))
 	}
-	c.Request.Body = io.NopCloser(bytes.NewReader(body))
-	h := sha256.New()
-	h.Write([]byte(c.Request.Method + " " + c.Request.URL.Path + "\n"))
-	h.Write(body)
-	fp := hex.EncodeToString(h.Sum(nil))
 	ks := sha256.Sum256([]byte(key))
 	rkey := "pd:idem:{" + c.GetString(ctxProgram) + "}:" + hex.EncodeToString(ks[:])
 	ctx := c.Request.Context()
@@ -93,7 +102,9 @@ func (s *Server) idempotency(c *gin.Context) {
 	}
 	cw := &captureWriter{ResponseWriter: c.Writer}
 	c.Writer = cw
+	stop := s.holdIdempotencyLock(ctx, rkey)
 	c.Next()
+	stop()
 	status := cw.Status()
 	if status >= 500 || status == http.StatusServiceUnavailable {
 		_ = s.Redis.Del(ctx, rkey).Err() // a failed attempt may be retried for real
@@ -112,6 +123,29 @@ func (s *Server) idempotency(c *gin.Context) {
 	if err := s.Redis.Set(ctx, rkey, raw, idemTTL).Err(); err != nil {
 		s.log.Error("saving idempotency record", "err", err)
 	}
+}
+
+// holdIdempotencyLock keeps an unfinished request's key locked while it
+// runs, however long (a large import), by renewing the lock's TTL; a
+// crashed process stops renewing, so its lock still expires. stop waits for
+// the renewer to end.
+func (s *Server) holdIdempotencyLock(ctx context.Context, rkey string) (stop func()) {
+	done := make(chan struct{})
+	ended := make(chan struct{})
+	go func() {
+		defer close(ended)
+		t := time.NewTicker(idemLockTTL / 4)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				_ = s.Redis.Expire(context.WithoutCancel(ctx), rkey, idemLockTTL).Err()
+			}
+		}
+	}()
+	return func() { close(done); <-ended }
 }
 
 func (s *Server) replay(c *gin.Context, rkey, fp string) {

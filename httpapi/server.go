@@ -143,6 +143,7 @@ func (s *Server) routes() {
 	p := e.Group("/v1/programs/:program", s.auth, s.consistency, s.idempotency)
 	p.POST("/partners", s.createPartner)
 	p.POST("/bulk/:action", s.bulk)
+	p.POST("/partners/import", s.importPartners)
 	p.GET("/partners", s.listPartners)
 	p.GET("/partners.csv", s.exportPartners)
 	p.GET("/partners/:id", s.getPartner)
