@@ -283,7 +283,7 @@ func TestImportIdempotency(t *testing.T) {
 	})
 }
 
-// A file of 100k rows (7.5 MB; 20k under the race detector, which slows
+// A file of 100k rows (7.5 MB; 10k under the race detector, which slows
 // everything ~10x) is read from disk row by row and applied; every partner
 // lands in the read model.
 func TestImportLargeFile(t *testing.T) {
@@ -292,7 +292,7 @@ func TestImportLargeFile(t *testing.T) {
 	}
 	n := 100_000
 	if raceEnabled {
-		n = 20_000
+		n = 10_000
 	}
 	var b strings.Builder
 	w := csv.NewWriter(&b)

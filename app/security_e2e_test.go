@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http/httptest"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -267,4 +268,79 @@ func TestListParametersAreBounded(t *testing.T) {
 			t.Errorf("%.40s…: %d %s, want %d", tc.query, r.status, r.body, tc.want)
 		}
 	}
+}
+
+// Every string a client sends is data in Redis: values that look like key
+// patterns, hash tags, Lua or Redis syntax are stored and matched as
+// themselves, never widen a filter or a search, and never make a key
+// outside the program's hash tag.
+func TestHostileStringsAreDataInRedis(t *testing.T) {
+	backends(t, dbRedisData, func(t *testing.T, h *harness) {
+		hostile := []string{"*", "?", "[a-z]*", "{acme}", "}{globex", "a:b:*", "%2A", "') redis.call('FLUSHALL') --", "\\x00*", "\r\nFLUSHALL\r\n"}
+		for i, v := range hostile {
+			name := "N" + v
+			if strings.ContainsAny(v, "\r\n") {
+				name = fmt.Sprintf("N%d", i) // names are one line; the value goes into a custom field
+			}
+			body := map[string]any{"partner_id": fmt.Sprintf("h%d", i), "name": name, "relationship_type": "direct",
+				"state": v, "custom_fields": map[string]string{"k": v}}
+			if r := h.do("POST", "/partners", body); r.status != 201 {
+				t.Fatalf("partner with %q: %d %s", v, r.status, r.body)
+			}
+		}
+		if r := h.do("POST", "/partners", map[string]any{"partner_id": "plain", "name": "Plain", "relationship_type": "direct", "state": "Bavaria"}); r.status != 201 {
+			t.Fatal(r.status)
+		}
+		h.caughtUp()
+		for i, v := range hostile {
+			q := url.Values{"state": {v}, "custom.k": {v}}
+			list := h.do("GET", "/partners?"+q.Encode(), nil)
+			if list.status != 200 {
+				t.Fatalf("filter %q: %d %s", v, list.status, list.body)
+			}
+			m := list.json(t)
+			items := m["items"].([]any)
+			if m["total"] != 1.0 || len(items) != 1 || items[0].(map[string]any)["partner_id"] != fmt.Sprintf("h%d", i) {
+				t.Fatalf("filter %q matched %v", v, m)
+			}
+		}
+		// A search for pattern characters finds only names that contain them.
+		for _, tc := range []struct {
+			q    string
+			want float64
+		}{{q: "*", want: 4}, {q: "[a-z]", want: 1}, {q: "{acme}", want: 1}, {q: "?", want: 1}, {q: "%", want: 1}} {
+			m := h.do("GET", "/partners?"+url.Values{"q": {tc.q}}.Encode(), nil).json(t)
+			if m["total"] != tc.want {
+				t.Errorf("q=%q: total %v, want %v", tc.q, m["total"], tc.want)
+			}
+		}
+		// Every key the program's data made carries the program's hash tag
+		// as its first braces, and no value appears in a key raw.
+		var cursor uint64
+		keys := 0
+		for {
+			batch, next, err := h.app.Redis.Scan(t.Context(), cursor, "*", 1000).Result()
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, k := range batch {
+				keys++
+				if !strings.HasPrefix(k, "pd:partners:") && !strings.HasPrefix(k, "pd:catalog:") {
+					continue
+				}
+				if i := strings.IndexByte(k, '{'); i >= 0 && !strings.HasPrefix(k[i:], "{acme}:") && !strings.HasSuffix(k, ":gen") {
+					t.Errorf("key %q: its hash tag is not the program's", k)
+				}
+				if strings.Count(k, "{") > 1 || strings.Count(k, "}") > 1 || strings.ContainsAny(k, "*?[ \r\n") {
+					t.Errorf("key %q holds raw client data", k)
+				}
+			}
+			if cursor = next; cursor == 0 {
+				break
+			}
+		}
+		if keys < 20 {
+			t.Fatalf("only %d keys scanned", keys)
+		}
+	})
 }
