@@ -344,3 +344,47 @@ func TestHostileStringsAreDataInRedis(t *testing.T) {
 		}
 	})
 }
+
+// What the OpenAPI fuzz run (scripts/schemathesis.sh) found, kept fixed.
+func TestSchemathesisFindingsStayFixed(t *testing.T) {
+	h := start(t, config(t, ""))
+	if r := h.do("POST", "/partners", map[string]any{"partner_id": "a", "name": "A", "relationship_type": "direct"}); r.status != 201 {
+		t.Fatal(r.status)
+	}
+	if r := h.do("POST", "/template-terms", map[string]any{"id": "t", "name": "T"}); r.status != 201 {
+		t.Fatal(r.status, string(r.body))
+	}
+	head := h.head()
+	for _, tc := range []struct {
+		name, method, path string
+		body               any
+		headers            []string
+		want               int
+	}{
+		{name: "X-Actor over 200 characters was silently dropped", method: "POST", path: "/groups", body: map[string]any{"name": "G"},
+			headers: []string{"X-Actor", strings.Repeat("u", 201)}, want: 422},
+		{name: "X-Actor with a control character", method: "POST", path: "/groups", body: map[string]any{"name": "G"},
+			headers: []string{"X-Actor", "a\tb"}, want: 422},
+		{name: "an empty Idempotency-Key was taken as none", method: "POST", path: "/groups", body: map[string]any{"name": "G"},
+			headers: []string{"Idempotency-Key", " "}, want: 400},
+		{name: "a null body was taken as {}", method: "POST", path: "/template-terms/t/archive", body: "null", want: 400},
+		{name: "limit given twice, the first empty", method: "GET", path: "/template-terms?limit=&limit=z", want: 400},
+		{name: "an empty limit", method: "GET", path: "/partners?limit=", want: 400},
+	} {
+		if r := h.do(tc.method, tc.path, tc.body, tc.headers...); r.status != tc.want {
+			t.Errorf("%s: %d %s, want %d", tc.name, r.status, r.body, tc.want)
+		}
+	}
+	if h.head() != head {
+		t.Fatal("a refused request appended events")
+	}
+	// A long or unprintable X-Request-ID is replaced, not echoed.
+	r := h.do("GET", "/groups", nil, "X-Request-ID", strings.Repeat("r", 201))
+	if id := r.header.Get("X-Request-ID"); r.status != 200 || len(id) != 36 {
+		t.Fatalf("long request ID: %d, echoed %q", r.status, id)
+	}
+	// A partner without notes lists an empty array, not null.
+	if r := h.do("GET", "/partners/a/notes", nil); r.status != 200 || !strings.Contains(string(r.body), `"items":[]`) {
+		t.Fatalf("notes of a partner without any: %d %s", r.status, r.body)
+	}
+}

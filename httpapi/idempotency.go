@@ -52,7 +52,15 @@ func (w *captureWriter) WriteString(s string) (int, error) {
 // same key with another body is 422. Keys are scoped by program.
 func (s *Server) idempotency(c *gin.Context) {
 	key := c.GetHeader("Idempotency-Key")
-	if key == "" || c.Request.Method == http.MethodGet || c.Request.Method == http.MethodHead {
+	if c.Request.Method == http.MethodGet || c.Request.Method == http.MethodHead {
+		c.Next()
+		return
+	}
+	if key == "" {
+		if _, sent := c.Request.Header["Idempotency-Key"]; sent {
+			s.writeError(c, badRequest("Idempotency-Key must not be empty"))
+			return
+		}
 		c.Next()
 		return
 	}

@@ -90,7 +90,7 @@ func (s *Server) listNotes(c *gin.Context) {
 		Items      []domain.Note `json:"items"`
 		NextCursor *string       `json:"next_cursor"`
 		Total      int           `json:"total"`
-	}{Items: notes[start:min(start+limit, len(notes))], Total: len(notes)}
+	}{Items: append([]domain.Note{}, notes[start:min(start+limit, len(notes))]...), Total: len(notes)}
 	if start+limit < len(notes) {
 		next := page.Items[len(page.Items)-1].ID
 		page.NextCursor = &next

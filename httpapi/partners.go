@@ -45,11 +45,17 @@ func (s *Server) getPartner(c *gin.Context) {
 	}, func(c *gin.Context) { s.readDoc(c, s.Queries.GetPartner) })
 }
 
-// pageParams reads limit (1–1000, default 50) and cursor.
+// pageParams reads limit (1–1000, default 50) and cursor, each at most once.
 func pageParams(c *gin.Context) (int, string, error) {
+	q := c.Request.URL.Query()
+	for _, name := range []string{"limit", "cursor"} {
+		if len(q[name]) > 1 {
+			return 0, "", badRequest("%s may be given once", name)
+		}
+	}
 	limit := 50
-	if l := c.Query("limit"); l != "" {
-		n, err := strconv.Atoi(l)
+	if l, ok := q["limit"]; ok {
+		n, err := strconv.Atoi(l[0])
 		if err != nil {
 			return 0, "", badRequest("limit must be a whole number")
 		}
@@ -58,7 +64,7 @@ func pageParams(c *gin.Context) (int, string, error) {
 		}
 		limit = n
 	}
-	cursor := c.Query("cursor")
+	cursor := q.Get("cursor")
 	if len(cursor) > 200 {
 		return 0, "", badRequest("cursor is not one this server issued")
 	}

@@ -3,6 +3,7 @@
 package httpapi
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -155,6 +156,9 @@ func decodeJSONBytes(body []byte, v any) error {
 	}
 	if err := checkJSONShape(body); err != nil {
 		return err
+	}
+	if bytes.Equal(bytes.TrimSpace(body), []byte("null")) {
+		return badRequest("the body must be a JSON object, not null")
 	}
 	dec := json.NewDecoder(strings.NewReader(string(body)))
 	dec.DisallowUnknownFields()

@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/gin-gonic/gin"
 	"github.com/google/uuid"
@@ -207,7 +209,7 @@ func (s *Server) recoverer(c *gin.Context) {
 
 func (s *Server) requestID(c *gin.Context) {
 	id := c.GetHeader("X-Request-ID")
-	if id == "" || len(id) > 200 {
+	if id == "" || len(id) > 200 || !printable(id) {
 		id = uuid.NewString()
 	}
 	c.Set(ctxRequestID, id)
@@ -274,11 +276,20 @@ func (s *Server) auth(c *gin.Context) {
 	}
 	c.Set(ctxProgram, program)
 	actor := "apikey:" + keyHash[:12]
-	if a := strings.TrimSpace(c.GetHeader("X-Actor")); a != "" && len(a) <= 200 {
+	if a := strings.TrimSpace(c.GetHeader("X-Actor")); a != "" {
+		if len(a) > 200 || !printable(a) {
+			s.writeError(c, fieldError("X-Actor", "must be at most 200 printable characters"))
+			return
+		}
 		actor = "user:" + a + " via " + actor
 	}
 	c.Set(ctxActor, actor)
 	c.Next()
+}
+
+// printable reports whether a header value is UTF-8 without control characters.
+func printable(s string) bool {
+	return utf8.ValidString(s) && !strings.ContainsFunc(s, unicode.IsControl)
 }
 
 func (s *Server) authAny(c *gin.Context) {

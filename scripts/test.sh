@@ -83,3 +83,14 @@ if [[ -z "${PARTNERD_TEST_PKGS:-}" ]]; then
 	log "fault tests: go test -race -count=1 -tags faults -run Fault ./app/"
 	go test -race -count=1 -tags faults -run Fault ./app/
 fi
+
+# Fuzzing, bounded: every Go Fuzz* target for PARTNERD_FUZZTIME (5 s) each,
+# then schemathesis against a running partnerd (scripts/schemathesis.sh,
+# PARTNERD_ST_MAX_EXAMPLES / PARTNERD_ST_MAX_TIME). PARTNERD_TEST_FUZZ=0
+# skips both.
+if [[ -z "${PARTNERD_TEST_PKGS:-}" && "${PARTNERD_TEST_FUZZ:-1}" != "0" ]]; then
+	log "fuzz: bash scripts/fuzz.sh"
+	bash scripts/fuzz.sh
+	log "OpenAPI fuzz: bash scripts/schemathesis.sh"
+	bash scripts/schemathesis.sh
+fi
