@@ -52,6 +52,9 @@ func serve(args []string, stdout, stderr io.Writer) error {
 	fmt.Fprintf(stdout, "partnerd listening on http://%s\n", displayAddr(ln.Addr()))
 	if cfg.BootstrapProgram != "" {
 		switch {
+		case cfg.BootstrapKey != "":
+			// The operator chose it; printing it would only copy a secret into logs.
+			fmt.Fprintf(stdout, "program %q, API key: the one set by PARTNERD_BOOTSTRAP_KEY\n", cfg.BootstrapProgram)
 		case key != "":
 			fmt.Fprintf(stdout, "program %q, API key: %s\n", cfg.BootstrapProgram, key)
 		case created:

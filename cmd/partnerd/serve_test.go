@@ -100,3 +100,53 @@ func TestServeShutsDownGracefullyOnSIGTERM(t *testing.T) {
 		t.Fatalf("the acknowledged partner is not in the log: %v %v", evs, err)
 	}
 }
+
+// A configured bootstrap key is never printed or logged, neither on the
+// first start (which creates the program) nor on the next.
+func TestServeNeverPrintsAConfiguredKey(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	bin := filepath.Join(t.TempDir(), "partnerd")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	data := t.TempDir()
+	const secret = "configured-secret-key-0123456789"
+	for run := 0; run < 2; run++ {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := ln.Addr().String()
+		ln.Close()
+		cmd := exec.Command(bin, "--addr", addr, "--data", data)
+		cmd.Env = append(os.Environ(), "PARTNERD_REDIS_URL=", "PARTNERD_KAFKA_BROKERS=", "PARTNERD_BOOTSTRAP_KEY="+secret, "PARTNERD_LOG_LEVEL=debug")
+		var out bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &out
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		ok := false
+		for i := 0; i < 200 && !ok; i++ {
+			req, _ := http.NewRequest("GET", "http://"+addr+"/v1/programs/demo/partners", nil)
+			req.Header.Set("Authorization", "Bearer "+secret)
+			if resp, err := http.DefaultClient.Do(req); err == nil {
+				ok = resp.StatusCode == 200
+				resp.Body.Close()
+			}
+			time.Sleep(25 * time.Millisecond)
+		}
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		_ = cmd.Wait()
+		if !ok {
+			t.Fatalf("run %d: the configured key never worked:\n%s", run, out.String())
+		}
+		if strings.Contains(out.String(), secret) {
+			t.Fatalf("run %d printed the configured key:\n%s", run, out.String())
+		}
+		if !strings.Contains(out.String(), "PARTNERD_BOOTSTRAP_KEY") {
+			t.Fatalf("run %d does not say which key the program has:\n%s", run, out.String())
+		}
+	}
+}
