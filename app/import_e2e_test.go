@@ -326,3 +326,24 @@ func TestImportLargeFile(t *testing.T) {
 		t.Fatalf("last partner = %v", p)
 	}
 }
+
+// Bulk and import answers carry a consistency token that a read can wait on.
+func TestBulkAndImportAnswerWithAToken(t *testing.T) {
+	h := start(t, config(t, ""))
+	r, _ := h.importCSV("partner_id,name,relationship_type\r\nt1,T1,direct\r\nt2,T2,direct\r\n")
+	tok, _ := r.json(t)["consistency_token"].(string)
+	if tok == "" {
+		t.Fatalf("import answer without a token: %s", r.body)
+	}
+	if g := h.do("GET", "/partners?q=t2", nil, "X-Consistency-Token", tok); g.status != 200 {
+		t.Fatalf("read with the import's token: %d %s", g.status, g.body)
+	}
+	b := h.do("POST", "/bulk/assigned-to", map[string]any{"partner_ids": []string{"t1", "t2"}, "user": "joe"})
+	tok, _ = b.json(t)["consistency_token"].(string)
+	if b.status != 200 || tok == "" || b.header.Get("X-Consistency-Token") != tok {
+		t.Fatalf("bulk answer: %d %s", b.status, b.body)
+	}
+	if g := h.do("GET", "/partners?assigned_to=joe", nil, "X-Consistency-Token", tok); g.status != 200 {
+		t.Fatalf("read with the bulk's token: %d %s", g.status, g.body)
+	}
+}

@@ -13,7 +13,7 @@ import (
 
 	"github.com/partnerd/partnerd/commands"
 	"github.com/partnerd/partnerd/domain"
-	"github.com/partnerd/partnerd/eventstore"
+	"github.com/partnerd/partnerd/queries"
 )
 
 // MaxBulkPartners bounds the partners one bulk request may touch.
@@ -159,8 +159,13 @@ func (s *Server) bulk(c *gin.Context) {
 		return
 	}
 	results, last := s.runBulk(c.Request.Context(), ids, m, run)
-	c.Header("X-Position", last.String())
-	c.JSON(http.StatusOK, gin.H{"results": results, "position": last.String()})
+	tok := ""
+	if last.Stream != "" {
+		tok = queries.ConsistencyToken(last.Stream, last.Version)
+		c.Header("X-Consistency-Token", tok)
+	}
+	c.Header("X-Position", last.Position.String())
+	c.JSON(http.StatusOK, gin.H{"results": results, "position": last.Position.String(), "consistency_token": tok})
 }
 
 // bulkTargets validates the target and returns the partner IDs, deduplicated,
@@ -217,11 +222,12 @@ func (s *Server) bulkTargets(ctx context.Context, program string, t *bulkTarget)
 }
 
 // runBulk applies run to every partner with bulkWorkers at once. Results
-// keep the order of ids; the position is the highest one appended.
-func (s *Server) runBulk(ctx context.Context, ids []string, m commands.Meta, run func(context.Context, string, commands.Meta) (commands.Result, error)) ([]BulkResult, eventstore.Position) {
+// keep the order of ids; last is the result at the highest position, whose
+// stream and version make the answer's consistency token.
+func (s *Server) runBulk(ctx context.Context, ids []string, m commands.Meta, run func(context.Context, string, commands.Meta) (commands.Result, error)) ([]BulkResult, commands.Result) {
 	results := make([]BulkResult, len(ids))
 	var mu sync.Mutex
-	var last eventstore.Position
+	var last commands.Result
 	work := make(chan int)
 	var wg sync.WaitGroup
 	for w := 0; w < min(bulkWorkers, len(ids)); w++ {
@@ -250,7 +256,9 @@ func (s *Server) runBulk(ctx context.Context, ids []string, m commands.Meta, run
 				}
 				results[i] = r
 				mu.Lock()
-				last = max(last, res.Position)
+				if err == nil && res.Stream != "" && res.Position >= last.Position {
+					last = res
+				}
 				mu.Unlock()
 			}
 		}()
