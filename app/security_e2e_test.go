@@ -1,74 +1,24 @@
 package app_test
 
 import (
-	"bytes"
-	"context"
 	"fmt"
-	"log/slog"
-	"net/http/httptest"
 	"net/url"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/partnerd/partnerd/app"
 	"github.com/partnerd/partnerd/commands"
 )
-
-// syncBuffer is a log sink safe for the app's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-// startLogged is start with the app's log (every level) written to log.
-func startLogged(t *testing.T, cfg app.Config, log *syncBuffer) *harness {
-	t.Helper()
-	a, err := app.New(cfg, slog.New(slog.NewTextHandler(log, &slog.HandlerOptions{Level: slog.LevelDebug})))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := a.Start(context.Background()); err != nil {
-		a.Close()
-		t.Fatal(err)
-	}
-	if _, _, err := a.Bootstrap(context.Background()); err != nil {
-		a.Close()
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(a.HTTP.Handler())
-	h := &harness{t: t, app: a, srv: srv, key: cfg.BootstrapKey, base: srv.URL + "/v1/programs/" + cfg.BootstrapProgram}
-	t.Cleanup(h.stop)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := a.WaitCaughtUp(ctx); err != nil {
-		t.Fatal(err)
-	}
-	return h
-}
 
 // No API key, good or bad, ever reaches the log: not on a rejected
 // request, an accepted one, a failing one, nor when programs and keys are
 // created or issued.
 func TestAPIKeysNeverReachTheLog(t *testing.T) {
-	var log syncBuffer
+	logger, log := capturedLogger()
 	cfg := config(t, "")
 	cfg.BootstrapKey = "bootstrap-secret-key-0123456789"
-	h := startLogged(t, cfg, &log)
+	h := startLogged(t, cfg, logger)
 	badKey := "pd_bad-guess-of-a-key-abcdefghijklmnopqrstuvwxyz"
 	if r := h.do("GET", "/partners", nil, "Authorization", "Bearer "+badKey); r.status != 401 {
 		t.Fatalf("bad key: %d", r.status)
