@@ -19,7 +19,9 @@ func jsonBodies() []any {
 		&bulkEmailBody{}, &bulkContractBody{}, &createTemplateTermBody{}, &updateTemplateTermBody{},
 		&groupBody{}, &renameGroupBody{}, &partnerGroupsBody{}, &assignBody{}, &prospectStageBody{},
 		&noteBody{}, &linkBody{}, &unlinkBody{}, &messageBody{}, &inviteBody{}, &issueAccessLinkBody{},
-		&redeemAccessLinkBody{}, &noBody{}, &map[string]any{},
+		&redeemAccessLinkBody{}, &trackingBody{}, &clientCostBody{}, &complianceBody{},
+		&createCredentialBody{}, &rotateCredentialBody{}, &createConnectionBody{}, &updateConnectionBody{},
+		&checkEmailBody{}, &noBody{}, &map[string]any{},
 	}
 }
 
