@@ -320,6 +320,7 @@ func TestSchemathesisFindingsStayFixed(t *testing.T) {
 		{name: "a null body was taken as {}", method: "POST", path: "/template-terms/t/archive", body: "null", want: 400},
 		{name: "limit given twice, the first empty", method: "GET", path: "/template-terms?limit=&limit=z", want: 400},
 		{name: "an empty limit", method: "GET", path: "/partners?limit=", want: 400},
+		{name: "an empty as_of was read as now", method: "GET", path: "/partners/a?as_of=", want: 400},
 	} {
 		if r := h.do(tc.method, tc.path, tc.body, tc.headers...); r.status != tc.want {
 			t.Errorf("%s: %d %s, want %d", tc.name, r.status, r.body, tc.want)

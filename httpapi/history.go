@@ -91,13 +91,13 @@ func historyFilter(c *gin.Context) (queries.HistoryFilter, error) {
 }
 
 func timeParam(c *gin.Context, name string) (time.Time, error) {
-	v := c.Query(name)
-	if v == "" {
+	vals, given := c.Request.URL.Query()[name]
+	if !given {
 		return time.Time{}, nil
 	}
-	t, err := time.Parse(time.RFC3339Nano, v)
-	if err != nil {
-		return time.Time{}, badRequest("%s must be an RFC 3339 time, e.g. 2026-03-01T00:00:00Z", name)
+	t, err := time.Parse(time.RFC3339Nano, vals[0])
+	if err != nil || len(vals) > 1 { // an empty or repeated value is not "none"
+		return time.Time{}, badRequest("%s must be one RFC 3339 time, e.g. 2026-03-01T00:00:00Z", name)
 	}
 	return t, nil
 }
@@ -108,9 +108,9 @@ func asOfParams(c *gin.Context) (at queries.AsOf, ok bool, err error) {
 	if at.Time, err = timeParam(c, "as_of"); err != nil {
 		return at, false, err
 	}
-	if v := c.Query("as_of_version"); v != "" {
-		n, perr := strconv.ParseUint(v, 10, 64)
-		if perr != nil {
+	if vals, given := c.Request.URL.Query()["as_of_version"]; given {
+		n, perr := strconv.ParseUint(vals[0], 10, 64)
+		if perr != nil || len(vals) > 1 {
 			return at, false, badRequest("as_of_version must be a whole number")
 		}
 		if n == 0 {
