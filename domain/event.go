@@ -165,6 +165,8 @@ func newEvent(typ string) Event {
 		return &SegmentPartnerEntered{}
 	case TypeSegmentPartnerLeft:
 		return &SegmentPartnerLeft{}
+	case TypeActivityRecorded:
+		return &ActivityRecorded{}
 	}
 	return nil
 }
@@ -191,6 +193,7 @@ func EventTypes() []string {
 		TypeConnectionCreated, TypeConnectionUpdated, TypeConnectionDeleted,
 		TypeSegmentCreated, TypeSegmentRenamed, TypeSegmentConditionsChanged, TypeSegmentDeleted,
 		TypeSegmentPartnerEntered, TypeSegmentPartnerLeft,
+		TypeActivityRecorded,
 	}
 }
 
@@ -295,6 +298,8 @@ func deref(ev Event) Event {
 	case *ConnectionUpdated:
 		return *e
 	case *ConnectionDeleted:
+		return *e
+	case *ActivityRecorded:
 		return *e
 	case *SegmentCreated:
 		return *e

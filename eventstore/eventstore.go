@@ -132,3 +132,32 @@ type Store interface {
 	// Close releases the store.
 	Close() error
 }
+
+// StreamEvent is one event of an AppendUnique call, with its stream.
+type StreamEvent struct {
+	Stream string
+	EventData
+}
+
+// Landing tells what AppendUnique did with one event.
+type Landing struct {
+	// Duplicate: the log already held an event with this ID (appended
+	// through AppendUnique), or the same call held it earlier; nothing was
+	// appended for it.
+	Duplicate bool
+	// Position of the appended event; for a duplicate, of the first event
+	// with its ID (0 when the store cannot tell).
+	Position Position
+	// Version of the appended event in its stream (0 for a duplicate).
+	Version uint64
+}
+
+// UniqueAppender is an optional capability of a Store, for high-volume
+// facts without invariants (partner activity): append events to many
+// streams at once with expected version Any, in one durable step, and drop
+// every event whose ID was appended through AppendUnique before. The ID
+// index is as durable as the log, so a re-sent event stays harmless across
+// restarts. Events of one stream keep their order in the call.
+type UniqueAppender interface {
+	AppendUnique(ctx context.Context, events []StreamEvent) ([]Landing, error)
+}

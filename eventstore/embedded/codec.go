@@ -12,12 +12,21 @@ import (
 //
 //	'L' + position(8, big endian)                 → encoded event record
 //	'S' + stream + 0x00 + version(8, big endian)   → position(8, big endian)
+//	'I' + event ID                                 → position(8, big endian)
+//
+// The 'I' keys index the IDs of events appended through AppendUnique.
 //
 // The 'L' keys are the global log; the 'S' keys index each stream.
 const (
 	prefixLog    = 'L'
 	prefixStream = 'S'
+	prefixID     = 'I'
 )
+
+func idKey(dst []byte, id string) []byte {
+	dst = append(dst, prefixID)
+	return append(dst, id...)
+}
 
 func logKey(p eventstore.Position) []byte {
 	k := make([]byte, 9)

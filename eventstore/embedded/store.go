@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble"
+	"github.com/cockroachdb/pebble/bloom"
 
 	"github.com/partnerd/partnerd/eventstore"
 )
@@ -61,12 +62,16 @@ type appendReq struct {
 	stream   string
 	expected int64
 	events   []eventstore.EventData
-	done     chan appendResp
+	// unique, when set, makes this an AppendUnique request (stream,
+	// expected and events are unused).
+	unique []eventstore.StreamEvent
+	done   chan appendResp
 }
 
 type appendResp struct {
-	res eventstore.AppendResult
-	err error
+	res      eventstore.AppendResult
+	landings []eventstore.Landing
+	err      error
 }
 
 // Open opens (creating if needed) the store in dir.
@@ -80,6 +85,8 @@ func Open(dir string, opts Options) (*Store, error) {
 	db, err := pebble.Open(dir, &pebble.Options{
 		Logger:       quietLogger{},
 		MemTableSize: 64 << 20,
+		// Bloom filters keep AppendUnique's ID lookups (mostly misses) off the disk.
+		Levels: []pebble.LevelOptions{{FilterPolicy: bloom.FilterPolicy(10)}},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("open event store in %s: %w", dir, err)
@@ -126,25 +133,48 @@ func (s *Store) Append(ctx context.Context, stream string, expected int64, event
 	if stream == "" || strings.ContainsRune(stream, 0) {
 		return eventstore.AppendResult{}, fmt.Errorf("append: invalid stream name %q", stream)
 	}
-	req := &appendReq{stream: stream, expected: expected, events: events, done: make(chan appendResp, 1)}
+	r := s.enqueue(ctx, &appendReq{stream: stream, expected: expected, events: events, done: make(chan appendResp, 1)})
+	return r.res, r.err
+}
+
+// AppendUnique implements eventstore.UniqueAppender. The writer checks
+// every ID against the durable ID index ('I' keys, written in the same
+// batch as the events) and against the IDs of its current batch.
+func (s *Store) AppendUnique(ctx context.Context, events []eventstore.StreamEvent) ([]eventstore.Landing, error) {
+	if len(events) == 0 {
+		return nil, nil
+	}
+	for _, e := range events {
+		if e.Stream == "" || strings.ContainsRune(e.Stream, 0) {
+			return nil, fmt.Errorf("append: invalid stream name %q", e.Stream)
+		}
+		if e.ID == "" {
+			return nil, fmt.Errorf("append unique to %s: an event without ID", e.Stream)
+		}
+	}
+	r := s.enqueue(ctx, &appendReq{unique: events, done: make(chan appendResp, 1)})
+	return r.landings, r.err
+}
+
+func (s *Store) enqueue(ctx context.Context, req *appendReq) appendResp {
 	select {
 	case s.reqs <- req:
 	case <-s.closing:
-		return eventstore.AppendResult{}, eventstore.ErrClosed
+		return appendResp{err: eventstore.ErrClosed}
 	case <-ctx.Done():
-		return eventstore.AppendResult{}, ctx.Err()
+		return appendResp{err: ctx.Err()}
 	}
 	// Once queued, the append is committed or failed by the writer; waiting
 	// for its answer even after ctx ends keeps "acknowledged = durable" true.
 	select {
 	case r := <-req.done:
-		return r.res, r.err
+		return r
 	case <-s.closed:
 		select {
 		case r := <-req.done:
-			return r.res, r.err
+			return r
 		default:
-			return eventstore.AppendResult{}, eventstore.ErrClosed
+			return appendResp{err: eventstore.ErrClosed}
 		}
 	}
 }
@@ -220,7 +250,28 @@ func (s *Store) commit(reqs []*appendReq) {
 	results := make([]appendResp, len(reqs))
 	accepted := make([]bool, len(reqs))
 	nEvents := 0
+	var ids map[string]uint64 // IDs appended uniquely in this batch
+	version := func(stream string) (int64, error) {
+		if cur, ok := overlay[stream]; ok {
+			return cur, nil
+		}
+		return s.streamVersion(stream)
+	}
 	for i, r := range reqs {
+		if r.unique != nil {
+			if ids == nil {
+				ids = map[string]uint64{}
+			}
+			land, n, err := s.planUnique(b, r.unique, ids, overlay, version, &pos, now)
+			if err != nil {
+				results[i].err = err
+				continue
+			}
+			nEvents += n
+			accepted[i] = true
+			results[i].landings = land
+			continue
+		}
 		cur, ok := overlay[r.stream]
 		if !ok {
 			v, err := s.streamVersion(r.stream)
@@ -277,6 +328,53 @@ func (s *Store) commit(reqs []*appendReq) {
 	for i, r := range reqs {
 		r.done <- results[i]
 	}
+}
+
+// planUnique adds the events of an AppendUnique request to batch b,
+// skipping IDs already in the index or earlier in this batch. If a lookup
+// fails midway, the request is answered with the error while the events
+// planned before it may still be committed with the batch: they are valid
+// appends, and the caller's retry drops them as duplicates.
+func (s *Store) planUnique(b *pebble.Batch, evs []eventstore.StreamEvent, ids map[string]uint64, overlay map[string]int64,
+	version func(string) (int64, error), pos *uint64, now time.Time) ([]eventstore.Landing, int, error) {
+	land := make([]eventstore.Landing, len(evs))
+	n := 0
+	var key []byte
+	for i, e := range evs {
+		if p, ok := ids[e.ID]; ok {
+			land[i] = eventstore.Landing{Duplicate: true, Position: eventstore.Position(p)}
+			continue
+		}
+		key = idKey(key[:0], e.ID)
+		raw, closer, err := s.db.Get(key)
+		if err == nil {
+			p := binary.BigEndian.Uint64(raw)
+			_ = closer.Close()
+			land[i] = eventstore.Landing{Duplicate: true, Position: eventstore.Position(p)}
+			continue
+		}
+		if !errors.Is(err, pebble.ErrNotFound) {
+			return nil, 0, fmt.Errorf("append unique %s: %w", e.ID, err)
+		}
+		cur, err := version(e.Stream)
+		if err != nil {
+			return nil, 0, fmt.Errorf("append to %s: %w", e.Stream, err)
+		}
+		cur++
+		*pos++
+		rec := eventstore.RecordedEvent{ID: e.ID, StreamID: e.Stream, Type: e.Type, Version: uint64(cur),
+			Position: eventstore.Position(*pos), RecordedAt: now, Data: e.Data, Metadata: e.Metadata}
+		var pv [8]byte
+		binary.BigEndian.PutUint64(pv[:], *pos)
+		_ = b.Set(logKey(rec.Position), encodeRecord(&rec), nil)
+		_ = b.Set(streamKey(e.Stream, uint64(cur)), pv[:], nil)
+		_ = b.Set(key, pv[:], nil)
+		overlay[e.Stream] = cur
+		ids[e.ID] = *pos
+		land[i] = eventstore.Landing{Position: eventstore.Position(*pos), Version: uint64(cur)}
+		n++
+	}
+	return land, n, nil
 }
 
 func expectedHolds(expected, current int64) bool {
