@@ -42,6 +42,7 @@ type App struct {
 	Bus      Bus
 	Commands *commands.Commands
 	Queries  *queries.Queries
+	Hub      *queries.ActivityHub
 	Runners  []*projections.Runner
 	Relay    *relay.Relay
 	Lease    *relay.Lease
@@ -122,27 +123,32 @@ func New(c Config, logger *slog.Logger) (*App, error) {
 	if c.AccessLinkSecret == "" {
 		logger.Warn("PARTNERD_ACCESS_LINK_SECRET is not set: partner access links use a random per-process key and die on restart")
 	}
+	a.Queries = queries.New(a.Redis, a.Store, a)
+	a.Hub = queries.NewActivityHub(a.Queries, logger)
 	a.Commands = commands.New(commands.Deps{Store: a.Store, AccessLinkSecret: []byte(c.AccessLinkSecret), AccessLinkURL: c.AccessLinkURL,
-		Snapshots: redisSnapshots{rdb: a.Redis}})
-	for _, p := range Projections() {
+		Snapshots: redisSnapshots{rdb: a.Redis}, Partners: a.Queries})
+	for _, p := range ProjectionsFor(c) {
 		r := projections.NewRunner(a.Redis, p)
 		r.Logger = logger
 		a.Runners = append(a.Runners, r)
 	}
-	a.Queries = queries.New(a.Redis, a.Store, a)
 	a.Relay = &relay.Relay{Store: a.Store, Publisher: a.Bus, Checkpoints: relay.RedisCheckpoints{Client: a.Redis}, Logger: logger}
 	a.Lease = &relay.Lease{Client: a.Redis, Logger: logger}
 	a.lag = newLagTracker()
 	a.HTTP = httpapi.New(httpapi.Deps{Commands: a.Commands, Queries: a.Queries, Redis: a.Redis,
 		Ready: a.ready, Projections: a.projectionStatus, Rebuild: a.StartRebuild, Recovering: a.recoveringNow,
-		Registry: a.Registry, Logger: logger, RateLimit: httpapi.RateLimit{Rate: c.RateLimit, Burst: c.RateBurst}})
+		Registry: a.Registry, Logger: logger, RateLimit: httpapi.RateLimit{Rate: c.RateLimit, Burst: c.RateBurst}, Hub: a.Hub})
 	a.registerMetrics()
 	return a, nil
 }
 
-// Projections lists every read model partnerd keeps.
-func Projections() []projections.Projection {
-	return []projections.Projection{projections.Programs{}, projections.Partners{}, projections.Catalog{}, projections.Connections{}, projections.NewSegments()}
+// Projections lists every read model partnerd keeps, configured by Defaults.
+func Projections() []projections.Projection { return ProjectionsFor(Defaults()) }
+
+// ProjectionsFor lists every read model partnerd keeps, configured by c.
+func ProjectionsFor(c Config) []projections.Projection {
+	return []projections.Projection{projections.Programs{}, projections.Partners{}, projections.Catalog{}, projections.Connections{},
+		projections.NewSegments(), projections.Activities{MaxPerProgram: c.ActivityMaxPerProgram, MaxAge: c.ActivityMaxAge}}
 }
 
 // Generation implements queries.Generations.
@@ -206,7 +212,13 @@ func (a *App) Start(ctx context.Context) error {
 	case <-time.After(30 * time.Second):
 		return errors.New("projection router did not start within 30 s")
 	}
-	a.wg.Add(5)
+	a.wg.Add(6)
+	go func() { defer a.wg.Done(); a.Hub.Run(ctx) }()
+	select {
+	case <-a.Hub.Ready():
+	case <-time.After(10 * time.Second):
+		return errors.New("activity hub did not subscribe within 10 s")
+	}
 	// Every instance runs a relay; only the one holding the lease publishes.
 	go func() { defer a.wg.Done(); _ = a.Lease.Run(ctx, a.Relay) }()
 	go func() { defer a.wg.Done(); a.watchEpoch(ctx) }()

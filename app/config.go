@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/partnerd/partnerd/domain"
 )
@@ -31,12 +32,17 @@ type Config struct {
 	AccessLinkURL    string   // PARTNERD_ACCESS_LINK_URL: base URL of the partner app's access page
 	RateLimit        float64  // PARTNERD_RATE_LIMIT: requests per second per API key; 0 = no limit
 	RateBurst        int      // PARTNERD_RATE_BURST: token bucket size per API key
+	// ActivityMaxPerProgram caps each program's activity feed (PARTNERD_ACTIVITY_MAX_PER_PROGRAM; 0 = no cap).
+	ActivityMaxPerProgram int
+	// ActivityMaxAge drops feed activities that occurred longer ago (PARTNERD_ACTIVITY_MAX_AGE, e.g. 2160h; 0 = keep).
+	ActivityMaxAge time.Duration
 }
 
 // Defaults returns the configuration of a bare `partnerd`.
 func Defaults() Config {
 	return Config{Addr: ":8080", Data: "./data", EventStore: "embedded", BootstrapProgram: "demo",
-		KafkaPartitions: 12, BusPartitions: 256, RateLimit: 1000, RateBurst: 2000}
+		KafkaPartitions: 12, BusPartitions: 256, RateLimit: 1000, RateBurst: 2000,
+		ActivityMaxPerProgram: 1_000_000, ActivityMaxAge: 90 * 24 * time.Hour}
 }
 
 // FromEnv overlays the PARTNERD_* environment variables on c.
@@ -79,6 +85,14 @@ func FromEnv(c Config) Config {
 		c.RateLimit = f
 	}
 	num("PARTNERD_RATE_BURST", &c.RateBurst)
+	num("PARTNERD_ACTIVITY_MAX_PER_PROGRAM", &c.ActivityMaxPerProgram)
+	if v, ok := os.LookupEnv("PARTNERD_ACTIVITY_MAX_AGE"); ok && v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			d = -1 // Validate reports it
+		}
+		c.ActivityMaxAge = d
+	}
 	return c
 }
 
@@ -139,6 +153,12 @@ func (c Config) Validate() error {
 	}
 	if c.RateLimit > 0 && (c.RateBurst < 1 || c.RateBurst > 1e6) {
 		errs = append(errs, errors.New("PARTNERD_RATE_BURST: must be 1-1000000 when PARTNERD_RATE_LIMIT is on"))
+	}
+	if c.ActivityMaxPerProgram < 0 {
+		errs = append(errs, errors.New("PARTNERD_ACTIVITY_MAX_PER_PROGRAM: must be a whole number >= 0 (0 = no cap)"))
+	}
+	if c.ActivityMaxAge < 0 {
+		errs = append(errs, errors.New("PARTNERD_ACTIVITY_MAX_AGE: must be a duration such as 2160h (0 = keep forever)"))
 	}
 	return errors.Join(errs...)
 }

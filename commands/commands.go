@@ -112,6 +112,8 @@ type Commands struct {
 	CreateSegment *CreateSegmentHandler
 	UpdateSegment *UpdateSegmentHandler
 	DeleteSegment *DeleteSegmentHandler
+
+	RecordActivities *RecordActivitiesHandler
 }
 
 // Deps are what the handlers share.
@@ -134,6 +136,9 @@ type Deps struct {
 	// snapshot, taken every SnapshotEvery events (default 500).
 	Snapshots     Snapshots
 	SnapshotEvery int
+	// Partners answers "do these partners exist?" for activity ingest; nil
+	// means every check reads the log.
+	Partners PartnerDirectory
 
 	hashSlots chan struct{}
 }
@@ -200,6 +205,8 @@ func New(d Deps) *Commands {
 		CreateSegment:    &CreateSegmentHandler{d: d},
 		UpdateSegment:    &UpdateSegmentHandler{d: d},
 		DeleteSegment:    &DeleteSegmentHandler{d: d},
+
+		RecordActivities: &RecordActivitiesHandler{d: d},
 	}
 }
 

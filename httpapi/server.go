@@ -87,6 +87,8 @@ type Deps struct {
 	Logger     *slog.Logger
 	// RateLimit is each API key's token bucket; zero means no limit.
 	RateLimit RateLimit
+	// Hub fans projected activities out to GET /activities/stream.
+	Hub *queries.ActivityHub
 }
 
 // Server is the HTTP API.
@@ -192,6 +194,9 @@ func (s *Server) routes() {
 	p.PUT("/segments/:id", s.updateSegment)
 	p.DELETE("/segments/:id", s.deleteSegment)
 	p.GET("/segments/:id/members", s.segmentMembers)
+	p.POST("/activities", s.recordActivities)
+	p.GET("/activities", s.listActivities)
+	p.GET("/activities/stream", s.streamActivities)
 }
 
 func (s *Server) recoverer(c *gin.Context) {

@@ -97,6 +97,23 @@ func (w *Writes) ZAdd(key string, score float64, member string) {
 // ZRem removes sorted-set members.
 func (w *Writes) ZRem(key string, members ...any) { w.op("ZREM", key, members...) }
 
+// Publish publishes message on a pub/sub channel from inside the atomic
+// step: only when the batch is applied, never for a skipped redelivery.
+// The channel is passed as a key so that it carries the hash tag.
+func (w *Writes) Publish(channel, message string) { w.op("PUBLISH", channel, message) }
+
+// XAdd appends an entry with an ID Redis assigns ("*") to a stream capped
+// at about maxLen entries (0: no cap). IDs grow in the order batches are
+// applied, whatever the log positions of their events.
+func (w *Writes) XAdd(stream string, maxLen int64, fieldValues ...any) {
+	args := []any{}
+	if maxLen > 0 {
+		args = append(args, "MAXLEN", "~", maxLen)
+	}
+	args = append(args, "*")
+	w.op("XADD", stream, append(args, fieldValues...)...)
+}
+
 // applyScript checks every stream's guard (compare-and-set against what the
 // runner read), then sets the guards and runs the planned writes.
 //

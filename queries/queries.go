@@ -85,6 +85,10 @@ func projectionOf(stream string) (name, tag string, ok bool) {
 		return "partners", prog, found
 	case domain.CategoryProgram:
 		return "programs", projections.ProgramsTag, true
+	case domain.CategoryActivity:
+		rest := strings.TrimPrefix(stream, domain.CategoryActivity+"-")
+		prog, _, found := strings.Cut(rest, "-")
+		return "activities", prog, found
 	case domain.CategoryTemplateTerm, domain.CategoryGroup:
 		rest := strings.TrimPrefix(stream, domain.Category(stream)+"-")
 		prog, _, found := strings.Cut(rest, "-")

@@ -103,6 +103,8 @@ func flags(fs *flag.FlagSet) *app.Config {
 	fs.StringVar(&c.AccessLinkURL, "access-link-url", c.AccessLinkURL, "base URL of the partner app's access page (PARTNERD_ACCESS_LINK_URL; the secret only as PARTNERD_ACCESS_LINK_SECRET)")
 	fs.Float64Var(&c.RateLimit, "rate-limit", c.RateLimit, "requests per second per API key, 0 = no limit (PARTNERD_RATE_LIMIT)")
 	fs.IntVar(&c.RateBurst, "rate-burst", c.RateBurst, "burst size of each API key's token bucket (PARTNERD_RATE_BURST)")
+	fs.IntVar(&c.ActivityMaxPerProgram, "activity-max-per-program", c.ActivityMaxPerProgram, "activities kept in each program's feed; 0 = no cap (PARTNERD_ACTIVITY_MAX_PER_PROGRAM)")
+	fs.DurationVar(&c.ActivityMaxAge, "activity-max-age", c.ActivityMaxAge, "feed activities older than this (by occurred_at) are dropped; 0 = keep (PARTNERD_ACTIVITY_MAX_AGE)")
 	fs.StringVar(&c.BootstrapKey, "bootstrap-key", c.BootstrapKey, "API key of the bootstrap program (PARTNERD_BOOTSTRAP_KEY)")
 	return &c
 }

@@ -26,14 +26,14 @@ func rebuild(args []string, stdout, stderr io.Writer) error {
 		target = fs.Arg(0)
 	}
 	var names []string
-	for _, p := range app.Projections() {
+	for _, p := range app.ProjectionsFor(*cfg) {
 		names = append(names, p.Name())
 	}
 	if target == "" {
 		return usageError{"rebuild: name a projection (" + strings.Join(names, ", ") + ") or all"}
 	}
 	var todo []projections.Projection
-	for _, p := range app.Projections() {
+	for _, p := range app.ProjectionsFor(*cfg) {
 		if target == "all" || target == p.Name() {
 			todo = append(todo, p)
 		}

@@ -1,0 +1,251 @@
+package projections
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/partnerd/partnerd/domain"
+)
+
+// Activities keeps each program's activity feed:
+//
+//	feed            zset  activity IDs scored by occurred_at (unix ms)
+//	p:<partner>     zset  the same, one partner's
+//	f:<flavor>      zset  the same, one flavor's
+//	m:<message>     zset  the same, one message's
+//	docs            hash  activity ID → the activity as the API shows it (JSON)
+//	log             stream  the same documents in the order they were
+//	                projected ("a" activity ID, "d" document); its entry IDs
+//	                are the live stream's SSE event IDs (capped like the feed,
+//	                at least LogMin entries)
+//	live            channel: every batch that added activities PUBLISHes
+//	                their count, from inside the same Lua step as its
+//	                writes; the hub then reads the log from where it was.
+//
+// Everything is written in the runner's atomic step, so a redelivered or
+// replayed event is never indexed, logged or announced twice.
+//
+// Index parts are escaped by IndexPart. An activity ID already in docs is
+// skipped (a re-sent activity that reached the log twice, which only a
+// store without AppendUnique lets happen). Retention: per program at most
+// MaxPerProgram activities and none older than MaxAge (by occurred_at);
+// each batch trims what is over, oldest first, so a program that receives
+// nothing keeps its feed until its next activity.
+type Activities struct {
+	// MaxPerProgram caps the feed of one program (0: no cap).
+	MaxPerProgram int
+	// MaxAge drops activities that occurred longer ago (0: no limit).
+	MaxAge time.Duration
+	// Now is the clock of the age limit (default time.Now).
+	Now func() time.Time
+}
+
+// ActivityView is an activity as the API shows it.
+type ActivityView struct {
+	domain.Activity
+	RecordedAt time.Time `json:"recorded_at"`
+	// Position is the activity's log position: its SSE event ID.
+	Position string `json:"position"`
+}
+
+// Name implements Projection.
+func (Activities) Name() string { return "activities" }
+
+// Topics implements Projection.
+func (Activities) Topics() []string { return []string{"partnerd.activities"} }
+
+// Tag implements Projection: one program's keys share a slot.
+func (Activities) Tag(e Event) string { return e.Program }
+
+// ActivityKeys names the feed's keys in a keyspace.
+type ActivityKeys struct{ Keyspace }
+
+// Feed is the zset of every activity by occurred_at.
+func (k ActivityKeys) Feed() string { return k.Key("feed") }
+
+// Partner is the zset of one partner's activities.
+func (k ActivityKeys) Partner(id string) string { return k.Key("p", IndexPart(id)) }
+
+// Flavor is the zset of one flavor's activities.
+func (k ActivityKeys) Flavor(f string) string { return k.Key("f", IndexPart(f)) }
+
+// Message is the zset of one message's activities.
+func (k ActivityKeys) Message(id string) string { return k.Key("m", IndexPart(id)) }
+
+// Log is the stream of activities in projection order.
+func (k ActivityKeys) Log() string { return k.Key("log") }
+
+// LogMin is the least number of entries the log stream keeps.
+const LogMin = 100000
+
+// Docs is the hash of activity documents.
+func (k ActivityKeys) Docs() string { return k.Key("docs") }
+
+// Live is the pub/sub channel of newly projected activities.
+func (k ActivityKeys) Live() string { return k.Key("live") }
+
+// ScoreOf is an activity's feed score: occurred_at in unix milliseconds.
+func ScoreOf(t time.Time) float64 { return float64(t.UnixMilli()) }
+
+type activityReads struct {
+	known *redis.SliceCmd
+	card  *redis.IntCmd
+	old   *redis.StringSliceCmd
+}
+
+// Plan implements Projection.
+func (p Activities) Plan(ctx context.Context, rd redis.Cmdable, b *Batch) error {
+	now := time.Now
+	if p.Now != nil {
+		now = p.Now
+	}
+	cutoff := time.Time{}
+	if p.MaxAge > 0 {
+		cutoff = now().Add(-p.MaxAge)
+	}
+	type item struct {
+		tag  string
+		view ActivityView
+	}
+	items := make([]item, 0, len(b.Events))
+	ids := map[string][]string{} // tag → activity IDs
+	for _, e := range b.Events {
+		var ev domain.ActivityRecorded
+		if e.Type != domain.TypeActivityRecorded {
+			continue
+		}
+		if err := json.Unmarshal(e.Data, &ev); err != nil {
+			return fmt.Errorf("decode %s at %d: %w", e.Type, e.Position, err)
+		}
+		if ev.ActivityID == "" || ev.PartnerID == "" || ev.OccurredAt.Before(cutoff) {
+			continue
+		}
+		items = append(items, item{tag: e.Program, view: ActivityView{Activity: ev.Activity, RecordedAt: ev.RecordedAt, Position: e.Position.String()}})
+		ids[e.Program] = append(ids[e.Program], ev.ActivityID)
+	}
+	if len(items) == 0 {
+		return nil
+	}
+	// 1. Which are known already; how full each program's feed is; what is
+	// past the age limit.
+	pipe := rd.Pipeline()
+	reads := map[string]*activityReads{}
+	for tag, list := range ids {
+		ks := ActivityKeys{b.Keys(tag)}
+		r := &activityReads{known: pipe.HMGet(ctx, ks.Docs(), list...)}
+		if p.MaxPerProgram > 0 {
+			r.card = pipe.ZCard(ctx, ks.Feed())
+		}
+		if p.MaxAge > 0 {
+			r.old = pipe.ZRangeByScore(ctx, ks.Feed(), &redis.ZRangeBy{Min: "-inf", Max: "(" + strconv.FormatInt(cutoff.UnixMilli(), 10), Count: 4096})
+		}
+		reads[tag] = r
+	}
+	if _, err := pipe.Exec(ctx); err != nil && err != redis.Nil {
+		return fmt.Errorf("read feed: %w", err)
+	}
+	known := map[string]map[string]bool{}
+	for tag, r := range reads {
+		k := map[string]bool{}
+		for i, v := range r.known.Val() {
+			if v != nil {
+				k[ids[tag][i]] = true
+			}
+		}
+		known[tag] = k
+	}
+	// 2. Add the new ones, log them and announce them.
+	added := map[string]int{}
+	logCap := int64(max(p.MaxPerProgram, LogMin))
+	for _, it := range items {
+		a := it.view
+		if known[it.tag][a.ActivityID] {
+			continue
+		}
+		known[it.tag][a.ActivityID] = true // a repeat later in this batch
+		ks, w := ActivityKeys{b.Keys(it.tag)}, b.W(it.tag)
+		doc, err := json.Marshal(a)
+		if err != nil {
+			return err
+		}
+		score := ScoreOf(a.OccurredAt)
+		w.ZAdd(ks.Feed(), score, a.ActivityID)
+		w.ZAdd(ks.Partner(a.PartnerID), score, a.ActivityID)
+		w.ZAdd(ks.Flavor(a.Flavor), score, a.ActivityID)
+		if a.MessageID != "" {
+			w.ZAdd(ks.Message(a.MessageID), score, a.ActivityID)
+		}
+		w.HSet(ks.Docs(), a.ActivityID, string(doc))
+		w.XAdd(ks.Log(), logCap, "a", a.ActivityID, "d", string(doc))
+		added[it.tag]++
+	}
+	for tag, n := range added {
+		ks := ActivityKeys{b.Keys(tag)}
+		b.W(tag).Publish(ks.Live(), strconv.Itoa(n))
+	}
+	// 3. Retention: the oldest over the cap, and everything past the age.
+	return p.trim(ctx, rd, b, reads, added)
+}
+
+func (p Activities) trim(ctx context.Context, rd redis.Cmdable, b *Batch, reads map[string]*activityReads, added map[string]int) error {
+	victims := map[string][]string{}
+	pipe := rd.Pipeline()
+	over := map[string]*redis.StringSliceCmd{}
+	for tag, r := range reads {
+		if r.old != nil {
+			victims[tag] = append(victims[tag], r.old.Val()...)
+		}
+		if r.card != nil {
+			n := r.card.Val() + int64(added[tag]) - int64(p.MaxPerProgram) - int64(len(victims[tag]))
+			if n > 0 {
+				// The oldest past the age limit are the first of these too.
+				over[tag] = pipe.ZRange(ctx, ActivityKeys{b.Keys(tag)}.Feed(), 0, n+int64(len(victims[tag]))-1)
+			}
+		}
+	}
+	if len(over) > 0 {
+		if _, err := pipe.Exec(ctx); err != nil {
+			return fmt.Errorf("read feed to trim: %w", err)
+		}
+	}
+	for tag, cmd := range over {
+		victims[tag] = cmd.Val() // a superset of the aged ones
+	}
+	pipe = rd.Pipeline()
+	docs := map[string]*redis.SliceCmd{}
+	for tag, list := range victims {
+		if len(list) > 0 {
+			docs[tag] = pipe.HMGet(ctx, ActivityKeys{b.Keys(tag)}.Docs(), list...)
+		}
+	}
+	if len(docs) == 0 {
+		return nil
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return fmt.Errorf("read activities to trim: %w", err)
+	}
+	for tag, cmd := range docs {
+		ks, w := ActivityKeys{b.Keys(tag)}, b.W(tag)
+		for i, v := range cmd.Val() {
+			id := victims[tag][i]
+			w.ZRem(ks.Feed(), id)
+			w.HDel(ks.Docs(), id)
+			s, _ := v.(string)
+			var a ActivityView
+			if s == "" || json.Unmarshal([]byte(s), &a) != nil {
+				continue
+			}
+			w.ZRem(ks.Partner(a.PartnerID), id)
+			w.ZRem(ks.Flavor(a.Flavor), id)
+			if a.MessageID != "" {
+				w.ZRem(ks.Message(a.MessageID), id)
+			}
+		}
+	}
+	return nil
+}
