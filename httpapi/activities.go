@@ -417,3 +417,25 @@ func logIDAfter(a, b string) bool {
 	bsn, _ := strconv.ParseUint(bs, 10, 64)
 	return asn > bsn
 }
+
+// partnerHistoryWithActivity: GET /partners/{id}/history?include=activity.
+func (s *Server) partnerHistoryWithActivity(c *gin.Context, include string, limit int, cursor string, f queries.HistoryFilter) {
+	if include != "activity" {
+		s.writeError(c, fieldError("include", "must be \"activity\""))
+		return
+	}
+	id := c.Param("id")
+	if !domain.ValidEntityID(id) {
+		s.writeError(c, domain.ErrNotFound)
+		return
+	}
+	page, err := s.Queries.PartnerHistoryWithActivity(c.Request.Context(), c.GetString(ctxProgram), id, cursor, limit, f)
+	if errors.Is(err, queries.ErrBadCursor) {
+		err = badRequest("cursor is not one this server issued")
+	}
+	if err != nil {
+		s.writeError(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, page)
+}

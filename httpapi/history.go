@@ -42,16 +42,20 @@ func (s *Server) history(category string) gin.HandlerFunc {
 			s.writeError(c, err)
 			return
 		}
+		f, err := historyFilter(c)
+		if err != nil {
+			s.writeError(c, err)
+			return
+		}
 		var after uint64
-		if cursor != "" {
+		if cursor != "" && c.Query("include") == "" {
 			if after, err = strconv.ParseUint(cursor, 10, 64); err != nil {
 				s.writeError(c, badRequest("cursor is not one this server issued"))
 				return
 			}
 		}
-		f, err := historyFilter(c)
-		if err != nil {
-			s.writeError(c, err)
+		if inc := c.Query("include"); inc != "" && category == domain.CategoryPartner {
+			s.partnerHistoryWithActivity(c, inc, limit, cursor, f)
 			return
 		}
 		id := c.Param("id")

@@ -1,0 +1,83 @@
+package queries
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+
+	"github.com/partnerd/partnerd/domain"
+	"github.com/partnerd/partnerd/eventstore"
+)
+
+// HistoryItem is an entry of a partner's history that may come from its
+// own stream or from its activity stream (named by Stream).
+type HistoryItem struct {
+	HistoryEntry
+	Stream string `json:"stream"`
+}
+
+// PartnerHistoryWithActivity pages through a partner's events and its
+// activities together, in log order (the order they were recorded). The
+// cursor holds the resource versions reached in both streams
+// ("<partner>.<activity>"). Activities come from the log, so retention
+// of the feed does not shorten the history. The filter applies to both
+// streams; a page may then hold fewer than limit items while next_cursor
+// says there is more.
+func (q *Queries) PartnerHistoryWithActivity(ctx context.Context, program, id, cursor string, limit int, f HistoryFilter) (Page[HistoryItem], error) {
+	var after [2]uint64
+	if cursor != "" {
+		a, b, ok := strings.Cut(cursor, ".")
+		var err1, err2 error
+		after[0], err1 = strconv.ParseUint(a, 10, 64)
+		after[1], err2 = strconv.ParseUint(b, 10, 64)
+		if !ok || err1 != nil || err2 != nil {
+			return Page[HistoryItem]{}, ErrBadCursor
+		}
+	}
+	streams := [2]string{domain.PartnerStream(program, id), domain.ActivityStream(program, id)}
+	var evs [2][]eventstore.RecordedEvent
+	page := Page[HistoryItem]{Items: []HistoryItem{}}
+	for i, s := range streams {
+		var err error
+		if evs[i], err = q.store.ReadStream(ctx, s, after[i], eventstore.Forwards, limit+1); err != nil {
+			return page, fmt.Errorf("history of %s: %w", id, err)
+		}
+		last, err := q.store.ReadStream(ctx, s, math.MaxUint64, eventstore.Backwards, 1)
+		if err != nil {
+			return page, fmt.Errorf("history of %s: %w", id, err)
+		}
+		if len(last) == 1 {
+			page.Total += int64(last[0].Version) + 1
+		} else if i == 0 {
+			return page, fmt.Errorf("partner %s: %w", id, domain.ErrNotFound)
+		}
+	}
+	next := after
+	var k [2]int
+	for taken := 0; taken < limit && (k[0] < len(evs[0]) || k[1] < len(evs[1])); taken++ {
+		i := 0
+		if k[0] >= len(evs[0]) || (k[1] < len(evs[1]) && evs[1][k[1]].Position < evs[0][k[0]].Position) {
+			i = 1
+		}
+		e := evs[i][k[i]]
+		k[i]++
+		next[i] = e.Version + 1
+		if !f.match(e) {
+			continue
+		}
+		var m storedMeta
+		_ = json.Unmarshal(e.Metadata, &m)
+		page.Items = append(page.Items, HistoryItem{Stream: e.StreamID, HistoryEntry: HistoryEntry{Type: e.Type, Version: e.Version + 1,
+			Position: e.Position.String(), RecordedAt: e.RecordedAt.UTC(), Actor: m.Actor, CorrelationID: m.CorrelationID,
+			CausationID: m.CausationID, EventID: e.ID, Data: json.RawMessage(e.Data)}})
+	}
+	if k[0] < len(evs[0]) || k[1] < len(evs[1]) {
+		c := strconv.FormatUint(next[0], 10) + "." + strconv.FormatUint(next[1], 10)
+		page.NextCursor = &c
+	}
+	return page, nil
+}
+
