@@ -17,6 +17,10 @@
 //	         HTTP at -partners partners in real Redis.
 //	memory   RSS of a real partnerd process (built from this checkout) at
 //	         -partners partners after ingesting -activities activities.
+//	ingest   activities/s through POST /activities in batches of 1000 (embedded
+//	         store, real Redis, projections running), the CPU share of HTTP
+//	         decode/validation, append, projection…, and the projection's
+//	         catch-up rate; baseline: encoding/json decoding the same bodies.
 //	project  projection events/s into real Redis, applied directly in batches
 //	         and through the whole pipeline (log → relay → bus → projection);
 //	         baseline: redis-benchmark -P 64 -t set on the same Redis, and the
@@ -48,7 +52,7 @@ import (
 )
 
 // allScenarios is what -scenarios all runs, in this order.
-var allScenarios = []string{"append", "project", "rebuild", "commands", "query", "memory", "segments", "kafka"}
+var allScenarios = []string{"append", "project", "rebuild", "commands", "query", "ingest", "memory", "segments", "kafka"}
 
 // Results maps stable metric names to values.
 type Results map[string]float64
@@ -61,6 +65,7 @@ func main() {
 	events := flag.Int("events", 200000, "events for the project and kafka scenarios")
 	rebuildBaseline := flag.Bool("rebuild-baseline", true, "also replay the rebuild scenario's log through the guarded path (slow)")
 	rebuildEvents := flag.Int("rebuild-events", 50000, "partner events in the log the rebuild scenario rebuilds (1000000 for the issue's figure)")
+	ingestActivities := flag.Int("ingest-activities", 300000, "activities for the ingest scenario (sent in batches of 1000)")
 	appends := flag.Int("appends", 20000, "appends per writer-count in the append scenario")
 	kafkaBrokers := flag.String("kafka-brokers", os.Getenv("PARTNERD_BENCH_KAFKA_BROKERS"), "a real Kafka broker for the kafka scenario")
 	partners := flag.Int("partners", 100000, "partners in the program of the query, memory and segments scenarios")
@@ -127,6 +132,12 @@ func main() {
 				err = fmt.Errorf("needs -redis-url (or PARTNERD_BENCH_REDIS_URL): a real Redis whose database may be flushed")
 			} else {
 				err = benchRebuild(*redisURL, *rebuildEvents, *rebuildBaseline, res)
+			}
+		case "ingest":
+			if *redisURL == "" {
+				err = fmt.Errorf("needs -redis-url (or PARTNERD_BENCH_REDIS_URL): a real Redis whose database may be flushed")
+			} else {
+				err = benchIngest(*redisURL, *ingestActivities, res)
 			}
 		case "project":
 			if *redisURL == "" {

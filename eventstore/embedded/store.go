@@ -5,11 +5,13 @@
 package embedded
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -38,7 +40,9 @@ type Store struct {
 	opts Options
 	reqs chan *appendReq
 
-	head atomic.Uint64 // last durable position
+	head    atomic.Uint64 // last durable position
+	written uint64        // last position applied to Pebble (writer goroutine only)
+	synced  chan *written // writer → syncer
 
 	mu       sync.Mutex
 	notify   chan struct{} // closed and replaced after every commit
@@ -53,7 +57,7 @@ type Store struct {
 
 // Stats counts commits, to show how well group commit works.
 type Stats struct {
-	Commits atomic.Uint64 // durable batches written
+	Commits atomic.Uint64 // fsyncs that made batches durable (each may cover several)
 	Events  atomic.Uint64 // events in them
 	Appends atomic.Uint64 // append calls served
 }
@@ -99,6 +103,7 @@ func Open(dir string, opts Options) (*Store, error) {
 		versions: make(map[string]int64),
 		closing:  make(chan struct{}),
 		closed:   make(chan struct{}),
+		synced:   make(chan *written, 64),
 	}
 	head, err := s.lastPosition()
 	if err != nil {
@@ -106,7 +111,9 @@ func Open(dir string, opts Options) (*Store, error) {
 		return nil, err
 	}
 	s.head.Store(uint64(head))
+	s.written = uint64(head)
 	go s.writeLoop()
+	go s.syncLoop()
 	return s, nil
 }
 
@@ -205,7 +212,7 @@ func (s *Store) streamVersion(stream string) (int64, error) {
 }
 
 func (s *Store) writeLoop() {
-	defer close(s.closed)
+	defer close(s.synced)
 	for {
 		var first *appendReq
 		select {
@@ -239,16 +246,34 @@ func (s *Store) drainClosed() {
 	}
 }
 
-// commit checks each request's expected version, writes the accepted ones in
-// one synced batch and answers every request.
+// written is a batch the writer applied to Pebble without syncing, on
+// its way to the syncer.
+type written struct {
+	reqs    []*appendReq
+	results []appendResp
+	pos     uint64 // last position in the batch (or before it, when empty)
+	events  int
+	err     error // the batch failed to apply: answer every accepted request with it
+	accept  []bool
+}
+
+// commit checks each request's expected version (and, for AppendUnique,
+// each event ID), writes the accepted ones in one batch WITHOUT syncing,
+// and hands the batch to the syncer, which makes it durable (one fsync
+// for every batch waiting) before answering. So the writer plans and
+// applies the next batch while the disk syncs the previous ones: group
+// commit that does not stall on the disk. Unsynced events are invisible
+// to ReadAll and Subscribe (they stop at head, which moves after the
+// sync); ReadStream may see them, which is safe because the WAL is
+// sequential: nothing after them can become durable without them.
 func (s *Store) commit(reqs []*appendReq) {
 	b := s.db.NewBatch()
 	defer b.Close()
 	now := s.opts.Now().UTC()
-	pos := s.head.Load()
+	pos := s.written
 	overlay := make(map[string]int64, len(reqs))
-	results := make([]appendResp, len(reqs))
-	accepted := make([]bool, len(reqs))
+	w := &written{reqs: reqs, results: make([]appendResp, len(reqs)), accept: make([]bool, len(reqs))}
+	results, accepted := w.results, w.accept
 	nEvents := 0
 	var ids map[string]uint64 // IDs appended uniquely in this batch
 	version := func(stream string) (int64, error) {
@@ -300,33 +325,79 @@ func (s *Store) commit(reqs []*appendReq) {
 		accepted[i] = true
 		results[i].res = eventstore.AppendResult{Version: uint64(cur), Position: eventstore.Position(pos)}
 	}
+	w.events = nEvents
+	w.pos = s.written
 	if nEvents > 0 {
-		opt := pebble.Sync
-		if s.opts.NoSync {
-			opt = pebble.NoSync
-		}
-		if err := b.Commit(opt); err != nil {
-			for i := range reqs {
-				if accepted[i] {
-					results[i] = appendResp{err: fmt.Errorf("append to %s: commit: %w", reqs[i].stream, err)}
-				}
-			}
+		if err := b.Commit(pebble.NoSync); err != nil {
+			w.err = err
 		} else {
+			s.written = pos
+			w.pos = pos
 			s.mu.Lock()
 			for st, v := range overlay {
 				s.versions[st] = v
 			}
-			s.head.Store(pos)
-			close(s.notify)
-			s.notify = make(chan struct{})
 			s.mu.Unlock()
-			s.stats.Commits.Add(1)
-			s.stats.Events.Add(uint64(nEvents))
 		}
 	}
-	s.stats.Appends.Add(uint64(len(reqs)))
-	for i, r := range reqs {
-		r.done <- results[i]
+	s.synced <- w
+}
+
+// syncLoop makes written batches durable, several per fsync, and answers
+// their requests in order.
+func (s *Store) syncLoop() {
+	defer close(s.closed)
+	for w := range s.synced {
+		group := []*written{w}
+	gather:
+		for {
+			select {
+			case w2, ok := <-s.synced:
+				if !ok {
+					break gather
+				}
+				group = append(group, w2)
+			default:
+				break gather
+			}
+		}
+		events := 0
+		for _, w := range group {
+			if w.err == nil {
+				events += w.events
+			}
+		}
+		var syncErr error
+		if events > 0 && !s.opts.NoSync {
+			syncErr = s.db.LogData(nil, pebble.Sync)
+		}
+		if events > 0 && syncErr == nil {
+			s.stats.Commits.Add(1)
+		}
+		for _, w := range group {
+			err := w.err
+			if err == nil {
+				err = syncErr
+			}
+			if err != nil {
+				for i := range w.reqs {
+					if w.accept[i] {
+						w.results[i] = appendResp{err: fmt.Errorf("append: commit: %w", err)}
+					}
+				}
+			} else if w.events > 0 {
+				s.mu.Lock()
+				s.head.Store(w.pos)
+				close(s.notify)
+				s.notify = make(chan struct{})
+				s.mu.Unlock()
+				s.stats.Events.Add(uint64(w.events))
+			}
+			s.stats.Appends.Add(uint64(len(w.reqs)))
+			for i, r := range w.reqs {
+				r.done <- w.results[i]
+			}
+		}
 	}
 }
 
@@ -337,24 +408,20 @@ func (s *Store) commit(reqs []*appendReq) {
 // appends, and the caller's retry drops them as duplicates.
 func (s *Store) planUnique(b *pebble.Batch, evs []eventstore.StreamEvent, ids map[string]uint64, overlay map[string]int64,
 	version func(string) (int64, error), pos *uint64, now time.Time) ([]eventstore.Landing, int, error) {
+	known, err := s.knownIDs(evs)
+	if err != nil {
+		return nil, 0, err
+	}
 	land := make([]eventstore.Landing, len(evs))
 	n := 0
-	var key []byte
 	for i, e := range evs {
 		if p, ok := ids[e.ID]; ok {
 			land[i] = eventstore.Landing{Duplicate: true, Position: eventstore.Position(p)}
 			continue
 		}
-		key = idKey(key[:0], e.ID)
-		raw, closer, err := s.db.Get(key)
-		if err == nil {
-			p := binary.BigEndian.Uint64(raw)
-			_ = closer.Close()
+		if p, ok := known[e.ID]; ok {
 			land[i] = eventstore.Landing{Duplicate: true, Position: eventstore.Position(p)}
 			continue
-		}
-		if !errors.Is(err, pebble.ErrNotFound) {
-			return nil, 0, fmt.Errorf("append unique %s: %w", e.ID, err)
 		}
 		cur, err := version(e.Stream)
 		if err != nil {
@@ -368,13 +435,50 @@ func (s *Store) planUnique(b *pebble.Batch, evs []eventstore.StreamEvent, ids ma
 		binary.BigEndian.PutUint64(pv[:], *pos)
 		_ = b.Set(logKey(rec.Position), encodeRecord(&rec), nil)
 		_ = b.Set(streamKey(e.Stream, uint64(cur)), pv[:], nil)
-		_ = b.Set(key, pv[:], nil)
+		_ = b.Set(idKey(nil, e.ID), pv[:], nil)
 		overlay[e.Stream] = cur
 		ids[e.ID] = *pos
 		land[i] = eventstore.Landing{Position: eventstore.Position(*pos), Version: uint64(cur)}
 		n++
 	}
 	return land, n, nil
+}
+
+// knownIDs looks the events' IDs up in the ID index with one iterator,
+// in key order (each seek continues from the last: much cheaper than one
+// point lookup per ID), and returns the positions of those found.
+func (s *Store) knownIDs(evs []eventstore.StreamEvent) (map[string]uint64, error) {
+	keys := make([]string, len(evs))
+	for i, e := range evs {
+		keys[i] = e.ID
+	}
+	slices.Sort(keys)
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{prefixID}, UpperBound: []byte{prefixID + 1}})
+	if err != nil {
+		return nil, err
+	}
+	defer it.Close()
+	var known map[string]uint64
+	var key []byte
+	for i, id := range keys {
+		if i > 0 && keys[i-1] == id {
+			continue
+		}
+		key = idKey(key[:0], id)
+		if !it.SeekGE(key) {
+			if err := it.Error(); err != nil {
+				return nil, err
+			}
+			break // no larger ID is indexed
+		}
+		if bytes.Equal(it.Key(), key) {
+			if known == nil {
+				known = map[string]uint64{}
+			}
+			known[id] = binary.BigEndian.Uint64(it.Value())
+		}
+	}
+	return known, it.Error()
 }
 
 func expectedHolds(expected, current int64) bool {
