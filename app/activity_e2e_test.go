@@ -90,7 +90,7 @@ func TestActivityIngestFeedAndDedupe(t *testing.T) {
 				Error  string
 			}
 			Accepted, Duplicates, Rejected int
-			ConsistencyToken                string `json:"consistency_token"`
+			ConsistencyToken               string `json:"consistency_token"`
 		}
 		_ = json.Unmarshal(r.body, &ans)
 		want := []string{"accepted", "error", "duplicate", "accepted", "error", "error", "duplicate"}
@@ -119,11 +119,11 @@ func TestActivityIngestFeedAndDedupe(t *testing.T) {
 			}
 		}
 		for q, want := range map[string]string{
-			"?partner_id=p1":                          "a3,a1",
-			"?partner_id=p1&partner_id=p2":            "a3,a2,a1",
-			"?flavor=message_opened&flavor=logged_in": "a2",
-			"?message_id=m1":                          "a2,a1",
-			"?message_id=m1&partner_id=p1":            "a1",
+			"?partner_id=p1":                            "a3,a1",
+			"?partner_id=p1&partner_id=p2":              "a3,a2,a1",
+			"?flavor=message_opened&flavor=logged_in":   "a2",
+			"?message_id=m1":                            "a2,a1",
+			"?message_id=m1&partner_id=p1":              "a1",
 			"?partner_id=p1&since=2026-11-01T10:30:00Z": "a3",
 			"?until=2026-11-01T11:00:00Z":               "a1",
 			"?partner_id=p2&flavor=dashboard_viewed":    "",

@@ -137,7 +137,8 @@ func New(c Config, logger *slog.Logger) (*App, error) {
 	a.lag = newLagTracker()
 	a.HTTP = httpapi.New(httpapi.Deps{Commands: a.Commands, Queries: a.Queries, Redis: a.Redis,
 		Ready: a.ready, Projections: a.projectionStatus, Rebuild: a.StartRebuild, Recovering: a.recoveringNow,
-		Registry: a.Registry, Logger: logger, RateLimit: httpapi.RateLimit{Rate: c.RateLimit, Burst: c.RateBurst}, Hub: a.Hub})
+		Registry: a.Registry, Logger: logger, RateLimit: httpapi.RateLimit{Rate: c.RateLimit, Burst: c.RateBurst}, Hub: a.Hub,
+		StreamBuffer: c.StreamBuffer})
 	a.registerMetrics()
 	return a, nil
 }
@@ -148,7 +149,8 @@ func Projections() []projections.Projection { return ProjectionsFor(Defaults()) 
 // ProjectionsFor lists every read model partnerd keeps, configured by c.
 func ProjectionsFor(c Config) []projections.Projection {
 	return []projections.Projection{projections.Programs{}, projections.Partners{}, projections.Catalog{}, projections.Connections{},
-		projections.NewSegments(), projections.Activities{MaxPerProgram: c.ActivityMaxPerProgram, MaxAge: c.ActivityMaxAge}}
+		projections.NewSegments(), projections.Activities{MaxPerProgram: c.ActivityMaxPerProgram, MaxAge: c.ActivityMaxAge,
+			AgeChecks: &projections.AgeChecks{Every: time.Minute}}}
 }
 
 // Generation implements queries.Generations.

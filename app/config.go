@@ -36,13 +36,16 @@ type Config struct {
 	ActivityMaxPerProgram int
 	// ActivityMaxAge drops feed activities that occurred longer ago (PARTNERD_ACTIVITY_MAX_AGE, e.g. 2160h; 0 = keep).
 	ActivityMaxAge time.Duration
+	// StreamBuffer is how many activities a GET /activities/stream client may
+	// fall behind before it is dropped (PARTNERD_STREAM_BUFFER, default 8192).
+	StreamBuffer int
 }
 
 // Defaults returns the configuration of a bare `partnerd`.
 func Defaults() Config {
 	return Config{Addr: ":8080", Data: "./data", EventStore: "embedded", BootstrapProgram: "demo",
 		KafkaPartitions: 12, BusPartitions: 256, RateLimit: 1000, RateBurst: 2000,
-		ActivityMaxPerProgram: 1_000_000, ActivityMaxAge: 90 * 24 * time.Hour}
+		ActivityMaxPerProgram: 1_000_000, ActivityMaxAge: 90 * 24 * time.Hour, StreamBuffer: 8192}
 }
 
 // FromEnv overlays the PARTNERD_* environment variables on c.
@@ -86,6 +89,7 @@ func FromEnv(c Config) Config {
 	}
 	num("PARTNERD_RATE_BURST", &c.RateBurst)
 	num("PARTNERD_ACTIVITY_MAX_PER_PROGRAM", &c.ActivityMaxPerProgram)
+	num("PARTNERD_STREAM_BUFFER", &c.StreamBuffer)
 	if v, ok := os.LookupEnv("PARTNERD_ACTIVITY_MAX_AGE"); ok && v != "" {
 		d, err := time.ParseDuration(v)
 		if err != nil {
@@ -156,6 +160,9 @@ func (c Config) Validate() error {
 	}
 	if c.ActivityMaxPerProgram < 0 {
 		errs = append(errs, errors.New("PARTNERD_ACTIVITY_MAX_PER_PROGRAM: must be a whole number >= 0 (0 = no cap)"))
+	}
+	if c.StreamBuffer < 1 || c.StreamBuffer > 1<<20 {
+		errs = append(errs, errors.New("PARTNERD_STREAM_BUFFER: must be 1-1048576"))
 	}
 	if c.ActivityMaxAge < 0 {
 		errs = append(errs, errors.New("PARTNERD_ACTIVITY_MAX_AGE: must be a duration such as 2160h (0 = keep forever)"))

@@ -290,7 +290,6 @@ func (s *Server) listActivities(c *gin.Context) {
 
 // Live stream tuning.
 const (
-	streamBuffer    = 1024             // activities a stream may fall behind before it is dropped
 	streamHeartbeat = 15 * time.Second // comment line that keeps proxies from closing an idle stream
 	streamWriteWait = 10 * time.Second // a write that takes longer ends the stream
 	resumeMax       = 100000           // activities replayed for one Last-Event-ID (the log keeps at least as many)
@@ -322,7 +321,11 @@ func (s *Server) streamActivities(c *gin.Context) {
 		return
 	}
 	program, ctx := c.GetString(ctxProgram), c.Request.Context()
-	sub, err := s.Hub.Subscribe(ctx, program, f, streamBuffer)
+	buf := s.StreamBuffer
+	if buf <= 0 {
+		buf = 8192
+	}
+	sub, err := s.Hub.Subscribe(ctx, program, f, buf)
 	if err != nil {
 		s.writeError(c, err)
 		return

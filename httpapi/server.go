@@ -89,6 +89,9 @@ type Deps struct {
 	RateLimit RateLimit
 	// Hub fans projected activities out to GET /activities/stream.
 	Hub *queries.ActivityHub
+	// StreamBuffer is how many activities a live stream may fall behind
+	// before it is dropped (default 8192; keep it well above the hub's read chunk).
+	StreamBuffer int
 }
 
 // Server is the HTTP API.

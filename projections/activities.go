@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -43,6 +44,35 @@ type Activities struct {
 	MaxAge time.Duration
 	// Now is the clock of the age limit (default time.Now).
 	Now func() time.Time
+	// AgeChecks, when set, limits the age check to one per program per
+	// AgeCheckEvery (the check is a range query on the whole feed: cheap in
+	// Redis, a sort of the whole set in the embedded Redis). Nil: every batch.
+	AgeChecks *AgeChecks
+}
+
+// AgeChecks remembers when each program's feed was last checked for age.
+type AgeChecks struct {
+	Every time.Duration
+	mu    sync.Mutex
+	last  map[string]time.Time
+}
+
+// due reports whether program's feed should be checked at now, and if so
+// records the check.
+func (a *AgeChecks) due(program string, now time.Time) bool {
+	if a == nil {
+		return true
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.last == nil {
+		a.last = map[string]time.Time{}
+	}
+	if now.Sub(a.last[program]) < a.Every {
+		return false
+	}
+	a.last[program] = now
+	return true
 }
 
 // ActivityView is an activity as the API shows it.
@@ -141,7 +171,7 @@ func (p Activities) Plan(ctx context.Context, rd redis.Cmdable, b *Batch) error 
 		if p.MaxPerProgram > 0 {
 			r.card = pipe.ZCard(ctx, ks.Feed())
 		}
-		if p.MaxAge > 0 {
+		if p.MaxAge > 0 && p.AgeChecks.due(tag, now()) {
 			r.old = pipe.ZRangeByScore(ctx, ks.Feed(), &redis.ZRangeBy{Min: "-inf", Max: "(" + strconv.FormatInt(cutoff.UnixMilli(), 10), Count: 4096})
 		}
 		reads[tag] = r

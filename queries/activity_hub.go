@@ -130,7 +130,7 @@ func (h *ActivityHub) fetch(ctx context.Context, program string) {
 		if !ok {
 			return
 		}
-		entries, next, err := h.q.LogAfter(ctx, program, after, nil, 1000)
+		entries, next, err := h.q.LogAfter(ctx, program, after, nil, hubChunk)
 		if err != nil {
 			if ctx.Err() == nil {
 				h.logger.Warn("activity hub: read log", "program", program, "err", err)
@@ -138,7 +138,7 @@ func (h *ActivityHub) fetch(ctx context.Context, program string) {
 			return
 		}
 		h.dispatch(program, after, next, entries)
-		if len(entries) < 1000 {
+		if len(entries) < hubChunk {
 			return
 		}
 	}
@@ -233,3 +233,7 @@ func (h *ActivityHub) Streams() int {
 	}
 	return n
 }
+
+// hubChunk is how many log entries the hub reads at once; a stream's
+// buffer must be well above it.
+const hubChunk = 512
