@@ -1,0 +1,91 @@
+package projections_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/partnerd/partnerd/domain"
+	"github.com/partnerd/partnerd/eventstore"
+	"github.com/partnerd/partnerd/projections"
+)
+
+func activityEvent(t *testing.T, program string, pos eventstore.Position, version uint64, a domain.Activity) projections.Event {
+	t.Helper()
+	data, err := json.Marshal(domain.ActivityRecorded{ProgramID: program, Activity: a, RecordedAt: a.OccurredAt})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stream := domain.ActivityStream(program, a.PartnerID)
+	return projections.Event{ID: fmt.Sprintf("%s-%d", stream, version), Type: domain.TypeActivityRecorded, Stream: stream, Program: program,
+		Version: version, Position: pos, Schema: 1, RecordedAt: a.OccurredAt, Data: data}
+}
+
+// The feed keeps the newest MaxPerProgram activities and none older than
+// MaxAge, drops a second event with a known activity_id, removes trimmed
+// activities from every index, and a redelivery changes nothing.
+func TestActivitiesRetentionAndIdempotence(t *testing.T) {
+	backends(t, func(t *testing.T, rdb *redis.Client, program string) {
+		ctx := context.Background()
+		now := time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
+		p := projections.Activities{MaxPerProgram: 3, MaxAge: 24 * time.Hour, Now: func() time.Time { return now }}
+		r := projections.NewRunner(rdb, p)
+		if err := r.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+		var evs []projections.Event
+		versions := map[string]uint64{}
+		add := func(id, partner, message string, at time.Time) {
+			versions[partner]++
+			evs = append(evs, activityEvent(t, program, eventstore.Position(len(evs)+1), versions[partner],
+				domain.Activity{ActivityID: id, PartnerID: partner, Flavor: "logged_in", MessageID: message, OccurredAt: at}))
+		}
+		add("old", "p1", "m1", now.Add(-48*time.Hour)) // past the age limit: never in the feed
+		add("a1", "p1", "m1", now.Add(-5*time.Hour))
+		add("a2", "p2", "m1", now.Add(-4*time.Hour))
+		add("a1", "p1", "m1", now.Add(-5*time.Hour)) // the same activity again (a store without AppendUnique)
+		first := append([]projections.Event(nil), evs...)
+		if err := r.Apply(ctx, first); err != nil {
+			t.Fatal(err)
+		}
+		add("a3", "p1", "", now.Add(-3*time.Hour))
+		add("a4", "p2", "", now.Add(-2*time.Hour))
+		add("a5", "p1", "", now.Add(-1*time.Hour))
+		if err := r.Apply(ctx, evs[len(first):]); err != nil {
+			t.Fatal(err)
+		}
+		ks := projections.ActivityKeys{Keyspace: projections.NewKeyspace("activities", r.Generation(), program)}
+		state := func() string {
+			var parts []string
+			for _, k := range []string{ks.Feed(), ks.Partner("p1"), ks.Partner("p2"), ks.Message("m1"), ks.Flavor("logged_in")} {
+				ids, err := rdb.ZRange(ctx, k, 0, -1).Result()
+				if err != nil {
+					t.Fatal(err)
+				}
+				parts = append(parts, strings.Join(ids, ","))
+			}
+			docs, _ := rdb.HKeys(ctx, ks.Docs()).Result()
+			parts = append(parts, fmt.Sprint(len(docs)))
+			return strings.Join(parts, " | ")
+		}
+		want := "a3,a4,a5 | a3,a5 | a4 |  | a3,a4,a5 | 3"
+		if got := state(); got != want {
+			t.Fatalf("feed state\n got %s\nwant %s", got, want)
+		}
+		// Redelivery of everything: the guards skip it all.
+		if err := r.Apply(ctx, evs); err != nil {
+			t.Fatal(err)
+		}
+		if got := state(); got != want {
+			t.Fatalf("after redelivery\n got %s\nwant %s", got, want)
+		}
+		if n, _ := rdb.XLen(ctx, ks.Log()).Result(); n != 5 {
+			t.Fatalf("activity log holds %d entries, want 5 (a1..a5, each once)", n)
+		}
+	})
+}
