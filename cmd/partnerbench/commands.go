@@ -40,7 +40,7 @@ func startServer(redisURL string) (*server, error) {
 	cfg := app.FromEnv(app.Defaults())
 	cfg.Data, cfg.RedisURL, cfg.BootstrapProgram, cfg.BootstrapKey = dir, redisURL, "bench", "bench-key-0123456789abcdef"
 	cfg.RateLimit = 0 // the benchmark measures commands, not the per-key limit
-	a, err := app.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	a, err := app.New(cfg, slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})))
 	if err != nil {
 		return nil, err
 	}

@@ -21,12 +21,14 @@ import (
 
 // ingestCategories attribute CPU samples of the ingest load, first match wins.
 var ingestCategories = [][2]string{
-	{"append", "eventstore/embedded."},
-	{"append", "cockroachdb/pebble"},
 	{"projection", "partnerd/projections."},
 	{"projection", "partnerd/relay."},
 	{"projection", "partnerd/bus."},
 	{"projection", "ThreeDotsLabs/watermill"},
+	{"storage_background", "pebble.(*DB).flush"},
+	{"storage_background", "pebble.(*DB).compact"},
+	{"append", "eventstore/embedded."},
+	{"append", "cockroachdb/pebble"},
 	{"http_decode_validate", "httpapi.decodeActivities"},
 	{"http_decode_validate", "httpapi.readBody"},
 	{"http_decode_validate", "domain.NewActivity.Validate"},
@@ -139,7 +141,11 @@ func benchIngest(redisURL string, total int, res Results) error {
 	startAll := time.Now()
 	cpu0 := processCPU()
 	shares, err := cpuShares(load, ingestCategories)
-	res["ingest.process_cpu_utilization"] = (processCPU() - cpu0).Seconds() / elapsed.Seconds() / float64(runtime.NumCPU())
+	cpu := (processCPU() - cpu0).Seconds()
+	res["ingest.process_cpu_utilization"] = cpu / elapsed.Seconds() / float64(runtime.NumCPU())
+	// Load-independent: activities per second of this process's CPU
+	// (HTTP, append, and the relay and projections running meanwhile).
+	res["ingest.activities_per_cpu_s"] = float64(accepted.Load()) / cpu
 	if err != nil && elapsed == 0 {
 		if err = load(); err != nil {
 			return err

@@ -43,6 +43,7 @@ type Store struct {
 	head    atomic.Uint64 // last durable position
 	written uint64        // last position applied to Pebble (writer goroutine only)
 	synced  chan *written // writer → syncer
+	ids     *idFilter     // IDs of the ID index (writer goroutine only)
 
 	mu       sync.Mutex
 	notify   chan struct{} // closed and replaced after every commit
@@ -112,6 +113,10 @@ func Open(dir string, opts Options) (*Store, error) {
 	}
 	s.head.Store(uint64(head))
 	s.written = uint64(head)
+	if s.ids, err = loadIDFilter(db); err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("open event store in %s: load ID index: %w", dir, err)
+	}
 	go s.writeLoop()
 	go s.syncLoop()
 	return s, nil
@@ -436,6 +441,7 @@ func (s *Store) planUnique(b *pebble.Batch, evs []eventstore.StreamEvent, ids ma
 		_ = b.Set(logKey(rec.Position), encodeRecord(&rec), nil)
 		_ = b.Set(streamKey(e.Stream, uint64(cur)), pv[:], nil)
 		_ = b.Set(idKey(nil, e.ID), pv[:], nil)
+		s.ids.add(e.ID)
 		overlay[e.Stream] = cur
 		ids[e.ID] = *pos
 		land[i] = eventstore.Landing{Position: eventstore.Position(*pos), Version: uint64(cur)}
@@ -448,9 +454,14 @@ func (s *Store) planUnique(b *pebble.Batch, evs []eventstore.StreamEvent, ids ma
 // in key order (each seek continues from the last: much cheaper than one
 // point lookup per ID), and returns the positions of those found.
 func (s *Store) knownIDs(evs []eventstore.StreamEvent) (map[string]uint64, error) {
-	keys := make([]string, len(evs))
-	for i, e := range evs {
-		keys[i] = e.ID
+	keys := make([]string, 0, len(evs))
+	for _, e := range evs {
+		if s.ids.mayContain(e.ID) {
+			keys = append(keys, e.ID)
+		}
+	}
+	if len(keys) == 0 {
+		return nil, nil
 	}
 	slices.Sort(keys)
 	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{prefixID}, UpperBound: []byte{prefixID + 1}})

@@ -130,3 +130,45 @@ func BenchmarkAppendUnique(b *testing.B) {
 	})
 	b.ReportMetric(float64(b.N*1000)/b.Elapsed().Seconds(), "events/s")
 }
+
+// The in-memory ID filter is rebuilt from the index at Open and grows past
+// its first size: repeats of many IDs written before a reopen are found.
+func TestAppendUniqueManyIDsAcrossReopen(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	s, err := embedded.Open(dir, embedded.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	batch := func(from, n int) []eventstore.StreamEvent {
+		evs := make([]eventstore.StreamEvent, n)
+		for i := range evs {
+			evs[i] = uev(fmt.Sprintf("a-%d", (from+i)%7), fmt.Sprintf("id-%d", from+i))
+		}
+		return evs
+	}
+	for i := 0; i < 3; i++ {
+		if _, err := s.AppendUnique(ctx, batch(i*1000, 1000)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_ = s.Close()
+	s, err = embedded.Open(dir, embedded.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	land, err := s.AppendUnique(ctx, batch(2500, 1000)) // 500 repeats, 500 new
+	if err != nil {
+		t.Fatal(err)
+	}
+	dups := 0
+	for _, l := range land {
+		if l.Duplicate {
+			dups++
+		}
+	}
+	if dups != 500 {
+		t.Fatalf("%d duplicates, want 500", dups)
+	}
+}
