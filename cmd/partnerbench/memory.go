@@ -67,7 +67,7 @@ func benchMemory(redisURL string, n, activities int, res Results) error {
 			if i > 0 {
 				body.WriteByte(',')
 			}
-			fmt.Fprintf(&body, `{"partner_id":"p%07d","flavor":"click","activity_id":"m%d","device":"desktop","source_url":"https://p%07d.example/x"}`,
+			fmt.Fprintf(&body, `{"partner_id":"p%07d","flavor":"link_clicked","activity_id":"m%d","device":"desktop","source_url":"https://p%07d.example/x"}`,
 				(sent+i)%n, sent+i, (sent+i)%n)
 		}
 		body.WriteString(`]}`)
