@@ -107,7 +107,11 @@ func TestActivityIngestFeedAndDedupe(t *testing.T) {
 		if r = h.do("POST", "/activities", batch); r.status != 202 || h.head() != head {
 			t.Fatalf("re-sent batch: %d, head %d → %d", r.status, head, h.head())
 		}
-		// The feed: newest first, filters, all details.
+		// The feed: newest first, filters, all details. (A batch's token
+		// names one partner's stream; wait for the whole batch.)
+		if err := h.app.WaitCaughtUp(context.Background()); err != nil {
+			t.Fatal(err)
+		}
 		ids, page := h.feed("", ans.ConsistencyToken)
 		if strings.Join(ids, ",") != "a3,a2,a1" || page["total"] != 3.0 {
 			t.Fatalf("feed = %v (%v)", ids, page)
@@ -147,6 +151,9 @@ func TestActivityIngestFeedAndDedupe(t *testing.T) {
 		}})
 		tok := r.json(t)["consistency_token"].(string)
 		_, _ = h.feed("?limit=1", tok)
+		if err := h.app.WaitCaughtUp(context.Background()); err != nil {
+			t.Fatal(err)
+		}
 		ids2, _ := h.feed("?limit=2&cursor="+p1["next_cursor"].(string), "")
 		if strings.Join(ids1, ",") != "a3,a2" || strings.Join(ids2, ",") != "a1,late" {
 			t.Fatalf("pages %v then %v", ids1, ids2)
