@@ -102,6 +102,30 @@ func TestActivityIngestFeedAndDedupe(t *testing.T) {
 		if ans.Accepted != 2 || ans.Duplicates != 2 || ans.Rejected != 3 || !strings.Contains(ans.Results[4].Error, "unknown_field") {
 			t.Fatalf("batch answer %s", r.body)
 		}
+		// Batch shape errors change nothing.
+		head = h.head()
+		var tooMany []any
+		for i := 0; i < 1001; i++ {
+			tooMany = append(tooMany, map[string]any{"partner_id": "p1", "flavor": "logged_in"})
+		}
+		for name, body := range map[string]any{
+			"too many": map[string]any{"activities": tooMany},
+			"empty":    map[string]any{"activities": []any{}},
+			"both":     map[string]any{"partner_id": "p1", "flavor": "logged_in", "activities": []any{map[string]any{"partner_id": "p1", "flavor": "logged_in"}}},
+		} {
+			if r := h.do("POST", "/activities", body); r.status != 422 || !strings.Contains(string(r.body), `"activities"`) {
+				t.Errorf("%s: %d %s", name, r.status, r.body)
+			}
+		}
+		if r := h.do("POST", "/activities", `{"activities": [`); r.status != 400 {
+			t.Errorf("malformed: %d %s", r.status, r.body)
+		}
+		if r := h.do("POST", "/activities", `{"partner_id": "p1", "flavor": "logged_in", "occurred_at": 5}`); r.status != 422 {
+			t.Errorf("wrong type: %d %s", r.status, r.body)
+		}
+		if h.head() != head {
+			t.Fatal("a refused batch appended something")
+		}
 		// Re-sending the whole batch appends nothing.
 		head = h.head()
 		if r = h.do("POST", "/activities", batch); r.status != 202 || h.head() != head {
