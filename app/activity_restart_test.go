@@ -11,9 +11,9 @@ import (
 // A re-sent activity stays harmless across a restart (the embedded store's
 // ID index is durable), and the feed is rebuilt from the log unchanged.
 func TestActivityDedupeSurvivesRestartAndRebuild(t *testing.T) {
-	for name, url := range map[string]func() string{"embedded redis": func() string { return "" }, "real redis": func() string { return redisDB(t, dbActivityRestart) }} {
+	for name, url := range map[string]func(*testing.T) string{"embedded redis": func(*testing.T) string { return "" }, "real redis": func(t *testing.T) string { return redisDB(t, dbActivityRestart) }} {
 		t.Run(name, func(t *testing.T) {
-			cfg := config(t, url())
+			cfg := config(t, url(t))
 			batch := map[string]any{"activities": []any{
 				map[string]any{"activity_id": "r1", "partner_id": "p1", "flavor": "logged_in", "occurred_at": "2026-11-01T10:00:00Z"},
 				map[string]any{"activity_id": "r2", "partner_id": "p1", "flavor": "link_clicked", "occurred_at": "2026-11-01T11:00:00Z"},

@@ -72,8 +72,8 @@ func TestActivityThousandStreams(t *testing.T) {
 // A client that stops reading is dropped; the projection and a client
 // that keeps reading are not held up.
 func TestActivitySlowClientIsDropped(t *testing.T) {
-	for name, url := range map[string]func() string{"embedded redis": func() string { return "" }, "real redis": func() string { return redisDB(t, dbActivityRestart) }} {
-		t.Run(name, func(t *testing.T) { slowClientIsDropped(t, url()) })
+	for name, url := range map[string]func(*testing.T) string{"embedded redis": func(*testing.T) string { return "" }, "real redis": func(t *testing.T) string { return redisDB(t, dbActivityRestart) }} {
+		t.Run(name, func(t *testing.T) { slowClientIsDropped(t, url(t)) })
 	}
 }
 
