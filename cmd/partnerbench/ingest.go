@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -9,7 +10,9 @@ import (
 	"net/http"
 	"os"
 	"runtime"
+	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -167,6 +170,48 @@ func benchIngest(redisURL string, total int, res Results) error {
 		return err
 	}
 	res["ingest.projected_per_s"] = rate(int(accepted.Load()), time.Since(startAll))
+	return s.streamLatency(res)
+}
+
+// streamLatency: one SSE client; 200 single activities posted one by one;
+// the time from each POST's answer to its SSE event (relay, bus,
+// projection and hub included: an upper bound of "projection → client").
+func (s *server) streamLatency(res Results) error {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", s.base+"/v1/programs/bench/activities/stream", nil)
+	req.Header.Set("Authorization", "Bearer "+s.key)
+	resp, err := s.client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		return fmt.Errorf("stream: %d", resp.StatusCode)
+	}
+	rd := bufio.NewReader(resp.Body)
+	var lat []time.Duration
+	for i := 0; i < 200; i++ {
+		id := fmt.Sprintf("lat-%d", i)
+		code, _, err := s.do("POST", "/v1/programs/bench/activities", []byte(`{"activity_id":"`+id+`","partner_id":"p1","flavor":"logged_in"}`))
+		if err != nil || code != 202 {
+			return fmt.Errorf("post: %d %v", code, err)
+		}
+		t0 := time.Now()
+		for {
+			line, err := rd.ReadString('\n')
+			if err != nil {
+				return fmt.Errorf("stream: %w", err)
+			}
+			if strings.HasPrefix(line, "data: ") && strings.Contains(line, `"activity_id":"`+id+`"`) {
+				break
+			}
+		}
+		lat = append(lat, time.Since(t0))
+	}
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	res["ingest.stream_latency_p50_ms"] = float64(lat[len(lat)/2].Microseconds()) / 1000
+	res["ingest.stream_latency_p99_ms"] = float64(lat[len(lat)*99/100].Microseconds()) / 1000
 	return nil
 }
 
