@@ -80,4 +80,3 @@ func (q *Queries) PartnerHistoryWithActivity(ctx context.Context, program, id, c
 	}
 	return page, nil
 }
-
