@@ -80,8 +80,8 @@ go test -race -count=1 "$@"
 # must be on PATH; scripts/redis.sh installs it), so they run alone, after
 # everything else: build tag `faults`.
 if [[ -z "${PARTNERD_TEST_PKGS:-}" ]]; then
-	log "fault tests: go test -race -count=1 -tags faults -run Fault ./app/"
-	go test -race -count=1 -tags faults -run Fault ./app/
+	log "fault tests: go test -race -count=1 -timeout 20m -tags faults -run Fault ./app/"
+	go test -race -count=1 -timeout 20m -tags faults -run Fault ./app/
 fi
 
 # Fuzzing, bounded: every Go Fuzz* target for PARTNERD_FUZZTIME (5 s) each,
