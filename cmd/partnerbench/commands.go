@@ -183,14 +183,27 @@ func benchCommands(redisURL string, d time.Duration, res Results) error {
 	return nil
 }
 
-// flushRedis empties the benchmark's Redis database.
-func flushRedis(redisURL string) error {
+// benchRedis connects to the benchmark's Redis and empties its database
+// (asynchronously: a big database must not time the client out).
+func benchRedis(redisURL string) (*redis.Client, *redis.Options, error) {
 	opt, err := redis.ParseURL(redisURL)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	opt.DisableIdentity = true
 	rdb := redis.NewClient(opt)
-	defer rdb.Close()
-	return rdb.FlushDBAsync(context.Background()).Err()
+	if err := rdb.FlushDBAsync(context.Background()).Err(); err != nil {
+		rdb.Close()
+		return nil, nil, err
+	}
+	return rdb, opt, nil
+}
+
+// flushRedis empties the benchmark's Redis database.
+func flushRedis(redisURL string) error {
+	rdb, _, err := benchRedis(redisURL)
+	if err == nil {
+		rdb.Close()
+	}
+	return err
 }

@@ -29,16 +29,11 @@ import (
 
 func benchProject(redisURL string, n int, res Results) error {
 	ctx := context.Background()
-	opt, err := redis.ParseURL(redisURL)
+	rdb, opt, err := benchRedis(redisURL)
 	if err != nil {
 		return err
 	}
-	opt.DisableIdentity = true
-	rdb := redis.NewClient(opt)
 	defer rdb.Close()
-	if err := rdb.FlushDB(ctx).Err(); err != nil {
-		return err
-	}
 	if rb, err := redisBenchmark(opt.Addr); err == nil {
 		res["project.baseline.redis_benchmark_P64_set_per_s"] = rb
 	} else {

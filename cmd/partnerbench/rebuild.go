@@ -7,8 +7,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/partnerd/partnerd/bus"
 	"github.com/partnerd/partnerd/eventstore"
 	"github.com/partnerd/partnerd/eventstore/embedded"
@@ -27,16 +25,11 @@ func cpuTime() time.Duration {
 // real Redis, against the Redis ceiling measured in the same run.
 func benchRebuild(redisURL string, n int, baseline bool, res Results) error {
 	ctx := context.Background()
-	opt, err := redis.ParseURL(redisURL)
+	rdb, opt, err := benchRedis(redisURL)
 	if err != nil {
 		return err
 	}
-	opt.DisableIdentity = true
-	rdb := redis.NewClient(opt)
 	defer rdb.Close()
-	if err := rdb.FlushDB(ctx).Err(); err != nil {
-		return err
-	}
 	if rb, err := redisBenchmark(opt.Addr); err == nil {
 		res["rebuild.baseline.redis_benchmark_P64_set_per_s"] = rb
 	} else {

@@ -32,16 +32,11 @@ import (
 //	    (HGETALL), the floor under a recompute, same run.
 func benchSegments(redisURL string, partners int, res Results) error {
 	ctx := context.Background()
-	opt, err := redis.ParseURL(redisURL)
+	rdb, _, err := benchRedis(redisURL)
 	if err != nil {
 		return err
 	}
-	opt.DisableIdentity = true
-	rdb := redis.NewClient(opt)
 	defer rdb.Close()
-	if err := rdb.FlushDB(ctx).Err(); err != nil {
-		return err
-	}
 	defer rdb.FlushDB(context.WithoutCancel(ctx))
 	lua := &evalTimer{}
 	rdb.AddHook(lua)
