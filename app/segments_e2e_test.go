@@ -251,6 +251,10 @@ func TestSegmentMembershipEventsAreNotRepeated(t *testing.T) {
 		ctx := t.Context()
 		seedSegmentPartners(h)
 		h.mustCreate("/segments", map[string]any{"id": "de", "name": "DE", "conditions": rows(row("country", "eq", "DE"))})
+		// Segment and partner events travel on different streams: without
+		// this wait the segment's first computation may already see p2 in
+		// FR, and p2 then rightly never enters (nor leaves).
+		h.settle()
 		h.do("PATCH", "/partners/p2", map[string]any{"country": "FR"})
 		h.settle()
 		want := []string{"+p1", "+p2", "+p4", "+p6", "-p2"}
