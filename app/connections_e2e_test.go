@@ -200,9 +200,11 @@ func TestConnectionsOverHTTP(t *testing.T) {
 			t.Fatalf("move the connection to another credential: %d %s", r.status, r.body)
 		}
 		moved := r.json(t)["consistency_token"].(string)
-		if r := h.do("DELETE", "/credentials/sftp-login", nil); r.status != 204 {
+		r = h.do("DELETE", "/credentials/sftp-login", nil)
+		if r.status != 204 {
 			t.Fatalf("DELETE an unused credential: %d %s", r.status, r.body)
 		}
+		deleted := r.header.Get("X-Consistency-Token")
 		if r := h.do("DELETE", "/credentials/sftp-login", nil); r.status != 204 {
 			t.Fatalf("DELETE it again: %d %s", r.status, r.body)
 		}
@@ -215,7 +217,7 @@ func TestConnectionsOverHTTP(t *testing.T) {
 		if fmt.Sprint(creds["used_by"]) != fmt.Sprint(slices.Sorted(slices.Values([]string{"mail", pullID}))) {
 			t.Fatalf("brand-key used by %v", creds["used_by"])
 		}
-		if r := h.get("/credentials/sftp-login", ""); r.status != 404 {
+		if r := h.get("/credentials/sftp-login", deleted); r.status != 404 {
 			t.Fatalf("a deleted credential is still listed: %d %s", r.status, r.body)
 		}
 

@@ -57,7 +57,10 @@ func benchKafka(brokers []string, n int, res Results) error {
 			return err
 		}
 	}
-	k, err := bus.NewKafka(bus.KafkaConfig{Brokers: brokers, Partitions: 12, Topics: bus.Topics()}, watermill.NopLogger{})
+	// Its own topics: the benchmark's records must never reach the consumers
+	// of a partnerd (or a test) using the same broker's default topics.
+	ns := "partnerbench."
+	k, err := bus.NewKafka(bus.KafkaConfig{Brokers: brokers, Partitions: 12, Topics: bus.Topics(), Namespace: ns}, watermill.NopLogger{})
 	if err != nil {
 		return err
 	}
@@ -85,7 +88,7 @@ func benchKafka(brokers []string, n int, res Results) error {
 	var m bus.CloudEventsMarshaler
 	recs := make([]*sarama.ProducerMessage, 0, len(all))
 	for _, ev := range all {
-		pm, err := m.Marshal("partnerd.partners", bus.NewMessage(ev))
+		pm, err := m.Marshal(ns+"partnerd.partners", bus.NewMessage(ev))
 		if err != nil {
 			return err
 		}
