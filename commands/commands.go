@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	mrand "math/rand/v2"
 	"runtime"
 	"slices"
 	"time"
@@ -283,9 +284,14 @@ func DecodeRecorded(re eventstore.RecordedEvent) (domain.Event, error) {
 	return ev, nil
 }
 
-// execute runs load → decide → append, retrying a lost version race up to
-// five times when the caller did not pin a version with If-Match (the
-// decision is then simply taken again on the newer state).
+// maxRaceRetries bounds the retries of a command that lost a version race:
+// with N writers on one stream, each round lets one of them through.
+const maxRaceRetries = 20
+
+// execute runs load → decide → append, retrying a lost version race (up to
+// maxRaceRetries times, after a short random pause so that writers racing
+// for one stream spread out) when the caller did not pin a version with
+// If-Match: the decision is then simply taken again on the newer state.
 func execute[T any, PT interface {
 	*T
 	aggregate
@@ -330,7 +336,13 @@ func execute[T any, PT interface {
 			expected = eventstore.NoStream
 		}
 		res, err := d.Store.Append(ctx, stream, expected, data)
-		if errors.Is(err, eventstore.ErrWrongVersion) && meta.IfMatch == nil && attempt < 5 {
+		if errors.Is(err, eventstore.ErrWrongVersion) && meta.IfMatch == nil && attempt < maxRaceRetries {
+			pause := time.Duration(mrand.Int64N(int64(min(attempt+1, 10)) * int64(time.Millisecond)))
+			select {
+			case <-time.After(pause):
+			case <-ctx.Done():
+				return Result{}, nil, ctx.Err()
+			}
 			continue
 		}
 		if errors.Is(err, eventstore.ErrWrongVersion) && meta.IfMatch != nil {
