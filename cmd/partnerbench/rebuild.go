@@ -30,11 +30,7 @@ func benchRebuild(redisURL string, n int, baseline bool, res Results) error {
 		return err
 	}
 	defer rdb.Close()
-	if rb, err := redisBenchmark(opt.Addr); err == nil {
-		res["rebuild.baseline.redis_benchmark_P64_set_per_s"] = rb
-	} else {
-		fmt.Fprintln(os.Stderr, "partnerbench: redis-benchmark:", err)
-	}
+	redisCeiling(opt.Addr, "rebuild.baseline.redis_benchmark_P64_set_per_s", res)
 	_ = rdb.FlushDB(ctx).Err()
 
 	dir, err := os.MkdirTemp("", "partnerbench-rebuild-")
