@@ -314,7 +314,7 @@ func diff(live, want map[string]string) []string {
 		if lv, ok := live[k]; !ok {
 			out = append(out, "missing "+k)
 		} else if lv != v {
-			out = append(out, fmt.Sprintf("differs %s:\n  live    %q\n  rebuilt %q", k, short(lv), short(v)))
+			out = append(out, fmt.Sprintf("differs %s:\n  live    %q\n  rebuilt %q%s", k, short(lv), short(v), fieldDiff(lv, v)))
 		}
 	}
 	for k := range live {
@@ -417,4 +417,37 @@ func startCatchingUp(t *testing.T, cfg app.Config) *harness {
 		t.Fatalf("catching up: %v", err)
 	}
 	return h
+}
+
+// fieldDiff names up to 5 fields (of "field=value\x00…" dumps) that differ.
+func fieldDiff(live, want string) string {
+	split := func(s string) map[string]string {
+		m := map[string]string{}
+		for _, f := range strings.Split(s, "\x00") {
+			if k, v, ok := strings.Cut(f, "="); ok {
+				m[k] = v
+			}
+		}
+		return m
+	}
+	l, w := split(live), split(want)
+	var out []string
+	for k, v := range w {
+		if lv, ok := l[k]; !ok || lv != v {
+			out = append(out, fmt.Sprintf("%s: live %q rebuilt %q", k, lv, v))
+		}
+	}
+	for k, v := range l {
+		if _, ok := w[k]; !ok {
+			out = append(out, fmt.Sprintf("%s: live %q rebuilt absent", k, v))
+		}
+	}
+	sort.Strings(out)
+	if len(out) > 5 {
+		out = append(out[:5], fmt.Sprintf("… %d more", len(out)-5))
+	}
+	if len(out) == 0 {
+		return ""
+	}
+	return "\n  fields: " + strings.Join(out, "; ")
 }

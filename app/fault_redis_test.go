@@ -3,10 +3,12 @@
 package app_test
 
 import (
+	"slices"
 	"testing"
 	"time"
 
 	"github.com/partnerd/partnerd/internal/testenv"
+	"github.com/partnerd/partnerd/projections"
 )
 
 // redisFault runs a write load against partnerd on a private Redis, breaks
@@ -23,6 +25,11 @@ func redisFault(t *testing.T, fault func(t *testing.T, srv *testenv.RedisServer,
 	}
 	h := start(t, cfg)
 	if r := h.do("POST", "/groups", map[string]any{"id": "vip", "name": "VIP"}); r.status != 201 {
+		t.Fatal(r.status, string(r.body))
+	}
+	// The load's partners enter this segment when created (DE) and leave
+	// it when updated (NL): membership events flow throughout.
+	if r := h.do("POST", "/segments", map[string]any{"id": "de", "name": "DE", "conditions": rows(row("country", "any_of", "DE"))}); r.status != 201 {
 		t.Fatal(r.status, string(r.body))
 	}
 	c := newClient(h.base, h.key)
@@ -52,9 +59,79 @@ func redisFault(t *testing.T, fault func(t *testing.T, srv *testenv.RedisServer,
 	}
 	checkAcked(t, h.app.Store, l)
 	began := time.Now()
+	waitReadyz(t, h.srv.URL, 200, 30*time.Second)
+	// Membership events are still being appended to the log after the
+	// load stops; compare with a rebuild once they are all in.
+	membershipStreamAgrees(t, h, "de", 60*time.Second)
+	outboxDrained(t, h, 30*time.Second)
 	converges(t, h.app.Redis, h.app.Store, scratchRedis(t, srv), 60*time.Second)
 	t.Logf("read models converged %s after the load stopped", time.Since(began))
-	waitReadyz(t, h.srv.URL, 200, 30*time.Second)
+}
+
+// outboxDrained waits until the program's segment outbox is empty and
+// every event in the log is projected.
+func outboxDrained(t *testing.T, h *harness, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		n, err := h.app.Redis.LLen(t.Context(), projections.SegmentOutKeys("acme").Outbox()).Result()
+		if err == nil && n == 0 {
+			if err := h.app.WaitCaughtUp(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("segment outbox not drained within %s: %d entries, %v", timeout, n, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// membershipStreamAgrees waits until a segment's members stream, folded,
+// equals its current members, and checks that the stream never repeats
+// itself: seqs run 1, 2, 3… (h.membership) and every event changes the
+// folded membership (an enter of a partner not in it, a leave of one in
+// it), so whatever happened to Redis, downstream was told each change
+// exactly once.
+func membershipStreamAgrees(t *testing.T, h *harness, seg string, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		in := map[string]bool{}
+		var repeated []string
+		stream := h.membership(seg)
+		for _, e := range stream {
+			p, enter := e[1:], e[0] == '+'
+			if in[p] == enter {
+				repeated = append(repeated, e)
+			}
+			in[p] = enter
+		}
+		if len(repeated) > 0 {
+			t.Fatalf("members stream of %s repeats announcements: %v", seg, repeated)
+		}
+		var members []string
+		for p, ok := range in {
+			if ok {
+				members = append(members, p)
+			}
+		}
+		current, err := h.app.Queries.SegmentMemberIDs(t.Context(), "acme", seg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		slices.Sort(members)
+		slices.Sort(current)
+		if slices.Equal(members, current) {
+			t.Logf("members stream of %s: %d events, %d members, agrees with the membership", seg, len(stream), len(current))
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("members stream of %s (%d events) folds to %d members, the segment has %d", seg, len(stream), len(members), len(current))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 }
 
 // Redis is killed and restarted while partners are being projected.

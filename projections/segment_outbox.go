@@ -30,11 +30,16 @@ type Appender interface {
 // already is dropped only if the stored event is that entry, and the outbox
 // is trimmed only if its head is still the entry read.
 //
-// Known gap: if Redis loses its data (not a restart with persistence),
-// the announced sets and seq counters are gone while the members streams
-// are not. Drain then stops with an error on the diverging entries instead
-// of dropping them; restoring ann/seq from the members streams before the
-// rebuild's Reconcile is not implemented yet.
+// If Redis loses its data (no persistence, a failover to an empty
+// replica), the announced sets and seq counters are gone while the members
+// streams are not: new announcements restart at seq 1 and collide with
+// events already in the stream. Drain notices (an entry's seq is taken by
+// a different event), never appends or drops such an entry as done, and
+// restores that segment's announced set and counter from its members
+// stream (restoreSegment); the entries announced against the lost state
+// are discarded, and the rebuild that follows every Redis data loss (the
+// epoch, app.watchEpoch) ends with Reconcile, which announces exactly the
+// difference between the restored set and the rebuilt membership.
 type SegmentOutbox struct {
 	Redis    redis.UniversalClient
 	Store    Appender
@@ -103,7 +108,20 @@ func (o *SegmentOutbox) Drain(ctx context.Context, program string, max int) (int
 		bySeg[e.a.SegmentID] = append(bySeg[e.a.SegmentID], e)
 	}
 	for _, seg := range segs {
-		if err := o.appendEntries(ctx, program, seg, bySeg[seg]); err != nil {
+		err := o.appendEntries(ctx, program, seg, bySeg[seg])
+		var dv *divergedError
+		if errors.As(err, &dv) {
+			// The outbox was rewritten: do not trim what was read; the next
+			// drain finds the other segments' entries in the log already.
+			dropped, rerr := o.restoreSegment(ctx, program, seg)
+			if rerr != nil {
+				return 0, fmt.Errorf("%w; restoring it: %v", err, rerr)
+			}
+			o.logger().Warn("segment outbox diverged from the log (Redis lost its data?): restored the segment's announced members and seq from its members stream",
+				"program", program, "segment", seg, "discarded_entries", dropped, "cause", err)
+			return 0, nil
+		}
+		if err != nil {
 			return 0, err
 		}
 	}
@@ -169,7 +187,7 @@ func (o *SegmentOutbox) appendEntries(ctx context.Context, program, seg string, 
 					want = domain.TypeSegmentPartnerEntered
 				}
 				if i >= len(stored) || stored[i].Type != want || m.PartnerID != es[i].a.PartnerID || m.CausationEventID != es[i].a.Cause {
-					return fmt.Errorf("outbox of %s: entry seq %d is not the event in the stream: the outbox and the log diverged (did Redis lose its data?)", stream, es[i].seq)
+					return &divergedError{stream: stream, seq: es[i].seq}
 				}
 			}
 		}
@@ -177,6 +195,92 @@ func (o *SegmentOutbox) appendEntries(ctx context.Context, program, seg string, 
 	}
 	return nil
 }
+
+// divergedError: an outbox entry's seq is taken in the members stream by a
+// different event, so the outbox was numbered against lost state.
+type divergedError struct {
+	stream string
+	seq    uint64
+}
+
+func (e *divergedError) Error() string {
+	return fmt.Sprintf("outbox of %s: entry seq %d is not the event in the stream: the outbox and the log diverged (did Redis lose its data?)", e.stream, e.seq)
+}
+
+func (o *SegmentOutbox) logger() *slog.Logger {
+	if o.Logger != nil {
+		return o.Logger
+	}
+	return slog.Default()
+}
+
+// restoreSegment rebuilds a segment's announced set and seq counter from
+// its members stream (the members downstream was told about, and how many
+// events it has), and discards the segment's outbox entries, in one atomic
+// step. It returns how many entries it discarded.
+func (o *SegmentOutbox) restoreSegment(ctx context.Context, program, seg string) (int64, error) {
+	stream := domain.SegmentMembersStream(program, seg)
+	members := map[string]bool{}
+	var n uint64
+	for {
+		page, err := o.Store.ReadStream(ctx, stream, n, eventstore.Forwards, 1000)
+		if err != nil {
+			return 0, err
+		}
+		for _, e := range page {
+			var m domain.SegmentMembershipChanged
+			if err := json.Unmarshal(e.Data, &m); err != nil {
+				return 0, fmt.Errorf("%s version %d: %w", stream, e.Version, err)
+			}
+			switch e.Type {
+			case domain.TypeSegmentPartnerEntered:
+				members[m.PartnerID] = true
+			case domain.TypeSegmentPartnerLeft:
+				delete(members, m.PartnerID)
+			}
+		}
+		n += uint64(len(page))
+		if len(page) < 1000 {
+			break
+		}
+	}
+	out := SegmentOutKeys(program)
+	args := make([]any, 0, len(members)+2)
+	args = append(args, n, seg)
+	for m := range members {
+		args = append(args, m)
+	}
+	return restoreScript.Run(ctx, o.Redis, []string{out.Announced(seg), out.Seq(seg), out.Outbox()}, args...).Int64()
+}
+
+// restoreScript: KEYS announced set, seq, outbox; ARGV the members stream's
+// event count, the segment ID, then the members. Outbox entries are
+// "<seq>|<action>|<JSON payload>"; those of other segments stay, in order.
+var restoreScript = redis.NewScript(`
+redis.call('DEL', KEYS[1])
+for i = 3, #ARGV, 1000 do
+  redis.call('SADD', KEYS[1], unpack(ARGV, i, math.min(i + 999, #ARGV)))
+end
+redis.call('SET', KEYS[2], ARGV[1])
+local keep, dropped = {}, 0
+for _, e in ipairs(redis.call('LRANGE', KEYS[3], 0, -1)) do
+  local a = string.find(e, '|', 1, true)
+  local b = a and string.find(e, '|', a + 1, true)
+  local ok, m = false, nil
+  if b then ok, m = pcall(cjson.decode, string.sub(e, b + 1)) end
+  if ok and type(m) == 'table' and m.segment_id == ARGV[2] then
+    dropped = dropped + 1
+  else
+    table.insert(keep, e)
+  end
+end
+if dropped > 0 then
+  redis.call('DEL', KEYS[3])
+  for i = 1, #keep, 1000 do
+    redis.call('RPUSH', KEYS[3], unpack(keep, i, math.min(i + 999, #keep)))
+  end
+end
+return dropped`)
 
 func membershipEventData(program string, e outboxEntry) (eventstore.EventData, error) {
 	at, _ := time.Parse(timeFormat, e.a.At)
