@@ -340,23 +340,35 @@ func TestImportLargeFile(t *testing.T) {
 	}
 }
 
-// Bulk and import answers carry a consistency token that a read can wait on.
+// Bulk and import answers carry one consistency token that a read can wait
+// on for every partner the request wrote, not only the last one.
 func TestBulkAndImportAnswerWithAToken(t *testing.T) {
 	h := start(t, config(t, ""))
-	r, _ := h.importCSV("partner_id,name,relationship_type\r\nt1,T1,direct\r\nt2,T2,direct\r\n")
+	const n = 60
+	var csv strings.Builder
+	csv.WriteString("partner_id,name,relationship_type\r\n")
+	var ids []string
+	for i := range n {
+		fmt.Fprintf(&csv, "t%02d,T%02d,direct\r\n", i, i)
+		ids = append(ids, fmt.Sprintf("t%02d", i))
+	}
+	r, _ := h.importCSV(csv.String())
 	tok, _ := r.json(t)["consistency_token"].(string)
 	if tok == "" {
 		t.Fatalf("import answer without a token: %s", r.body)
 	}
-	if g := h.do("GET", "/partners?q=t2", nil, "X-Consistency-Token", tok); g.status != 200 {
+	if g := h.do("GET", "/partners?relationship_type=direct&limit=1", nil, "X-Consistency-Token", tok); g.status != 200 || g.json(t)["total"] != float64(n) {
 		t.Fatalf("read with the import's token: %d %s", g.status, g.body)
 	}
-	b := h.do("POST", "/bulk/assigned-to", map[string]any{"partner_ids": []string{"t1", "t2"}, "user": "joe"})
+	b := h.do("POST", "/bulk/assigned-to", map[string]any{"partner_ids": ids, "user": "joe"})
 	tok, _ = b.json(t)["consistency_token"].(string)
 	if b.status != 200 || tok == "" || b.header.Get("X-Consistency-Token") != tok {
 		t.Fatalf("bulk answer: %d %s", b.status, b.body)
 	}
-	if g := h.do("GET", "/partners?assigned_to=joe", nil, "X-Consistency-Token", tok); g.status != 200 {
+	if g := h.do("GET", "/partners?assigned_to=joe&limit=1", nil, "X-Consistency-Token", tok); g.status != 200 || g.json(t)["total"] != float64(n) {
 		t.Fatalf("read with the bulk's token: %d %s", g.status, g.body)
+	}
+	if g := h.do("GET", "/partners/t00", nil, "X-Consistency-Token", "fmJhdGNoOjAxMjM0NTY3ODlhYmNkZWYwMTIzNDU2Nw"); g.status != 400 {
+		t.Fatalf("an unknown batch token: %d %s", g.status, g.body)
 	}
 }

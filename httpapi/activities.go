@@ -76,11 +76,13 @@ func (s *Server) recordActivities(c *gin.Context) {
 		s.writeError(c, err)
 		return
 	}
-	tok := ""
-	if res.Appended > 0 {
-		tok = queries.ConsistencyToken(res.Stream, res.Version)
-		c.Header("X-Consistency-Token", tok)
+	writes := queries.Writes{}
+	for _, o := range outs {
+		if o.Status == commands.ActivityAccepted {
+			writes.Add(domain.ActivityStream(c.GetString(ctxProgram), o.Activity.PartnerID), o.Version)
+		}
 	}
+	tok := s.token(c, writes)
 	c.Header("X-Position", res.Position.String())
 	if !batch {
 		o := outs[0]

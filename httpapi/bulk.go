@@ -158,12 +158,8 @@ func (s *Server) bulk(c *gin.Context) {
 		s.writeError(c, badRequest("If-Match does not apply to a bulk action"))
 		return
 	}
-	results, last := s.runBulk(c.Request.Context(), ids, m, run)
-	tok := ""
-	if last.Stream != "" {
-		tok = queries.ConsistencyToken(last.Stream, last.Version)
-		c.Header("X-Consistency-Token", tok)
-	}
+	results, last, writes := s.runBulk(c.Request.Context(), ids, m, run)
+	tok := s.token(c, writes)
 	c.Header("X-Position", last.Position.String())
 	c.JSON(http.StatusOK, gin.H{"results": results, "position": last.Position.String(), "consistency_token": tok})
 }
@@ -222,12 +218,14 @@ func (s *Server) bulkTargets(ctx context.Context, program string, t *bulkTarget)
 }
 
 // runBulk applies run to every partner with bulkWorkers at once. Results
-// keep the order of ids; last is the result at the highest position, whose
-// stream and version make the answer's consistency token.
-func (s *Server) runBulk(ctx context.Context, ids []string, m commands.Meta, run func(context.Context, string, commands.Meta) (commands.Result, error)) ([]BulkResult, commands.Result) {
+// keep the order of ids; last is the result at the highest position (the
+// answer's position); writes are every stream written and its version (the
+// answer's consistency token).
+func (s *Server) runBulk(ctx context.Context, ids []string, m commands.Meta, run func(context.Context, string, commands.Meta) (commands.Result, error)) ([]BulkResult, commands.Result, queries.Writes) {
 	results := make([]BulkResult, len(ids))
 	var mu sync.Mutex
 	var last commands.Result
+	writes := queries.Writes{}
 	work := make(chan int)
 	var wg sync.WaitGroup
 	for w := 0; w < min(bulkWorkers, len(ids)); w++ {
@@ -259,6 +257,11 @@ func (s *Server) runBulk(ctx context.Context, ids []string, m commands.Meta, run
 				if err == nil && res.Stream != "" && res.Position >= last.Position {
 					last = res
 				}
+				if err == nil {
+					// Unchanged partners too: the answer says what they are
+					// now, which may be an earlier write still being projected.
+					writes.Add(res.Stream, res.Version)
+				}
 				mu.Unlock()
 			}
 		}()
@@ -268,7 +271,7 @@ func (s *Server) runBulk(ctx context.Context, ids []string, m commands.Meta, run
 	}
 	close(work)
 	wg.Wait()
-	return results, last
+	return results, last, writes
 }
 
 // bulkError is one line saying why a partner was not changed.

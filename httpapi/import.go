@@ -96,11 +96,8 @@ func (s *Server) importPartners(c *gin.Context) {
 	}
 	results := make([]ImportResult, rows)
 	var mu sync.Mutex
-	var last struct {
-		pos     eventstore.Position
-		stream  string
-		version uint64
-	}
+	var last eventstore.Position
+	writes := queries.Writes{}
 	groups := commands.NewGroupCache()
 	ctx := c.Request.Context()
 	queues := make([]chan importJob, importWorkers)
@@ -114,9 +111,10 @@ func (s *Server) importPartners(c *gin.Context) {
 				r := s.importRow(ctx, program, j, groups, m, rowKey(j.row))
 				mu.Lock()
 				results[j.index] = r.ImportResult
-				if r.res.Appended > 0 && r.res.Position > last.pos {
-					last.pos, last.stream, last.version = r.res.Position, r.res.Stream, r.res.Version
+				if r.res.Appended > 0 {
+					last = max(last, r.res.Position)
 				}
+				writes.Add(r.res.Stream, r.res.Version)
 				mu.Unlock()
 			}
 		}(queues[w])
@@ -144,13 +142,9 @@ func (s *Server) importPartners(c *gin.Context) {
 		s.writeError(c, readErr)
 		return
 	}
-	tok := ""
-	if last.stream != "" {
-		tok = queries.ConsistencyToken(last.stream, last.version)
-		c.Header("X-Consistency-Token", tok)
-	}
-	c.Header("X-Position", last.pos.String())
-	c.JSON(http.StatusOK, gin.H{"results": results, "position": last.pos.String(), "consistency_token": tok,
+	tok := s.token(c, writes)
+	c.Header("X-Position", last.String())
+	c.JSON(http.StatusOK, gin.H{"results": results, "position": last.String(), "consistency_token": tok,
 		"ignored_columns": nonNil(plan.Ignored)})
 }
 

@@ -312,6 +312,22 @@ func (s *Server) authAny(c *gin.Context) {
 	c.Next()
 }
 
+// token sets X-Consistency-Token to one token covering every write of the
+// request and returns it ("" when nothing was written). A token that could
+// not be recorded (Redis failing right after the writes were committed)
+// is left out rather than failing an answer whose writes are durable.
+func (s *Server) token(c *gin.Context, w queries.Writes) string {
+	tok, err := s.Queries.Token(c.Request.Context(), c.GetString(ctxProgram), w)
+	if err != nil {
+		s.log.Warn("answering without a consistency token", "request_id", c.GetString(ctxRequestID), "err", err)
+		return ""
+	}
+	if tok != "" {
+		c.Header("X-Consistency-Token", tok)
+	}
+	return tok
+}
+
 // consistency makes a GET with X-Consistency-Token wait for its write.
 func (s *Server) consistency(c *gin.Context) {
 	tok := c.GetHeader("X-Consistency-Token")

@@ -1,4 +1,5 @@
-// Package queries answers reads from the Redis read models. It never writes;
+// Package queries answers reads from the Redis read models. It never writes
+// to them (its one write is the record behind a batch consistency token);
 // it touches the event store only for history and as-of reads, which fold a
 // stream.
 package queries
@@ -110,6 +111,9 @@ func projectionOf(stream string) (name, tag string, ok bool) {
 // A token of another program never matches anything and so also times out;
 // callers check the program before.
 func (q *Queries) WaitFor(ctx context.Context, program, token string) error {
+	if id, ok := batchTokenID(token); ok {
+		return q.waitForBatch(ctx, program, id)
+	}
 	stream, version, err := parseToken(token)
 	if err != nil {
 		return err
