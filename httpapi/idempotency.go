@@ -19,10 +19,13 @@ import (
 var errIdempotencyInFlight = errors.New("a request with this Idempotency-Key is still being processed; retry shortly")
 
 // How long a finished request's answer is kept for replays, and how long an
-// unfinished one holds its key.
+// unfinished one holds its key. The hold is renewed every quarter of
+// idemLockTTL while the request runs, so it only has to outlive a stall of
+// the process; after a crash mid-request the key is free again (the client
+// may retry for real) within idemLockTTL.
 const (
 	idemTTL     = 24 * time.Hour
-	idemLockTTL = 2 * time.Minute
+	idemLockTTL = 30 * time.Second
 )
 
 type idemRecord struct {
