@@ -56,8 +56,18 @@ func newestOffsets(t *testing.T, client sarama.Client, topic string) map[int32]i
 	}
 	offsets := map[int32]int64{}
 	for _, p := range parts {
-		if offsets[p], err = client.GetOffset(topic, p, sarama.OffsetNewest); err != nil {
-			t.Fatalf("offset of %s/%d: %v", topic, p, err)
+		// A topic the broker just auto-created may have no leader yet
+		// ("not the leader for some partition"): retry with fresh metadata.
+		deadline := time.Now().Add(15 * time.Second)
+		for {
+			if offsets[p], err = client.GetOffset(topic, p, sarama.OffsetNewest); err == nil {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("offset of %s/%d: %v", topic, p, err)
+			}
+			time.Sleep(200 * time.Millisecond)
+			_ = client.RefreshMetadata(topic)
 		}
 	}
 	return offsets
