@@ -12,6 +12,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/partnerd/partnerd/projections"
 )
 
@@ -126,9 +128,7 @@ func (q *Queries) waitForBatch(ctx context.Context, program, id string) error {
 		order = append(order, k)
 	}
 	sort.Strings(order)
-	deadline := time.Now().Add(q.WaitLimit)
-	sleep := 200 * time.Microsecond
-	for {
+	return q.poll(ctx, func() (bool, error) {
 		pipe := q.rdb.Pipeline()
 		for _, k := range order {
 			g := groups[k]
@@ -136,39 +136,17 @@ func (q *Queries) waitForBatch(ctx context.Context, program, id string) error {
 		}
 		cmds, err := pipe.Exec(ctx)
 		if err != nil {
-			return fmt.Errorf("read-your-writes check: %w", err)
+			return false, fmt.Errorf("read-your-writes check: %w", err)
 		}
-		done := true
 		for i, k := range order {
 			g := groups[k]
-			vals, _ := cmds[i].(interface{ Val() []any })
-			if vals == nil {
-				done = false
-				break
-			}
-			for j, v := range vals.Val() {
+			for j, v := range cmds[i].(*redis.SliceCmd).Val() {
 				s, _ := v.(string)
-				got, _ := strconv.ParseUint(s, 10, 64)
-				if got < g.versions[j] {
-					done = false
-					break
+				if got, _ := strconv.ParseUint(s, 10, 64); got < g.versions[j] {
+					return false, nil
 				}
 			}
-			if !done {
-				break
-			}
 		}
-		if done {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return ErrNotCaughtUp
-		}
-		select {
-		case <-time.After(sleep):
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-		sleep = min(sleep*2, 2*time.Millisecond)
-	}
+		return true, nil
+	})
 }

@@ -122,17 +122,26 @@ func (q *Queries) WaitFor(ctx context.Context, program, token string) error {
 	if !ok || (tag != projections.ProgramsTag && tag != program) {
 		return ErrBadToken
 	}
-	deadline := time.Now().Add(q.WaitLimit)
-	// Poll fast: a projection batch takes a few milliseconds, and each
-	// millisecond slept past it is read-your-writes latency.
-	sleep := 200 * time.Microsecond
-	for {
+	return q.poll(ctx, func() (bool, error) {
 		v, err := q.rdb.HGet(ctx, q.keys(name, tag).Guard(), stream).Uint64()
 		if err != nil && !errors.Is(err, redis.Nil) {
-			return fmt.Errorf("read-your-writes check: %w", err)
+			return false, fmt.Errorf("read-your-writes check: %w", err)
 		}
-		if v >= version {
-			return nil
+		return v >= version, nil
+	})
+}
+
+// poll calls applied until it reports true, an error, or WaitLimit passes
+// (ErrNotCaughtUp). It polls fast: a projection batch takes a few
+// milliseconds, and each millisecond slept past it is read-your-writes
+// latency.
+func (q *Queries) poll(ctx context.Context, applied func() (bool, error)) error {
+	deadline := time.Now().Add(q.WaitLimit)
+	sleep := 200 * time.Microsecond
+	for {
+		ok, err := applied()
+		if err != nil || ok {
+			return err
 		}
 		if time.Now().After(deadline) {
 			return ErrNotCaughtUp
