@@ -79,9 +79,9 @@ const (
 	// A Folder's worker writes its streams when it holds this many (and
 	// at the end of the log): the bound on the rebuild's memory. Streams
 	// with events after that start again from the state written.
-	rebuildFoldStreams = 1 << 19
+	rebuildFoldStreams = 1 << 18
 	// How many folded streams one pipeline writes.
-	rebuildFoldWrite = 4096
+	rebuildFoldWrite = 2048
 )
 
 // foldStreams and workerBatch are rebuildFoldStreams and
@@ -412,16 +412,23 @@ func foldWorker(ctx context.Context, rdb redis.UniversalClient, p Projection, f 
 	done func(int, map[string]eventstore.Position)) error {
 	folded, tags := 0, map[string]eventstore.Position{} // events folded and not written, their tags' last positions
 	guards := map[string]map[string]uint64{}
+	// Each pipeline's writes reuse the memory of the previous one's.
+	writes := map[string]*Writes{}
 	write := func() error {
 		for more := f.Streams() > 0; more; {
-			b := &Batch{Gen: gen, Replay: true, name: p.Name(), writes: map[string]*Writes{}}
+			for _, w := range writes {
+				w.reset()
+			}
+			b := &Batch{Gen: gen, Replay: true, name: p.Name(), writes: writes}
 			var err error
 			if more, err = f.Plan(ctx, rdb, b, rebuildFoldWrite); err != nil {
 				return fmt.Errorf("plan: %w", err)
 			}
 			pipe := rdb.Pipeline()
 			for _, w := range b.writes {
-				w.queue(ctx, pipe)
+				if w.nops > 0 {
+					w.queue(ctx, pipe)
+				}
 			}
 			if _, err := pipe.Exec(ctx); err != nil {
 				return fmt.Errorf("write: %w", err)
