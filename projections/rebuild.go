@@ -101,7 +101,9 @@ var foldStreams, workerBatch = rebuildFoldStreams, rebuildWorkerBatch
 // main replay needs no guard checks and no Lua: each of a few workers owns
 // the streams that hash to it (a stream's events stay in order, as on a
 // bus partition), plans large batches and writes them with plain
-// pipelined commands, setting the guards in bulk. A rebuild that dies
+// pipelined commands, setting the guards in bulk. A Folder's workers go
+// further: they fold their streams' events in memory across the log and
+// write each stream once (see foldWorker). A rebuild that dies
 // before the switch leaves a generation nobody reads; the next rebuild
 // drops it.
 func Rebuild(ctx context.Context, rdb redis.UniversalClient, log LogReader, p Projection, progress RebuildProgress) (RebuildResult, error) {
