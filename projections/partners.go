@@ -115,12 +115,15 @@ type partnerFold struct {
 type foldedPartner struct {
 	program string
 	state   domain.Partner
-	start   partnerIndex // index entries before the fold
 	version uint64
-	due     bool           // a contract event: the due time may have moved
-	load    bool           // the start state is in Redis, not read yet
-	pending []domain.Event // events waiting for that read
+	due     bool // a contract event: the due time may have moved
+	// load: the start state is in Redis, not read yet; its events wait
+	// for that read. Apart, since a rebuild holds many folded partners
+	// and few of them need a read.
+	load *pendingPartner
 }
+
+type pendingPartner struct{ events []domain.Event }
 
 func newPartnerFold() *partnerFold { return &partnerFold{cur: map[string]*foldedPartner{}} }
 
@@ -132,12 +135,15 @@ func (f *partnerFold) Add(e Event) error {
 	}
 	c := f.cur[e.Stream]
 	if c == nil {
-		c = &foldedPartner{program: e.Program, load: e.Type != domain.TypePartnerCreated}
+		c = &foldedPartner{program: e.Program}
+		if e.Type != domain.TypePartnerCreated {
+			c.load = &pendingPartner{}
+		}
 		f.cur[e.Stream] = c
 		f.order = append(f.order, e.Stream)
 	}
-	if c.load {
-		c.pending = append(c.pending, ev)
+	if c.load != nil {
+		c.load.events = append(c.load.events, ev)
 	} else {
 		c.state.Apply(ev)
 	}
@@ -159,7 +165,7 @@ func (f *partnerFold) Plan(ctx context.Context, rd redis.Cmdable, b *Batch, max 
 	pipe := rd.Pipeline()
 	docs := map[string]*redis.SliceCmd{}
 	for _, stream := range streams {
-		if c := f.cur[stream]; c.load {
+		if c := f.cur[stream]; c.load != nil {
 			docs[stream] = pipe.HMGet(ctx, b.Keys(c.program).Key("partner", strings.TrimPrefix(stream, domain.CategoryPartner+"-"+c.program+"-")), "state")
 		}
 	}
@@ -172,6 +178,7 @@ func (f *partnerFold) Plan(ctx context.Context, rd redis.Cmdable, b *Batch, max 
 	for _, stream := range streams {
 		c := f.cur[stream]
 		delete(f.cur, stream)
+		var start partnerIndex // index entries before the fold
 		if cmd := docs[stream]; cmd != nil {
 			if s, ok := cmd.Val()[0].(string); ok && s != "" {
 				var st domain.PartnerState
@@ -179,9 +186,9 @@ func (f *partnerFold) Plan(ctx context.Context, rd redis.Cmdable, b *Batch, max 
 					return false, fmt.Errorf("partner state of %s: %w", stream, err)
 				}
 				c.state = domain.RestorePartner(st)
-				c.start = indexOf(b.Keys(c.program), st)
+				start = indexOf(b.Keys(c.program), st)
 			}
-			for _, ev := range c.pending {
+			for _, ev := range c.load.events {
 				c.state.Apply(ev)
 			}
 		}
@@ -205,7 +212,7 @@ func (f *partnerFold) Plan(ctx context.Context, rd redis.Cmdable, b *Batch, max 
 			iw = &indexWrites{}
 			index[c.program] = iw
 		}
-		iw.diff(ks, id, c.start, indexOf(ks, st))
+		iw.diff(ks, id, start, indexOf(ks, st))
 	}
 	for program, iw := range index {
 		iw.flush(b.W(program))
