@@ -438,12 +438,12 @@ func foldWorker(ctx context.Context, rdb redis.UniversalClient, p Projection, f 
 		}
 		pipe := rdb.Pipeline()
 		for t, vs := range guards {
-			fv := make([]any, 0, 2*min(len(vs), 1024))
+			var fv []any // 1024 guards an HSET
 			for s, v := range vs {
 				fv = append(fv, s, strconv.FormatUint(v, 10))
-				if len(fv) == cap(fv) {
+				if len(fv) == 2048 {
 					pipe.HSet(ctx, NewKeyspace(p.Name(), gen, t).Guard(), fv...)
-					fv = fv[:0:0]
+					fv = nil
 				}
 			}
 			if len(fv) > 0 {
