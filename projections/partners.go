@@ -88,60 +88,110 @@ func ViewOf(s domain.PartnerState, version uint64) PartnerView {
 // from its state before the batch to its state after it, merged per key
 // across the batch's partners (see indexWrites).
 func (p Partners) Plan(ctx context.Context, rd redis.Cmdable, b *Batch) error {
-	type current struct {
-		program string
-		state   domain.Partner
-		start   partnerIndex // index entries before the batch
-		version uint64
-		due     bool // a contract event: the due time may have moved
+	f := newPartnerFold()
+	for _, e := range b.Events {
+		if err := f.Add(e); err != nil {
+			return err
+		}
 	}
-	cur := map[string]*current{}
-	var order []string
-	// Read the current docs of partners that are updated (not created) in this batch.
+	_, err := f.Plan(ctx, rd, b, len(f.order))
+	return err
+}
+
+// NewFold implements Folder: a rebuild folds every partner's events in
+// memory and writes each partner once, with the same writes Plan makes for
+// a batch holding all of them.
+func (Partners) NewFold() Fold { return newPartnerFold() }
+
+// partnerFold is the per-partner state Plan and a rebuild fold events onto.
+// A partner whose first event here is not its creation starts from the
+// state stored in Redis, read (pipelined) when it is planned; its events
+// wait until then.
+type partnerFold struct {
+	cur   map[string]*foldedPartner
+	order []string // streams in first-event order
+}
+
+type foldedPartner struct {
+	program string
+	state   domain.Partner
+	version uint64
+	due     bool // a contract event: the due time may have moved
+	// load: the start state is in Redis, not read yet; its events wait
+	// for that read. Apart, since a rebuild holds many folded partners
+	// and few of them need a read.
+	load *pendingPartner
+}
+
+type pendingPartner struct{ events []domain.Event }
+
+func newPartnerFold() *partnerFold { return &partnerFold{cur: map[string]*foldedPartner{}} }
+
+// Add implements Fold.
+func (f *partnerFold) Add(e Event) error {
+	ev, err := domain.DecodeEvent(e.Type, e.Schema, e.Data)
+	if err != nil {
+		return err
+	}
+	c := f.cur[e.Stream]
+	if c == nil {
+		c = &foldedPartner{program: e.Program}
+		if e.Type != domain.TypePartnerCreated {
+			c.load = &pendingPartner{}
+		}
+		f.cur[e.Stream] = c
+		f.order = append(f.order, e.Stream)
+	}
+	if c.load != nil {
+		c.load.events = append(c.load.events, ev)
+	} else {
+		c.state.Apply(ev)
+	}
+	c.version = e.Version
+	if strings.HasPrefix(e.Type, "partner.contract_") || e.Type == "partner.deactivated" {
+		c.due = true
+	}
+	return nil
+}
+
+// Streams implements Fold.
+func (f *partnerFold) Streams() int { return len(f.order) }
+
+// Plan implements Fold: it plans the first max partners folded (reading
+// the stored state of those that need it) and forgets them.
+func (f *partnerFold) Plan(ctx context.Context, rd redis.Cmdable, b *Batch, max int) (bool, error) {
+	streams := f.order[:min(max, len(f.order))]
+	f.order = f.order[len(streams):]
 	pipe := rd.Pipeline()
 	docs := map[string]*redis.SliceCmd{}
-	for _, e := range b.Events {
-		if e.Type == domain.TypePartnerCreated || docs[e.Stream] != nil {
-			continue
+	for _, stream := range streams {
+		if c := f.cur[stream]; c.load != nil {
+			docs[stream] = pipe.HMGet(ctx, b.Keys(c.program).Key("partner", strings.TrimPrefix(stream, domain.CategoryPartner+"-"+c.program+"-")), "state")
 		}
-		docs[e.Stream] = pipe.HMGet(ctx, b.Keys(e.Program).Key("partner", partnerIDOf(e)), "state")
 	}
 	if len(docs) > 0 {
 		if _, err := pipe.Exec(ctx); err != nil && err != redis.Nil {
-			return fmt.Errorf("read partners: %w", err)
-		}
-	}
-	for _, e := range b.Events {
-		ev, err := domain.DecodeEvent(e.Type, e.Schema, e.Data)
-		if err != nil {
-			return err
-		}
-		c := cur[e.Stream]
-		if c == nil {
-			c = &current{program: e.Program}
-			cur[e.Stream] = c
-			order = append(order, e.Stream)
-			if cmd := docs[e.Stream]; cmd != nil {
-				vals := cmd.Val()
-				if s, ok := vals[0].(string); ok && s != "" {
-					var st domain.PartnerState
-					if err := json.Unmarshal([]byte(s), &st); err != nil {
-						return fmt.Errorf("partner state of %s: %w", e.Stream, err)
-					}
-					c.state = domain.RestorePartner(st)
-					c.start = indexOf(b.Keys(e.Program), st)
-				}
-			}
-		}
-		c.state.Apply(ev)
-		c.version = e.Version
-		if strings.HasPrefix(e.Type, "partner.contract_") || e.Type == "partner.deactivated" {
-			c.due = true
+			return false, fmt.Errorf("read partners: %w", err)
 		}
 	}
 	index := map[string]*indexWrites{}
-	for _, stream := range order {
-		c := cur[stream]
+	for _, stream := range streams {
+		c := f.cur[stream]
+		delete(f.cur, stream)
+		var start partnerIndex // index entries before the fold
+		if cmd := docs[stream]; cmd != nil {
+			if s, ok := cmd.Val()[0].(string); ok && s != "" {
+				var st domain.PartnerState
+				if err := json.Unmarshal([]byte(s), &st); err != nil {
+					return false, fmt.Errorf("partner state of %s: %w", stream, err)
+				}
+				c.state = domain.RestorePartner(st)
+				start = indexOf(b.Keys(c.program), st)
+			}
+			for _, ev := range c.load.events {
+				c.state.Apply(ev)
+			}
+		}
 		st := c.state.State()
 		ks := b.Keys(c.program)
 		w := b.W(c.program)
@@ -162,12 +212,12 @@ func (p Partners) Plan(ctx context.Context, rd redis.Cmdable, b *Batch) error {
 			iw = &indexWrites{}
 			index[c.program] = iw
 		}
-		iw.diff(ks, id, c.start, indexOf(ks, st))
+		iw.diff(ks, id, start, indexOf(ks, st))
 	}
 	for program, iw := range index {
 		iw.flush(b.W(program))
 	}
-	return nil
+	return len(f.order) > 0, nil
 }
 
 // partnerIDOf extracts the partner ID from a stream "partner-<program>-<id>".

@@ -45,6 +45,27 @@ type Reconciler interface {
 	Reconcile(ctx context.Context, rdb redis.UniversalClient, gen int64) error
 }
 
+// Folder is a projection whose read model of a stream depends only on
+// that stream's events, and whose Plan writes, for a batch, each stream's
+// state as of its last event there. A rebuild then folds the streams'
+// events in memory across the whole log (up to a bound) and writes each
+// stream once, instead of planning and writing batch after batch.
+type Folder interface {
+	NewFold() Fold
+}
+
+// Fold accumulates events (each stream's in order) of one rebuild worker.
+type Fold interface {
+	// Add folds one event.
+	Add(e Event) error
+	// Streams is how many streams the fold holds.
+	Streams() int
+	// Plan appends to b the writes that bring up to max of the streams
+	// folded so far to their folded state, as Plan would for a batch of
+	// their events, and forgets them. It reports whether any remain.
+	Plan(ctx context.Context, rd redis.Cmdable, b *Batch, max int) (bool, error)
+}
+
 // ErrRebuildRunning: another rebuild of the projection holds its lock.
 var ErrRebuildRunning = errors.New("a rebuild of this projection is already running")
 
@@ -55,7 +76,18 @@ const (
 	rebuildReadPage    = 8192
 	rebuildWorkers     = 4
 	rebuildWorkerBatch = 2048
+	// A Folder's worker writes its streams when it holds this many (and
+	// at the end of the log): the bound on the rebuild's memory. Streams
+	// with events after that start again from the state written.
+	rebuildFoldStreams = 1 << 18
+	// How many folded streams one pipeline writes.
+	rebuildFoldWrite = 2048
 )
+
+// foldStreams and workerBatch are rebuildFoldStreams and
+// rebuildWorkerBatch, variables so tests can make workers write (and
+// forget) their streams mid-log.
+var foldStreams, workerBatch = rebuildFoldStreams, rebuildWorkerBatch
 
 // Rebuild replays the whole log into a new generation of p while the live
 // generation keeps serving and receiving events; then it switches the
@@ -69,7 +101,9 @@ const (
 // main replay needs no guard checks and no Lua: each of a few workers owns
 // the streams that hash to it (a stream's events stay in order, as on a
 // bus partition), plans large batches and writes them with plain
-// pipelined commands, setting the guards in bulk. A rebuild that dies
+// pipelined commands, setting the guards in bulk. A Folder's workers go
+// further: they fold their streams' events in memory across the log and
+// write each stream once (see foldWorker). A rebuild that dies
 // before the switch leaves a generation nobody reads; the next rebuild
 // drops it.
 func Rebuild(ctx context.Context, rdb redis.UniversalClient, log LogReader, p Projection, progress RebuildProgress) (RebuildResult, error) {
@@ -242,6 +276,22 @@ func bulkReplay(ctx context.Context, rdb redis.UniversalClient, log LogReader, p
 		wg.Add(1)
 		go func(q chan []Event) {
 			defer wg.Done()
+			done := func(n int, tags map[string]eventstore.Position) {
+				mu.Lock()
+				applied += uint64(n)
+				for t, pos := range tags {
+					tagMax[t] = max(tagMax[t], pos)
+				}
+				mu.Unlock()
+			}
+			if fp, ok := p.(Folder); ok {
+				if err := foldWorker(ctx, rdb, p, fp.NewFold(), gen, q, done); err != nil {
+					cancel(err)
+				}
+				for range q {
+				}
+				return
+			}
 			for evs := range q {
 				if ctx.Err() != nil {
 					continue // drain
@@ -250,13 +300,12 @@ func bulkReplay(ctx context.Context, rdb redis.UniversalClient, log LogReader, p
 					cancel(err)
 					continue
 				}
-				mu.Lock()
-				applied += uint64(len(evs))
+				tags := map[string]eventstore.Position{}
 				for _, e := range evs {
 					t := p.Tag(e)
-					tagMax[t] = max(tagMax[t], e.Position)
+					tags[t] = max(tags[t], e.Position)
 				}
-				mu.Unlock()
+				done(len(evs), tags)
 			}
 		}(queues[i])
 	}
@@ -295,7 +344,7 @@ func bulkReplay(ctx context.Context, rdb redis.UniversalClient, log LogReader, p
 			h.Write([]byte(re.StreamID))
 			i := int(h.Sum32() % rebuildWorkers)
 			pending[i] = append(pending[i], bus.EnvelopeOf(re))
-			if len(pending[i]) >= rebuildWorkerBatch {
+			if len(pending[i]) >= workerBatch {
 				flush(i)
 			}
 		}
@@ -356,6 +405,87 @@ func applyFresh(ctx context.Context, rdb redis.UniversalClient, p Projection, ge
 		return fmt.Errorf("write: %w", err)
 	}
 	return nil
+}
+
+// foldWorker folds a worker's events, writing its streams (with their
+// guards) when it holds foldStreams of them and at the end. Only for a
+// generation nothing else writes yet.
+func foldWorker(ctx context.Context, rdb redis.UniversalClient, p Projection, f Fold, gen int64, q <-chan []Event,
+	done func(int, map[string]eventstore.Position)) error {
+	folded, tags := 0, map[string]eventstore.Position{} // events folded and not written, their tags' last positions
+	guards := map[string]map[string]uint64{}
+	// Each pipeline's writes reuse the memory of the previous one's.
+	writes := map[string]*Writes{}
+	write := func() error {
+		for more := f.Streams() > 0; more; {
+			for _, w := range writes {
+				w.reset()
+			}
+			b := &Batch{Gen: gen, Replay: true, name: p.Name(), writes: writes}
+			var err error
+			if more, err = f.Plan(ctx, rdb, b, rebuildFoldWrite); err != nil {
+				return fmt.Errorf("plan: %w", err)
+			}
+			pipe := rdb.Pipeline()
+			for _, w := range b.writes {
+				if w.nops > 0 {
+					w.queue(ctx, pipe)
+				}
+			}
+			if _, err := pipe.Exec(ctx); err != nil {
+				return fmt.Errorf("write: %w", err)
+			}
+		}
+		pipe := rdb.Pipeline()
+		for t, vs := range guards {
+			var fv []any // 1024 guards an HSET
+			for s, v := range vs {
+				fv = append(fv, s, strconv.FormatUint(v, 10))
+				if len(fv) == 2048 {
+					pipe.HSet(ctx, NewKeyspace(p.Name(), gen, t).Guard(), fv...)
+					fv = nil
+				}
+			}
+			if len(fv) > 0 {
+				pipe.HSet(ctx, NewKeyspace(p.Name(), gen, t).Guard(), fv...)
+			}
+		}
+		if _, err := pipe.Exec(ctx); err != nil {
+			return fmt.Errorf("write guards: %w", err)
+		}
+		clear(guards)
+		done(folded, tags)
+		folded, tags = 0, map[string]eventstore.Position{}
+		return nil
+	}
+	for evs := range q {
+		if ctx.Err() != nil {
+			return nil
+		}
+		for _, e := range evs {
+			if err := f.Add(e); err != nil {
+				return fmt.Errorf("fold: %w", err)
+			}
+			t := p.Tag(e)
+			g := guards[t]
+			if g == nil {
+				g = map[string]uint64{}
+				guards[t] = g
+			}
+			g[e.Stream] = e.Version
+			tags[t] = max(tags[t], e.Position)
+			folded++
+		}
+		if f.Streams() >= foldStreams/rebuildWorkers {
+			if err := write(); err != nil {
+				return err
+			}
+		}
+	}
+	if ctx.Err() != nil {
+		return nil
+	}
+	return write()
 }
 
 // queue adds the planned writes to a pipeline as plain commands, in order.

@@ -68,6 +68,16 @@ func (w *Writes) Announce(key, seqKey, outboxKey, member string, enter bool, pay
 	w.op("PD_ANNOUNCE", key, w.key(seqKey), w.key(outboxKey), member, action, payload)
 }
 
+// reset empties w and keeps its memory, for planning the next batch.
+func (w *Writes) reset() {
+	w.keys = w.keys[:0]
+	clear(w.keyIdx)
+	clear(w.args) // drop the references the old args hold
+	w.args = w.args[:0]
+	w.nops = 0
+	w.checks = w.checks[:0]
+}
+
 // Len is the number of planned writes.
 func (w *Writes) Len() int { return w.nops }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"runtime/debug"
 	"syscall"
 	"time"
 
@@ -52,6 +53,10 @@ func benchRebuild(redisURL string, n int, baseline bool, res Results) error {
 	}
 	fmt.Fprintf(os.Stderr, "partnerbench: rebuild: %d events in the log after %s\n", n, time.Since(fill).Round(time.Millisecond))
 
+	// The rebuild's own peak memory: return what filling the log left to
+	// the OS and reset the peak (VmHWM) before it starts.
+	debug.FreeOSMemory()
+	_ = os.WriteFile("/proc/self/clear_refs", []byte("5"), 0)
 	before := commandCalls(ctx, rdb)
 	cpu0 := cpuTime()
 	start := time.Now()
@@ -68,6 +73,9 @@ func benchRebuild(redisURL string, n int, baseline bool, res Results) error {
 	// (so runners see the switch): that is not replay time.
 	replay := d - out.DropWait
 	perEvent := float64(commandCalls(ctx, rdb)-before) / float64(n)
+	if _, peak, err := procMemory(os.Getpid()); err == nil {
+		res["rebuild.peak_rss_mb"] = peak
+	}
 	res["rebuild.events"] = float64(n)
 	res["rebuild.events_per_s"] = rate(n, replay)
 	res["rebuild.redis_commands_per_event"] = perEvent
@@ -78,7 +86,7 @@ func benchRebuild(redisURL string, n int, baseline bool, res Results) error {
 		res["rebuild.ratio_to_ceiling"] = rate(n, replay) / (base / perEvent)
 	}
 
-	fmt.Fprintf(os.Stderr, "partnerbench: rebuild: %d events at %.0f events/s, %.1f us CPU per event\n", n, rate(n, replay), res["rebuild.cpu_us_per_event"])
+	fmt.Fprintf(os.Stderr, "partnerbench: rebuild: %d events at %.0f events/s, %.1f us CPU per event, peak RSS %.0f MiB\n", n, rate(n, replay), res["rebuild.cpu_us_per_event"], res["rebuild.peak_rss_mb"])
 	if !baseline {
 		return rdb.FlushDBAsync(ctx).Err()
 	}
