@@ -76,10 +76,12 @@ const (
 	rebuildReadPage    = 8192
 	rebuildWorkers     = 4
 	rebuildWorkerBatch = 2048
-	// A Folder's worker writes its streams when it holds this many (and
-	// at the end of the log): the bound on the rebuild's memory. Streams
-	// with events after that start again from the state written.
-	rebuildFoldStreams = 1 << 18
+	// A Folder's workers write their streams when they hold this many
+	// together (and at the end of the log): the bound on the rebuild's
+	// memory, about 1 KB a partner, so ~130 MB of live heap. A program of
+	// up to this many partners is folded whole; streams with events after
+	// a write start again from the state written (one read each).
+	rebuildFoldStreams = 1 << 17
 	// How many folded streams one pipeline writes.
 	rebuildFoldWrite = 2048
 )
