@@ -202,17 +202,26 @@ type scored struct {
 	score float64
 }
 
-// grams returns the n-gram set keys of the partner's search text.
-func (ix partnerIndex) grams(ks Keyspace) []string {
+// grams returns the n-gram set keys of the partner's search text; keys
+// caches gram → key across the partners of one batch, which share most of
+// their n-grams (nil: no cache).
+func (ix partnerIndex) grams(ks Keyspace, keys map[string]string) []string {
 	if ix.search == "" {
 		return nil
 	}
 	gs := NGrams(strings.Split(ix.search, "\n")...)
-	keys := make([]string, len(gs))
+	out := make([]string, len(gs))
 	for i, g := range gs {
-		keys[i] = ks.NGramKey(g)
+		k, ok := keys[g]
+		if !ok {
+			k = ks.NGramKey(g)
+			if keys != nil {
+				keys[g] = k
+			}
+		}
+		out[i] = k
 	}
-	return keys
+	return out
 }
 
 // indexOf derives a partner's index entries (keys are full keys of ks).
@@ -292,6 +301,7 @@ type indexWrites struct {
 	ops   map[string]*keyOps
 	texts []any // search hash field, value, …
 	ks    Keyspace
+	gkeys map[string]string // n-gram → its key in ks
 }
 
 type keyOps struct {
@@ -315,31 +325,35 @@ func (iw *indexWrites) at(k string) *keyOps {
 
 // diff records the changes that move partner id from old to cur.
 func (iw *indexWrites) diff(ks Keyspace, id string, old, cur partnerIndex) {
+	if iw.gkeys == nil || iw.ks != ks {
+		iw.gkeys = map[string]string{}
+	}
 	iw.ks = ks
-	diffSets(old.sets, cur.sets, func(k string) { o := iw.at(k); o.rem = append(o.rem, id) },
-		func(k string) { o := iw.at(k); o.add = append(o.add, id) })
+	var idv any = id // boxed once, not once per key it joins
+	diffSets(old.sets, cur.sets, func(k string) { o := iw.at(k); o.rem = append(o.rem, idv) },
+		func(k string) { o := iw.at(k); o.add = append(o.add, idv) })
 	if old.search != cur.search {
-		diffSets(old.grams(ks), cur.grams(ks), func(k string) { o := iw.at(k); o.rem = append(o.rem, id) },
-			func(k string) { o := iw.at(k); o.add = append(o.add, id) })
+		diffSets(old.grams(ks, iw.gkeys), cur.grams(ks, iw.gkeys), func(k string) { o := iw.at(k); o.rem = append(o.rem, idv) },
+			func(k string) { o := iw.at(k); o.add = append(o.add, idv) })
 		if cur.search != "" {
-			iw.texts = append(iw.texts, id, cur.search)
+			iw.texts = append(iw.texts, idv, cur.search)
 		} else {
 			// Deleted partners keep no search text.
 			o := iw.at(ks.SearchKey())
-			o.rem = append(o.rem, id)
+			o.rem = append(o.rem, idv)
 		}
 	}
 	for _, os := range old.scores {
 		if !slices.ContainsFunc(cur.scores, func(c scored) bool { return c.key == os.key }) {
 			o := iw.at(os.key)
-			o.zrem = append(o.zrem, id)
+			o.zrem = append(o.zrem, idv)
 		}
 	}
 	for _, cs := range cur.scores {
 		i := slices.IndexFunc(old.scores, func(o scored) bool { return o.key == cs.key })
 		if i < 0 || old.scores[i].score != cs.score {
 			o := iw.at(cs.key)
-			o.zadd = append(o.zadd, strconv.FormatFloat(cs.score, 'g', -1, 64), id)
+			o.zadd = append(o.zadd, strconv.FormatFloat(cs.score, 'g', -1, 64), idv)
 		}
 	}
 }
