@@ -2,7 +2,6 @@ package projections
 
 import (
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -145,25 +144,23 @@ func SearchText(s domain.PartnerState) []string {
 }
 
 // NGrams returns the distinct 1-, 2- and 3-character n-grams of the parts
-// (n-grams never span two parts), sorted.
+// (n-grams never span two parts), sorted. ASCII parts (the common case)
+// yield substrings of the parts themselves, without copies; duplicates go
+// by sorting, which is cheaper than a set for the ~100 n-grams of a partner.
 func NGrams(parts ...string) []string {
-	seen := map[string]struct{}{}
-	out := make([]string, 0, 64)
-	addGram := func(g string) {
-		if _, ok := seen[g]; !ok {
-			seen[g] = struct{}{}
-			out = append(out, g)
-		}
+	n := 0
+	for _, p := range parts {
+		n += 3 * len(p)
 	}
+	out := make([]string, 0, n)
 	for _, p := range parts {
 		if !utf8.ValidString(p) {
 			p = strings.ToValidUTF8(p, "?")
 		}
 		if isASCII(p) {
-			// Fast path: substrings of p, no rune conversion or copies.
 			for i := range len(p) {
 				for n := 1; n <= 3 && i+n <= len(p); n++ {
-					addGram(p[i : i+n])
+					out = append(out, p[i:i+n])
 				}
 			}
 			continue
@@ -171,12 +168,12 @@ func NGrams(parts ...string) []string {
 		rs := []rune(p)
 		for i := range rs {
 			for n := 1; n <= 3 && i+n <= len(rs); n++ {
-				addGram(string(rs[i : i+n]))
+				out = append(out, string(rs[i:i+n]))
 			}
 		}
 	}
-	sort.Strings(out)
-	return out
+	slices.Sort(out)
+	return slices.Compact(out)
 }
 
 func isASCII(s string) bool {
