@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"math"
 	"reflect"
 	"strings"
 
@@ -82,6 +83,21 @@ func LoadPartner(ctx context.Context, store EventStore, snaps Snapshots, every i
 	var p domain.Partner
 	var from, base uint64 // base: the resource version the fold starts at
 	var checkID string
+	// A snapshot is only worth its round trip for a long stream: one
+	// shorter than every has none this configuration took, and one shorter
+	// than DefaultSnapshotEvery folds quickly anyway. The stream's last
+	// event (a local read for the embedded store) tells, and spares a
+	// create, whose stream does not exist yet, the snapshot store entirely.
+	last, err := store.ReadStream(ctx, stream, math.MaxUint64, eventstore.Backwards, 1)
+	if err != nil {
+		return nil, 0, 0, fmt.Errorf("load %s: %w", stream, err)
+	}
+	if len(last) == 0 {
+		return &p, -1, 0, nil // no stream: nothing to fold
+	}
+	if last[0].Version+1 < uint64(min(every, DefaultSnapshotEvery)) {
+		return Load[domain.Partner](ctx, store, stream)
+	}
 	if raw, err := snaps.Get(ctx, stream); err == nil && raw != nil {
 		var s storedSnapshot
 		if json.Unmarshal(raw, &s) == nil && s.Schema == snapshotSchema && s.Version > 0 {
