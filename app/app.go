@@ -9,7 +9,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/alicebob/miniredis/v2"
 	"github.com/prometheus/client_golang/prometheus"
@@ -110,7 +109,7 @@ func New(c Config, logger *slog.Logger) (*App, error) {
 		_ = a.Store.Close()
 		return nil, err
 	}
-	wmLogger := watermill.NewSlogLoggerWithLevelMapping(logger, map[slog.Level]slog.Level{slog.LevelInfo: slog.LevelDebug})
+	wmLogger := newWatermillLogger(logger)
 	if len(c.KafkaBrokers) > 0 {
 		a.Bus, err = newKafkaBus(c, wmLogger)
 		if err != nil {
@@ -168,8 +167,7 @@ func (a *App) Generation(name string) int64 {
 func (a *App) Start(ctx context.Context) error {
 	ctx, a.cancel = context.WithCancel(ctx)
 	a.ctx = ctx
-	router, err := message.NewRouter(message.RouterConfig{CloseTimeout: 10 * time.Second},
-		watermill.NewSlogLoggerWithLevelMapping(a.Logger, map[slog.Level]slog.Level{slog.LevelInfo: slog.LevelDebug}))
+	router, err := message.NewRouter(message.RouterConfig{CloseTimeout: 10 * time.Second}, newWatermillLogger(a.Logger))
 	if err != nil {
 		return err
 	}
