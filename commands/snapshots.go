@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"math"
 	"reflect"
 	"strings"
 
@@ -85,17 +84,16 @@ func LoadPartner(ctx context.Context, store EventStore, snaps Snapshots, every i
 	var checkID string
 	// A snapshot is only worth its round trip for a long stream: one
 	// shorter than every has none this configuration took, and one shorter
-	// than DefaultSnapshotEvery folds quickly anyway. The stream's last
-	// event (a local read for the embedded store) tells, and spares a
-	// create, whose stream does not exist yet, the snapshot store entirely.
-	last, err := store.ReadStream(ctx, stream, math.MaxUint64, eventstore.Backwards, 1)
+	// than DefaultSnapshotEvery folds quickly anyway. Whether the stream
+	// reaches that length is one forward read of one event (a local seek
+	// for the embedded store, cheaper there than finding the last event),
+	// and spares a create, whose stream does not exist yet, and every short
+	// stream the snapshot store entirely.
+	probe, err := store.ReadStream(ctx, stream, uint64(min(every, DefaultSnapshotEvery))-1, eventstore.Forwards, 1)
 	if err != nil {
 		return nil, 0, 0, fmt.Errorf("load %s: %w", stream, err)
 	}
-	if len(last) == 0 {
-		return &p, -1, 0, nil // no stream: nothing to fold
-	}
-	if last[0].Version+1 < uint64(min(every, DefaultSnapshotEvery)) {
+	if len(probe) == 0 {
 		return Load[domain.Partner](ctx, store, stream)
 	}
 	if raw, err := snaps.Get(ctx, stream); err == nil && raw != nil {

@@ -18,6 +18,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/partnerd/partnerd/app"
+	"github.com/partnerd/partnerd/eventstore/embedded"
 )
 
 // server is a partnerd started by the benchmark itself.
@@ -158,6 +159,12 @@ func benchCommands(redisURL string, d time.Duration, res Results) error {
 		defer pprof.StopCPUProfile() // also stops it when a phase fails
 	}
 	cpu0 = processCPU()
+	var commits0, events0 uint64
+	stats, _ := s.app.Store.(interface{ Stats() *embedded.Stats })
+	if stats != nil {
+		commits0, events0 = stats.Stats().Commits.Load(), stats.Stats().Events.Load()
+	}
+	t0 := time.Now()
 	var lagMu sync.Mutex
 	var lags []time.Duration
 	var created [conns]atomic.Int64 // partners each connection created
@@ -186,6 +193,10 @@ func benchCommands(redisURL string, d time.Duration, res Results) error {
 		return err
 	}
 	res["commands.create_partner_per_s"] = creates
+	res["commands.create_cores_used"] = (processCPU() - cpu0).Seconds() / time.Since(t0).Seconds()
+	if stats != nil {
+		res["commands.create_events_per_fsync"] = float64(stats.Stats().Events.Load()-events0) / float64(max(1, stats.Stats().Commits.Load()-commits0))
+	}
 	res["commands.ratio_to_healthz"] = creates / health
 	// CPU per create, client side and the projections catching up included.
 	if err := s.app.WaitCaughtUp(context.Background()); err != nil {
