@@ -84,11 +84,13 @@ type memSnapshots struct {
 	mu   sync.Mutex
 	m    map[string][]byte
 	puts int
+	gets int
 }
 
 func (s *memSnapshots) Get(_ context.Context, stream string) ([]byte, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.gets++
 	return s.m[stream], nil
 }
 

@@ -82,6 +82,20 @@ func LoadPartner(ctx context.Context, store EventStore, snaps Snapshots, every i
 	var p domain.Partner
 	var from, base uint64 // base: the resource version the fold starts at
 	var checkID string
+	// A snapshot is only worth its round trip for a long stream: one
+	// shorter than every has none this configuration took, and one shorter
+	// than DefaultSnapshotEvery folds quickly anyway. Whether the stream
+	// reaches that length is one forward read of one event (a local seek
+	// for the embedded store, cheaper there than finding the last event),
+	// and spares a create, whose stream does not exist yet, and every short
+	// stream the snapshot store entirely.
+	probe, err := store.ReadStream(ctx, stream, uint64(min(every, DefaultSnapshotEvery))-1, eventstore.Forwards, 1)
+	if err != nil {
+		return nil, 0, 0, fmt.Errorf("load %s: %w", stream, err)
+	}
+	if len(probe) == 0 {
+		return Load[domain.Partner](ctx, store, stream)
+	}
 	if raw, err := snaps.Get(ctx, stream); err == nil && raw != nil {
 		var s storedSnapshot
 		if json.Unmarshal(raw, &s) == nil && s.Schema == snapshotSchema && s.Version > 0 {

@@ -98,3 +98,40 @@ func TestLoadPartnerFromSnapshotEqualsTheFold(t *testing.T) {
 		t.Fatalf("with a snapshot of another build: %v", err)
 	}
 }
+
+// A load that cannot gain from a snapshot does not ask the snapshot store:
+// a create (no stream yet) and a short stream fold from the log alone,
+// while a long stream still starts from its snapshot.
+func TestLoadPartnerAsksForSnapshotsOnlyForLongStreams(t *testing.T) {
+	ctx := context.Background()
+	store, err := embedded.Open(t.TempDir(), embedded.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	snaps := &memSnapshots{}
+	p, v, _, err := commands.LoadPartner(ctx, store, snaps, 500, domain.PartnerStream("acme", "nobody"))
+	if err != nil || v != -1 || p == nil || p.State().PartnerID != "" || snaps.gets != 0 {
+		t.Fatalf("missing stream: version %d, %d gets, %v", v, snaps.gets, err)
+	}
+	short, err := embedded.Open(t.TempDir(), embedded.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer short.Close()
+	stream := longPartner(t, short, 40)
+	full, _, _, _ := commands.Load[domain.Partner](ctx, short, stream)
+	// Even a snapshot that is there (taken with every = 1) is not asked for.
+	if _, _, _, err := commands.LoadPartner(ctx, short, snaps, 1, stream); err != nil || snaps.puts != 1 {
+		t.Fatalf("snapshot with every=1: %d puts, %v", snaps.puts, err)
+	}
+	snaps.gets = 0
+	p, v, _, err = commands.LoadPartner(ctx, short, snaps, 500, stream)
+	if err != nil || v != 39 || snapJSON(t, p) != snapJSON(t, full) || snaps.gets != 0 {
+		t.Fatalf("short stream: version %d, %d gets, %v", v, snaps.gets, err)
+	}
+	stream = longPartner(t, store, 1300)
+	if _, _, _, err := commands.LoadPartner(ctx, store, snaps, 500, stream); err != nil || snaps.gets != 1 || snaps.puts != 2 {
+		t.Fatalf("long stream: %d gets, %d puts, %v", snaps.gets, snaps.puts, err)
+	}
+}

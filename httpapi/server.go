@@ -365,7 +365,15 @@ func answerCommand(c *gin.Context, status int, res commands.Result, resource any
 	c.Header("X-Position", res.Position.String())
 	c.Header("X-Consistency-Token", tok)
 	c.Header("ETag", strconv.FormatUint(res.Version, 10))
-	c.JSON(status, withPosition{Resource: resource, Position: res.Position.String(), ConsistencyToken: tok})
+	// Rendered here rather than by c.JSON, which would validate and
+	// compact withPosition's MarshalJSON output once more.
+	body, err := withPosition{Resource: resource, Position: res.Position.String(), ConsistencyToken: tok}.MarshalJSON()
+	if err != nil {
+		_ = c.Error(err)
+		c.AbortWithStatus(http.StatusInternalServerError)
+		return
+	}
+	c.Data(status, "application/json; charset=utf-8", body)
 }
 
 // withPosition flattens a resource and the command's position into one object.

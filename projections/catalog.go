@@ -118,6 +118,9 @@ func (Catalog) Plan(ctx context.Context, rd redis.Cmdable, b *Batch) error {
 	partners := map[string]*partnerTerms{}
 	// 2. Fold.
 	for _, e := range b.Events {
+		if pterms[e.Stream] == nil && !catalogFolds(e.Type) {
+			continue // nothing to fold: spare the decode (most events are these)
+		}
 		ev, err := domain.DecodeEvent(e.Type, e.Schema, e.Data)
 		if err != nil {
 			return err
@@ -175,6 +178,14 @@ func (Catalog) Plan(ctx context.Context, rd redis.Cmdable, b *Batch) error {
 		}
 	}
 	return nil
+}
+
+// catalogFolds reports whether the catalog folds events of this type
+// whatever else the batch holds: template term and group events, and a
+// partner's group changes. Contract events (and deactivations) are folded
+// through the partner's term read planned in step 1.
+func catalogFolds(typ string) bool {
+	return strings.HasPrefix(typ, "template_term.") || strings.HasPrefix(typ, domain.CategoryGroup+".") || typ == domain.TypePartnerGroupsChanged
 }
 
 // working returns the working view of e's stream, read from its doc once

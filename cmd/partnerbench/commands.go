@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"runtime/pprof"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -17,6 +18,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/partnerd/partnerd/app"
+	"github.com/partnerd/partnerd/eventstore/embedded"
 )
 
 // server is a partnerd started by the benchmark itself.
@@ -86,6 +88,12 @@ func (s *server) do(method, path string, body []byte, headers ...string) (int, h
 
 // load runs f from conns goroutines for d and returns calls/s.
 func load(conns int, d time.Duration, f func(worker, i int) error) (float64, error) {
+	rate, _, err := loadN(conns, d, f)
+	return rate, err
+}
+
+// loadN is load that also returns the number of calls.
+func loadN(conns int, d time.Duration, f func(worker, i int) error) (float64, int64, error) {
 	var n atomic.Int64
 	var firstErr atomic.Value
 	var wg sync.WaitGroup
@@ -106,10 +114,14 @@ func load(conns int, d time.Duration, f func(worker, i int) error) (float64, err
 	}
 	wg.Wait()
 	if err, _ := firstErr.Load().(error); err != nil {
-		return 0, err
+		return 0, 0, err
 	}
-	return float64(n.Load()) / time.Since(start).Seconds(), nil
+	return float64(n.Load()) / time.Since(start).Seconds(), n.Load(), nil
 }
+
+// createsProfile, when set, is where benchCommands writes a CPU profile of
+// its create phase alone (the projections catching up included).
+var createsProfile string
 
 // benchCommands: HTTP commands/s with 64 connections (creates, then
 // profile updates) against /healthz on the same server and client; and the
@@ -122,7 +134,8 @@ func benchCommands(redisURL string, d time.Duration, res Results) error {
 	}
 	defer s.stop()
 	const conns = 64
-	health, err := load(conns, d, func(int, int) error {
+	cpu0 := processCPU()
+	health, nHealth, err := loadN(conns, d, func(int, int) error {
 		code, _, err := s.do("GET", "/healthz", nil)
 		if err == nil && code != 200 {
 			err = fmt.Errorf("healthz: %d", code)
@@ -133,10 +146,29 @@ func benchCommands(redisURL string, d time.Duration, res Results) error {
 		return err
 	}
 	res["commands.baseline.healthz_per_s"] = health
+	res["commands.baseline.healthz_cpu_us"] = float64((processCPU() - cpu0).Microseconds()) / float64(max(1, nHealth))
+	if createsProfile != "" {
+		f, err := os.Create(createsProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile() // also stops it when a phase fails
+	}
+	cpu0 = processCPU()
+	var commits0, events0 uint64
+	stats, _ := s.app.Store.(interface{ Stats() *embedded.Stats })
+	if stats != nil {
+		commits0, events0 = stats.Stats().Commits.Load(), stats.Stats().Events.Load()
+	}
+	t0 := time.Now()
 	var lagMu sync.Mutex
 	var lags []time.Duration
 	var created [conns]atomic.Int64 // partners each connection created
-	creates, err := load(conns, d, func(w, i int) error {
+	creates, nCreates, err := loadN(conns, d, func(w, i int) error {
 		body := []byte(fmt.Sprintf(`{"partner_id":"w%d-%d","name":"Partner %d","relationship_type":"direct","country":"DE"}`, w, i, i))
 		code, hdr, err := s.do("POST", "/v1/programs/bench/partners", body)
 		if err == nil && code != 201 {
@@ -161,8 +193,21 @@ func benchCommands(redisURL string, d time.Duration, res Results) error {
 		return err
 	}
 	res["commands.create_partner_per_s"] = creates
+	res["commands.create_cores_used"] = (processCPU() - cpu0).Seconds() / time.Since(t0).Seconds()
+	if stats != nil {
+		res["commands.create_events_per_fsync"] = float64(stats.Stats().Events.Load()-events0) / float64(max(1, stats.Stats().Commits.Load()-commits0))
+	}
 	res["commands.ratio_to_healthz"] = creates / health
-	updates, err := load(conns, d, func(w, i int) error {
+	// CPU per create, client side and the projections catching up included.
+	if err := s.app.WaitCaughtUp(context.Background()); err != nil {
+		return err
+	}
+	res["commands.create_cpu_us"] = float64((processCPU() - cpu0).Microseconds()) / float64(max(1, nCreates))
+	if createsProfile != "" {
+		pprof.StopCPUProfile()
+	}
+	cpu0 = processCPU()
+	updates, nUpdates, err := loadN(conns, d, func(w, i int) error {
 		body := []byte(fmt.Sprintf(`{"social_reach":%d}`, i+1))
 		code, _, err := s.do("PATCH", fmt.Sprintf("/v1/programs/bench/partners/w%d-%d", w, i%int(max(1, min(20, created[w].Load())))), body)
 		if err == nil && code != 200 {
@@ -174,6 +219,10 @@ func benchCommands(redisURL string, d time.Duration, res Results) error {
 		return err
 	}
 	res["commands.update_partner_per_s"] = updates
+	if err := s.app.WaitCaughtUp(context.Background()); err != nil {
+		return err
+	}
+	res["commands.update_cpu_us"] = float64((processCPU() - cpu0).Microseconds()) / float64(max(1, nUpdates))
 	if len(lags) > 0 {
 		sort.Slice(lags, func(i, j int) bool { return lags[i] < lags[j] })
 		res["lag.p50_ms"] = float64(lags[len(lags)/2].Microseconds()) / 1000

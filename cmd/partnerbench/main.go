@@ -73,6 +73,7 @@ func main() {
 	queries := flag.Int("queries", 2000, "list queries timed by the query scenario")
 	duration := flag.Duration("duration", 5*time.Second, "how long each load phase of the commands scenario runs")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
+	flag.StringVar(&createsProfile, "cpuprofile-creates", "", "write a CPU profile of the commands scenario's create phase (until the projections caught up) to this file")
 	flag.Parse()
 	if *cpuprofile != "" {
 		f, err := os.Create(*cpuprofile)
