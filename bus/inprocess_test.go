@@ -3,6 +3,8 @@ package bus_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -10,6 +12,10 @@ import (
 
 	"github.com/partnerd/partnerd/bus"
 	"github.com/partnerd/partnerd/bus/bustest"
+	"github.com/partnerd/partnerd/eventstore"
+	"github.com/partnerd/partnerd/eventstore/embedded"
+	"github.com/partnerd/partnerd/eventstore/eventstoretest"
+	"github.com/partnerd/partnerd/relay"
 )
 
 func TestInProcessContract(t *testing.T) {
@@ -65,3 +71,246 @@ func TestInProcessSubscriberStopsMidBatch(t *testing.T) {
 		t.Fatalf("publish to a topic without subscribers = %v", err)
 	}
 }
+
+func keyed(key string, ids ...string) []*message.Message {
+	out := make([]*message.Message, len(ids))
+	for i, id := range ids {
+		out[i] = message.NewMessage(id, []byte(id))
+		out[i].Metadata.Set(bus.PartitionKey, key)
+	}
+	return out
+}
+
+// A subscriber that does not acknowledge must not hold back another
+// subscriber of the same topic: the fast one gets every message of several
+// publishes, while the batches stay pending until the slow one acked them.
+func TestInProcessSubscribersMoveIndependently(t *testing.T) {
+	b := bus.NewInProcess(4, nil)
+	t.Cleanup(func() { _ = b.Close() })
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	slow, err := b.Subscribe(ctx, "t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fast, err := b.Subscribe(ctx, "t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pending []*bus.Pending
+	for round := 0; round < 3; round++ {
+		p, err := b.PublishAsync("t", keyed("stream-1", fmt.Sprintf("r%d-a", round), fmt.Sprintf("r%d-b", round))...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pending = append(pending, p)
+	}
+	var got []string
+	for len(got) < 6 {
+		select {
+		case m := <-fast:
+			got = append(got, m.UUID)
+			m.Ack()
+		case <-time.After(10 * time.Second):
+			t.Fatalf("the fast subscriber got %v while the slow one held its first message", got)
+		}
+	}
+	want := []string{"r0-a", "r0-b", "r1-a", "r1-b", "r2-a", "r2-b"}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("fast subscriber got %v, want %v", got, want)
+	}
+	// The slow subscriber has taken nothing: no batch may count as done.
+	time.Sleep(50 * time.Millisecond)
+	for i, p := range pending {
+		select {
+		case <-p.Done():
+			t.Fatalf("batch %d done before the slow subscriber acked it", i)
+		default:
+		}
+	}
+	// The slow one acks the first batch only: that batch is done, not later ones.
+	for _, id := range []string{"r0-a", "r0-b"} {
+		m := <-slow
+		if m.UUID != id {
+			t.Fatalf("slow subscriber got %s, want %s", m.UUID, id)
+		}
+		m.Ack()
+	}
+	if err := waitDone(t, pending[0]); err != nil {
+		t.Fatalf("first batch: %v", err)
+	}
+	select {
+	case <-pending[1].Done():
+		t.Fatal("second batch done before the slow subscriber took it")
+	default:
+	}
+}
+
+// The relay checkpoints only past what every subscriber acknowledged: with
+// one subscriber stuck on its first message, the checkpoint stays at zero
+// while the other subscriber sees every event.
+func TestRelayCheckpointWaitsForTheSlowestSubscriber(t *testing.T) {
+	store, err := embedded.Open(t.TempDir(), embedded.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	for i := 0; i < 40; i++ {
+		if _, err := store.Append(context.Background(), fmt.Sprintf("partner-acme-%d", i%5), eventstore.Any,
+			[]eventstore.EventData{eventstoretest.Event("partner.created", `{}`)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b := bus.NewInProcess(4, nil)
+	t.Cleanup(func() { _ = b.Close() })
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	slow, err := b.Subscribe(ctx, "partnerd.partners")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fast, err := b.Subscribe(ctx, "partnerd.partners")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cp := &memCheckpoint{}
+	r := &relay.Relay{Store: store, Publisher: b, Checkpoints: cp, MaxBatch: 7}
+	rctx, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { _ = r.Run(rctx); close(done) }()
+	defer func() { stop(); <-done }()
+
+	held := <-slow // taken, not acknowledged yet
+	seen := map[string]bool{}
+	for len(seen) < 40 {
+		select {
+		case m := <-fast:
+			seen[m.UUID] = true
+			m.Ack()
+		case <-time.After(10 * time.Second):
+			t.Fatalf("the fast subscriber got %d of 40 events while the slow one held one", len(seen))
+		}
+	}
+	time.Sleep(50 * time.Millisecond)
+	if p := cp.get(); p != 0 {
+		t.Fatalf("checkpoint %d passed the slow subscriber's unacknowledged message", p)
+	}
+	held.Ack()
+	go func() {
+		for m := range slow {
+			m.Ack()
+		}
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for cp.get() != 40 {
+		if time.Now().After(deadline) {
+			t.Fatalf("checkpoint %d once every subscriber acked, want 40", cp.get())
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// A subscriber cancelled with messages queued or in hand fails the pending
+// batch (ErrSubscriberGone), so the relay publishes it again; the other
+// subscriber is not affected, and a new subscriber gets the republished
+// messages.
+func TestInProcessCancelledSubscriberFailsItsPendingBatch(t *testing.T) {
+	b := bus.NewInProcess(2, nil)
+	b.QueueLen = 3 // the publish below also waits for room: cancel must free it
+	t.Cleanup(func() { _ = b.Close() })
+	bg, cancelAll := context.WithCancel(context.Background())
+	defer cancelAll()
+	ctx, cancel := context.WithCancel(bg)
+	gone, err := b.Subscribe(ctx, "t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := b.Subscribe(bg, "t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := []string{"m1", "m2", "m3", "m4", "m5", "m6"}
+	var otherGot []string
+	otherDone := make(chan struct{})
+	go func() {
+		defer close(otherDone)
+		for m := range other {
+			otherGot = append(otherGot, m.UUID)
+			m.Ack()
+			if len(otherGot) == len(ids) {
+				return
+			}
+		}
+	}()
+	res := make(chan error, 1)
+	go func() { res <- b.Publish("t", keyed("stream-1", ids...)...) }()
+	first := <-gone
+	first.Ack()
+	<-gone // in hand, never acknowledged
+	cancel()
+	select {
+	case err := <-res:
+		if !errors.Is(err, bus.ErrSubscriberGone) {
+			t.Fatalf("publish = %v, want ErrSubscriberGone", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("publish hung after a subscriber was cancelled")
+	}
+	<-otherDone
+	if fmt.Sprint(otherGot) != fmt.Sprint(ids) {
+		t.Fatalf("the other subscriber got %v, want %v", otherGot, ids)
+	}
+	// Published again, to the subscribers now live: nothing is lost.
+	again, err := b.Subscribe(bg, "t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		for m := range other {
+			m.Ack()
+		}
+	}()
+	res2 := make(chan error, 1)
+	go func() { res2 <- b.Publish("t", keyed("stream-1", ids...)...) }()
+	var got []string
+	for len(got) < len(ids) {
+		select {
+		case m := <-again:
+			got = append(got, m.UUID)
+			m.Ack()
+		case <-time.After(10 * time.Second):
+			t.Fatalf("new subscriber got %v", got)
+		}
+	}
+	if err := <-res2; err != nil {
+		t.Fatalf("republish = %v", err)
+	}
+	if fmt.Sprint(got) != fmt.Sprint(ids) {
+		t.Fatalf("new subscriber got %v, want %v", got, ids)
+	}
+}
+
+func waitDone(t *testing.T, p *bus.Pending) error {
+	t.Helper()
+	select {
+	case <-p.Done():
+		return p.Err()
+	case <-time.After(10 * time.Second):
+		t.Fatal("batch not done")
+		return nil
+	}
+}
+
+type memCheckpoint struct {
+	mu  sync.Mutex
+	pos eventstore.Position
+}
+
+func (m *memCheckpoint) Load(context.Context) (eventstore.Position, error) { return m.get(), nil }
+func (m *memCheckpoint) Save(_ context.Context, p eventstore.Position) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.pos = p
+	return nil
+}
+func (m *memCheckpoint) get() eventstore.Position { m.mu.Lock(); defer m.mu.Unlock(); return m.pos }

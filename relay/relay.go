@@ -58,9 +58,13 @@ func (r *Relay) Run(ctx context.Context) error {
 	}
 	backoff := 100 * time.Millisecond
 	for {
+		from := r.Position()
 		err := r.runOnce(ctx)
 		if ctx.Err() != nil {
 			return nil
+		}
+		if r.Position() > from {
+			backoff = 100 * time.Millisecond // it worked for a while: a fresh failure
 		}
 		r.Logger.Warn("relay stopped; restarting", "err", err, "in", backoff)
 		select {
@@ -92,24 +96,13 @@ func (r *Relay) runOnce(ctx context.Context) error {
 			}
 		})
 	}()
+	if ap, ok := r.Publisher.(bus.AsyncPublisher); ok {
+		return r.pipeline(ctx, ap, events, subErr)
+	}
 	for {
-		var batch []eventstore.RecordedEvent
-		select {
-		case ev := <-events:
-			batch = append(batch, ev)
-		case err := <-subErr:
-			return fmt.Errorf("subscription: %w", err)
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	drain:
-		for len(batch) < r.MaxBatch {
-			select {
-			case ev := <-events:
-				batch = append(batch, ev)
-			default:
-				break drain
-			}
+		batch, err := r.next(ctx, events, subErr, nil)
+		if err != nil {
+			return err
 		}
 		if err := r.publish(ctx, batch); err != nil {
 			return err
@@ -120,6 +113,176 @@ func (r *Relay) runOnce(ctx context.Context) error {
 		}
 		r.position.Store(uint64(last))
 		r.published.Add(uint64(len(batch)))
+	}
+}
+
+// next waits for an event and returns it with those already read behind
+// it, up to MaxBatch.
+func (r *Relay) next(ctx context.Context, events <-chan eventstore.RecordedEvent, subErr, other <-chan error) ([]eventstore.RecordedEvent, error) {
+	var batch []eventstore.RecordedEvent
+	select {
+	case ev := <-events:
+		batch = append(batch, ev)
+	case err := <-subErr:
+		return nil, fmt.Errorf("subscription: %w", err)
+	case err := <-other:
+		return nil, err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	for len(batch) < r.MaxBatch {
+		select {
+		case ev := <-events:
+			batch = append(batch, ev)
+		default:
+			return batch, nil
+		}
+	}
+	return batch, nil
+}
+
+// inflight is a batch handed to an AsyncPublisher and not yet checkpointed.
+type inflight struct {
+	pending []*bus.Pending // one per topic
+	last    eventstore.Position
+	n       int
+}
+
+func (f inflight) done() bool {
+	for _, p := range f.pending {
+		select {
+		case <-p.Done():
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+func (f inflight) wait(ctx context.Context) error {
+	for _, p := range f.pending {
+		select {
+		case <-p.Done():
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		if err := p.Err(); err != nil {
+			return fmt.Errorf("batch up to %d: %w", f.last, err)
+		}
+	}
+	return nil
+}
+
+// maxInflight bounds the batches published and not yet checkpointed (the
+// bus's queues bound their messages).
+const maxInflight = 64
+
+// pipeline publishes to an AsyncPublisher (the in-process bus) without
+// waiting for the subscribers: a batch is handed over as soon as the bus
+// queued it, so each subscriber gets new events as soon as it is ready for
+// them, however far behind a slower subscriber is. A second goroutine
+// checkpoints, in order, each batch once every subscriber acknowledged it,
+// so the checkpoint never passes what the slowest subscriber applied. Any
+// failure (a subscriber gone) ends the round: Run starts again from the
+// checkpoint, and the version guards make the redelivery harmless.
+func (r *Relay) pipeline(ctx context.Context, pub bus.AsyncPublisher, events <-chan eventstore.RecordedEvent, subErr <-chan error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	flights := make(chan inflight, maxInflight)
+	ckErr := make(chan error, 1)
+	ckDone := make(chan struct{})
+	go func() { defer close(ckDone); ckErr <- r.checkpoint(ctx, flights) }()
+	// The checkpointer must be finished before Run loads the checkpoint again.
+	defer func() { cancel(); <-ckDone }()
+	for {
+		batch, err := r.next(ctx, events, subErr, ckErr)
+		if err != nil {
+			return err
+		}
+		f := inflight{last: batch[len(batch)-1].Position, n: len(batch)}
+		if f.pending, err = r.enqueue(pub, batch); err != nil {
+			return err
+		}
+		select {
+		case flights <- f:
+		case err := <-ckErr:
+			return err
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// enqueue hands a batch to the bus, one goroutine per topic (order per
+// topic, and so per stream, is kept), and returns once the bus queued it.
+func (r *Relay) enqueue(pub bus.AsyncPublisher, batch []eventstore.RecordedEvent) ([]*bus.Pending, error) {
+	byTopic := map[string][]*message.Message{}
+	for _, ev := range batch {
+		t := bus.Topic(domain.Category(ev.StreamID))
+		byTopic[t] = append(byTopic[t], bus.NewMessage(ev))
+	}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var errs []error
+	pending := make([]*bus.Pending, 0, len(byTopic))
+	for topic, msgs := range byTopic {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			p, err := pub.PublishAsync(topic, msgs...)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				errs = append(errs, fmt.Errorf("publish to %s: %w", topic, err))
+				return
+			}
+			pending = append(pending, p)
+		}()
+	}
+	wg.Wait()
+	return pending, errors.Join(errs...)
+}
+
+// checkpoint saves, in publish order, the position of each batch all of
+// whose messages were acknowledged; batches already done behind it are
+// folded into one save.
+func (r *Relay) checkpoint(ctx context.Context, flights <-chan inflight) error {
+	var held *inflight
+	for {
+		f := held
+		held = nil
+		if f == nil {
+			select {
+			case g := <-flights:
+				f = &g
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		if err := f.wait(ctx); err != nil {
+			return err
+		}
+		last, n := f.last, f.n
+	fold:
+		for {
+			select {
+			case g := <-flights:
+				if !g.done() {
+					held = &g
+					break fold
+				}
+				if err := g.wait(ctx); err != nil {
+					return err
+				}
+				last, n = g.last, n+g.n
+			default:
+				break fold
+			}
+		}
+		if err := r.Checkpoints.Save(ctx, last); err != nil {
+			return fmt.Errorf("save checkpoint %d: %w", last, err)
+		}
+		r.position.Store(uint64(last))
+		r.published.Add(uint64(n))
 	}
 }
 
