@@ -183,70 +183,7 @@ func dumpLive(ctx context.Context, rdb redis.UniversalClient, name string) (map[
 	if err != nil {
 		return nil, fmt.Errorf("generation of %s: %w", name, err)
 	}
-	prefix := "pd:" + name + ":g" + strconv.FormatInt(gen, 10) + ":"
-	var keys []string
-	iter := rdb.Scan(ctx, 0, prefix+"*", 1000).Iterator()
-	for iter.Next(ctx) {
-		keys = append(keys, iter.Val())
-	}
-	if err := iter.Err(); err != nil {
-		return nil, err
-	}
-	out := make(map[string]string, len(keys))
-	for _, k := range keys {
-		if strings.HasSuffix(k, "}:meta") || strings.HasSuffix(k, "}:epoch") {
-			continue
-		}
-		typ, err := rdb.Type(ctx, k).Result()
-		if err != nil {
-			return nil, err
-		}
-		var v string
-		switch typ {
-		case "string":
-			v, err = rdb.Get(ctx, k).Result()
-		case "hash":
-			var m map[string]string
-			m, err = rdb.HGetAll(ctx, k).Result()
-			v = canonical(m)
-		case "set":
-			var ms []string
-			ms, err = rdb.SMembers(ctx, k).Result()
-			sort.Strings(ms)
-			v = strings.Join(ms, "\x00")
-		case "zset":
-			var zs []redis.Z
-			zs, err = rdb.ZRangeWithScores(ctx, k, 0, -1).Result()
-			parts := make([]string, len(zs))
-			for i, z := range zs {
-				parts[i] = fmt.Sprintf("%v=%s", z.Member, strconv.FormatFloat(z.Score, 'g', -1, 64))
-			}
-			sort.Strings(parts)
-			v = strings.Join(parts, "\x00")
-		case "none":
-			continue // deleted between SCAN and TYPE
-		default:
-			v = "type " + typ
-		}
-		if err != nil {
-			return nil, fmt.Errorf("read %s: %w", k, err)
-		}
-		out[typ+" "+strings.TrimPrefix(k, prefix)] = v
-	}
-	return out, nil
-}
-
-func canonical(m map[string]string) string {
-	ks := make([]string, 0, len(m))
-	for k := range m {
-		ks = append(ks, k)
-	}
-	sort.Strings(ks)
-	var b strings.Builder
-	for _, k := range ks {
-		b.WriteString(k + "=" + m[k] + "\x00")
-	}
-	return b.String()
+	return testenv.DumpGeneration(ctx, rdb, name, gen)
 }
 
 // scratchRedis is an empty database (db 63) of the private Redis srv, for

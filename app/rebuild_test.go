@@ -3,8 +3,6 @@ package app_test
 import (
 	"context"
 	"fmt"
-	"sort"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -13,42 +11,20 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/partnerd/partnerd/eventstore"
+	"github.com/partnerd/partnerd/internal/testenv"
 	"github.com/partnerd/partnerd/projections"
 )
 
 // keysOf lists one projection generation's keys with their contents, the
-// generation number removed, so two generations can be compared.
+// generation number removed, so two generations can be compared
+// (testenv.DumpGeneration).
 func keysOf(t *testing.T, rdb redis.UniversalClient, name string, gen int64) map[string]string {
 	t.Helper()
-	ctx := context.Background()
-	prefix := fmt.Sprintf("pd:%s:g%d:", name, gen)
-	keys, err := rdb.Keys(ctx, prefix+"*").Result()
+	m, err := testenv.DumpGeneration(context.Background(), rdb, name, gen)
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := map[string]string{}
-	for _, k := range keys {
-		if strings.HasSuffix(k, "}:epoch") {
-			continue // segments' cache-coherence tokens, random per writer: not content
-		}
-		var v string
-		switch rdb.Type(ctx, k).Val() {
-		case "hash":
-			m := rdb.HGetAll(ctx, k).Val()
-			delete(m, "checkpoint") // a batch boundary, not content
-			v = fmt.Sprint(m)
-		case "set":
-			m := rdb.SMembers(ctx, k).Val()
-			sort.Strings(m)
-			v = fmt.Sprint(m)
-		case "zset":
-			v = fmt.Sprint(rdb.ZRangeWithScores(ctx, k, 0, -1).Val())
-		default:
-			v = rdb.Get(ctx, k).Val()
-		}
-		out[strings.TrimPrefix(k, prefix)] = v
-	}
-	return out
+	return m
 }
 
 func TestRebuildWithoutDowntime(t *testing.T) {

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"sort"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -127,36 +126,14 @@ func liveProject(t *testing.T, rdb redis.UniversalClient, log *memLog, seed uint
 }
 
 // generationKeys lists one generation's keys of the partners projection
-// with their contents (generation number removed; the checkpoint, a batch
-// boundary, left out).
+// with their contents (testenv.DumpGeneration).
 func generationKeys(t *testing.T, rdb redis.UniversalClient, gen int64) map[string]string {
 	t.Helper()
-	ctx := context.Background()
-	prefix := fmt.Sprintf("pd:partners:g%d:", gen)
-	keys, err := rdb.Keys(ctx, prefix+"*").Result()
+	m, err := testenv.DumpGeneration(context.Background(), rdb, "partners", gen)
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := map[string]string{}
-	for _, k := range keys {
-		var v string
-		switch rdb.Type(ctx, k).Val() {
-		case "hash":
-			m := rdb.HGetAll(ctx, k).Val()
-			delete(m, "checkpoint")
-			v = fmt.Sprint(m)
-		case "set":
-			m := rdb.SMembers(ctx, k).Val()
-			sort.Strings(m)
-			v = fmt.Sprint(m)
-		case "zset":
-			v = fmt.Sprint(rdb.ZRangeWithScores(ctx, k, 0, -1).Val())
-		default:
-			v = rdb.Get(ctx, k).Val()
-		}
-		out[strings.TrimPrefix(k, prefix)] = v
-	}
-	return out
+	return m
 }
 
 func sameKeys(t *testing.T, what string, got, want map[string]string) {
