@@ -66,6 +66,10 @@ func redisFault(t *testing.T, fault func(t *testing.T, srv *testenv.RedisServer,
 	outboxDrained(t, h, 30*time.Second)
 	converges(t, h.app.Redis, h.app.Store, scratchRedis(t, srv), 60*time.Second)
 	t.Logf("read models converged %s after the load stopped", time.Since(began))
+	// Announcements made while the projections caught up are in the
+	// stream now: it still repeats nothing and agrees.
+	outboxDrained(t, h, 30*time.Second)
+	membershipStreamAgrees(t, h, "de", 30*time.Second)
 }
 
 // outboxDrained waits until the program's segment outbox is empty and
