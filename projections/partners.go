@@ -166,7 +166,7 @@ func (f *partnerFold) Plan(ctx context.Context, rd redis.Cmdable, b *Batch, max 
 	docs := map[string]*redis.SliceCmd{}
 	for _, stream := range streams {
 		if c := f.cur[stream]; c.load != nil {
-			docs[stream] = pipe.HMGet(ctx, b.Keys(c.program).Key("partner", strings.TrimPrefix(stream, domain.CategoryPartner+"-"+c.program+"-")), "state")
+			docs[stream] = pipe.HMGet(ctx, b.Keys(c.program).Key("partner", partnerID(c.program, stream)), "state")
 		}
 	}
 	if len(docs) > 0 {
@@ -220,7 +220,10 @@ func (f *partnerFold) Plan(ctx context.Context, rd redis.Cmdable, b *Batch, max 
 	return len(f.order) > 0, nil
 }
 
-// partnerIDOf extracts the partner ID from a stream "partner-<program>-<id>".
-func partnerIDOf(e Event) string {
-	return strings.TrimPrefix(e.Stream, domain.CategoryPartner+"-"+e.Program+"-")
+// partnerIDOf extracts the partner ID from an event's stream.
+func partnerIDOf(e Event) string { return partnerID(e.Program, e.Stream) }
+
+// partnerID extracts the partner ID from a stream "partner-<program>-<id>".
+func partnerID(program, stream string) string {
+	return strings.TrimPrefix(stream, domain.CategoryPartner+"-"+program+"-")
 }
