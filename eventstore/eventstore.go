@@ -161,3 +161,20 @@ type Landing struct {
 type UniqueAppender interface {
 	AppendUnique(ctx context.Context, events []StreamEvent) ([]Landing, error)
 }
+
+// FilteredReader is an optional capability of a Store, for replaying one
+// part of a large log: a rebuild that folds each stream in memory reads
+// the log once per slice of the streams it folds, and most of each read is
+// skipped. The store tests each event's stream ID before decoding the
+// event, so a skipped event costs little more than its read from disk.
+type FilteredReader interface {
+	// ReadAllFiltered reads up to max events with positions strictly after
+	// `after`, in position order, of the streams keep accepts, and returns
+	// the position of the last event it examined (kept or not), from which
+	// the next call continues; it examines no event past the head. keep
+	// must not retain the string it is given.
+	ReadAllFiltered(ctx context.Context, after Position, max int, keep func(stream string) bool) ([]RecordedEvent, Position, error)
+
+	// CountStreams counts the streams whose ID starts with prefix.
+	CountStreams(ctx context.Context, prefix string) (int, error)
+}
