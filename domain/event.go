@@ -1,8 +1,9 @@
 package domain
 
 import (
-	"encoding/json"
 	"fmt"
+
+	gojson "github.com/goccy/go-json"
 )
 
 // Event is a fact that happened to an aggregate. Its type name is stable
@@ -27,7 +28,9 @@ func DecodeEvent(typ string, schema int, data []byte) (Event, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := json.Unmarshal(data, ev); err != nil {
+	// goccy/go-json decodes what encoding/json wrote ~3x faster (every
+	// fold, rebuild and load decodes here), to the same values.
+	if err := gojson.Unmarshal(data, ev); err != nil {
 		return nil, fmt.Errorf("decode %s: %w", typ, err)
 	}
 	return deref(ev), nil

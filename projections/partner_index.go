@@ -144,15 +144,18 @@ func SearchText(s domain.PartnerState) []string {
 }
 
 // NGrams returns the distinct 1-, 2- and 3-character n-grams of the parts
-// (n-grams never span two parts), sorted. ASCII parts (the common case)
-// yield substrings of the parts themselves, without copies; duplicates go
-// by sorting, which is cheaper than a set for the ~100 n-grams of a partner.
+// (n-grams never span two parts), sorted.
 func NGrams(parts ...string) []string {
-	n := 0
-	for _, p := range parts {
-		n += 3 * len(p)
-	}
-	out := make([]string, 0, n)
+	var out []string
+	eachNGram(parts, func(g string) { out = append(out, g) })
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// eachNGram calls fn with every 1-, 2- and 3-character n-gram of the parts,
+// duplicates included. ASCII parts (the common case) yield substrings of
+// the parts themselves, without copies.
+func eachNGram(parts []string, fn func(string)) {
 	for _, p := range parts {
 		if !utf8.ValidString(p) {
 			p = strings.ToValidUTF8(p, "?")
@@ -160,7 +163,7 @@ func NGrams(parts ...string) []string {
 		if isASCII(p) {
 			for i := range len(p) {
 				for n := 1; n <= 3 && i+n <= len(p); n++ {
-					out = append(out, p[i:i+n])
+					fn(p[i : i+n])
 				}
 			}
 			continue
@@ -168,12 +171,10 @@ func NGrams(parts ...string) []string {
 		rs := []rune(p)
 		for i := range rs {
 			for n := 1; n <= 3 && i+n <= len(rs); n++ {
-				out = append(out, string(rs[i:i+n]))
+				fn(string(rs[i : i+n]))
 			}
 		}
 	}
-	slices.Sort(out)
-	return slices.Compact(out)
 }
 
 func isASCII(s string) bool {
@@ -199,25 +200,39 @@ type scored struct {
 	score float64
 }
 
-// grams returns the n-gram set keys of the partner's search text; keys
-// caches gram → key across the partners of one batch, which share most of
-// their n-grams (nil: no cache).
-func (ix partnerIndex) grams(ks Keyspace, keys map[string]string) []string {
+// gramKeys caches n-gram → key across the partners of one batch, which
+// share most of their n-grams, and dedupes one partner's n-grams: an entry
+// seen under the current stamp is a repeat (cheaper than sorting the ~100
+// n-grams of a partner, or a set per partner).
+type gramKeys struct {
+	ks    Keyspace
+	keys  map[string]*gramEntry
+	stamp uint32
+}
+
+type gramEntry struct {
+	key   string
+	stamp uint32
+}
+
+// grams returns the distinct n-gram set keys of the partner's search text.
+func (ix partnerIndex) grams(gk *gramKeys) []string {
 	if ix.search == "" {
 		return nil
 	}
-	gs := NGrams(strings.Split(ix.search, "\n")...)
-	out := make([]string, len(gs))
-	for i, g := range gs {
-		k, ok := keys[g]
-		if !ok {
-			k = ks.NGramKey(g)
-			if keys != nil {
-				keys[g] = k
-			}
+	gk.stamp++
+	out := make([]string, 0, 2*len(ix.search))
+	eachNGram(strings.Split(ix.search, "\n"), func(g string) {
+		e := gk.keys[g]
+		if e == nil {
+			e = &gramEntry{key: gk.ks.NGramKey(g)}
+			gk.keys[g] = e
 		}
-		out[i] = k
-	}
+		if e.stamp != gk.stamp {
+			e.stamp = gk.stamp
+			out = append(out, e.key)
+		}
+	})
 	return out
 }
 
@@ -298,7 +313,7 @@ type indexWrites struct {
 	ops   map[string]*keyOps
 	texts []any // search hash field, value, …
 	ks    Keyspace
-	gkeys map[string]string // n-gram → its key in ks
+	gkeys *gramKeys // n-gram keys of ks
 }
 
 type keyOps struct {
@@ -323,14 +338,14 @@ func (iw *indexWrites) at(k string) *keyOps {
 // diff records the changes that move partner id from old to cur.
 func (iw *indexWrites) diff(ks Keyspace, id string, old, cur partnerIndex) {
 	if iw.gkeys == nil || iw.ks != ks {
-		iw.gkeys = map[string]string{}
+		iw.gkeys = &gramKeys{ks: ks, keys: map[string]*gramEntry{}}
 	}
 	iw.ks = ks
 	var idv any = id // boxed once, not once per key it joins
 	diffSets(old.sets, cur.sets, func(k string) { o := iw.at(k); o.rem = append(o.rem, idv) },
 		func(k string) { o := iw.at(k); o.add = append(o.add, idv) })
 	if old.search != cur.search {
-		diffSets(old.grams(ks, iw.gkeys), cur.grams(ks, iw.gkeys), func(k string) { o := iw.at(k); o.rem = append(o.rem, idv) },
+		diffSets(old.grams(iw.gkeys), cur.grams(iw.gkeys), func(k string) { o := iw.at(k); o.rem = append(o.rem, idv) },
 			func(k string) { o := iw.at(k); o.add = append(o.add, idv) })
 		if cur.search != "" {
 			iw.texts = append(iw.texts, idv, cur.search)

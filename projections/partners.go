@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 
+	gojson "github.com/goccy/go-json"
+
 	"github.com/redis/go-redis/v9"
 
 	"github.com/partnerd/partnerd/domain"
@@ -182,7 +184,7 @@ func (f *partnerFold) Plan(ctx context.Context, rd redis.Cmdable, b *Batch, max 
 		if cmd := docs[stream]; cmd != nil {
 			if s, ok := cmd.Val()[0].(string); ok && s != "" {
 				var st domain.PartnerState
-				if err := json.Unmarshal([]byte(s), &st); err != nil {
+				if err := gojson.Unmarshal([]byte(s), &st); err != nil {
 					return false, fmt.Errorf("partner state of %s: %w", stream, err)
 				}
 				c.state = domain.RestorePartner(st)
@@ -196,8 +198,8 @@ func (f *partnerFold) Plan(ctx context.Context, rd redis.Cmdable, b *Batch, max 
 		ks := b.Keys(c.program)
 		w := b.W(c.program)
 		id := st.PartnerID
-		docJSON, _ := json.Marshal(ViewOf(st, c.version))
-		stateJSON, _ := json.Marshal(st)
+		docJSON, _ := marshal(ViewOf(st, c.version), st)
+		stateJSON, _ := marshal(st, st)
 		w.HSet(ks.Key("partner", id), "doc", string(docJSON), "state", string(stateJSON),
 			"country", st.Profile.Country, "version", strconv.FormatUint(c.version, 10))
 		if c.due {
@@ -226,4 +228,23 @@ func partnerIDOf(e Event) string { return partnerID(e.Program, e.Stream) }
 // partnerID extracts the partner ID from a stream "partner-<program>-<id>".
 func partnerID(program, stream string) string {
 	return strings.TrimPrefix(stream, domain.CategoryPartner+"-"+program+"-")
+}
+
+// Categories implements Folder.
+func (Partners) Categories() []string { return []string{domain.CategoryPartner} }
+
+// marshal encodes a partner's document or state as encoding/json does,
+// with goccy/go-json (about twice as fast here) when that gives the same
+// bytes. It does unless a map key needs escaping: goccy/go-json orders
+// such keys by their escaped form. The only map is the custom fields,
+// whose names the domain keeps to ValidEntityID (plain ASCII above '"');
+// a state that somehow holds another name goes through encoding/json.
+// TestFastJSONWritesWhatEncodingJSONWrites checks both.
+func marshal(v any, st domain.PartnerState) ([]byte, error) {
+	for name := range st.Profile.CustomFields {
+		if !domain.ValidEntityID(name) {
+			return json.Marshal(v)
+		}
+	}
+	return gojson.Marshal(v)
 }
