@@ -4,10 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -52,6 +52,8 @@ type Reconciler interface {
 // stream once, instead of planning and writing batch after batch.
 type Folder interface {
 	NewFold() Fold
+	// Categories lists the stream categories it folds.
+	Categories() []string
 }
 
 // Fold accumulates events (each stream's in order) of one rebuild worker.
@@ -264,16 +266,135 @@ func (l *rebuildLock) release() {
 
 // bulkReplay applies the log up to head into the fresh generation gen and
 // returns the position it reached.
+//
+// A Folder over a log that reads filtered (eventstore.FilteredReader)
+// folds every stream whole, however many there are: the streams are split
+// by hash into as many slices as it takes for one slice to fit the fold's
+// bound, and the log is read once per slice, each read skipping the other
+// slices' (and other projections') events undecoded. So every stream is
+// written once and never read back, in memory bounded by foldStreams.
+// While one slice's streams are written, the next slice is read and
+// folded (Redis and the fold work at the same time), so a slice is sized
+// to hold under half the bound.
 func bulkReplay(ctx context.Context, rdb redis.UniversalClient, log LogReader, p Projection, gen int64, head eventstore.Position,
 	res *RebuildResult, progress RebuildProgress) (eventstore.Position, error) {
 	topics := p.Topics()
+	ours := func(stream string) bool { return slices.Contains(topics, bus.Topic(domain.Category(stream))) }
+	read := func(ctx context.Context, after eventstore.Position, _ int) ([]eventstore.RecordedEvent, eventstore.Position, error) {
+		page, err := log.ReadAll(ctx, after, rebuildReadPage)
+		if len(page) > 0 {
+			after = page[len(page)-1].Position
+		}
+		return page, after, err
+	}
+	nSlices := 1
+	fp, folds := p.(Folder)
+	if fr, ok := log.(eventstore.FilteredReader); ok && folds {
+		streams := 0
+		for _, c := range fp.Categories() {
+			n, err := fr.CountStreams(ctx, c+"-")
+			if err != nil {
+				return 0, fmt.Errorf("count streams: %w", err)
+			}
+			streams += n
+		}
+		// Two slices at a time, each 45 % of the bound (the hash splits
+		// streams only about evenly).
+		per := max(1, foldStreams*9/20)
+		nSlices = max(1, (streams+per-1)/per)
+		read = func(ctx context.Context, after eventstore.Position, slice int) ([]eventstore.RecordedEvent, eventstore.Position, error) {
+			return fr.ReadAllFiltered(ctx, after, rebuildReadPage, func(stream string) bool {
+				return ours(stream) && int(streamHash(stream)%uint32(nSlices)) == slice
+			})
+		}
+	}
+	st := &replayState{tagMax: map[string]eventstore.Position{}}
+	var after eventstore.Position
+	var held atomic.Int64 // streams the folds of every slice hold together
+	writing := func() error { return nil }
+	for slice := range nSlices {
+		var report func(eventstore.Position)
+		if progress != nil {
+			// Each slice reads the whole log: report the share of all reads done.
+			report = func(at eventstore.Position) {
+				done := (uint64(slice)*uint64(head) + uint64(at)) / uint64(nSlices)
+				progress(eventstore.Position(done), head, st.events())
+			}
+		}
+		var wait func() error
+		after, wait = replaySlice(ctx, rdb, p, gen, head, uint32(nSlices), func(ctx context.Context, after eventstore.Position) ([]eventstore.RecordedEvent, eventstore.Position, error) {
+			return read(ctx, after, slice)
+		}, ours, &held, st, report)
+		// This slice is read and being written: the previous one must be
+		// written before the next is read.
+		if err := writing(); err != nil {
+			_ = wait()
+			return after, err
+		}
+		writing = wait
+	}
+	if err := writing(); err != nil {
+		return after, err
+	}
+	// Each tag's checkpoint, as the live runner keeps it.
+	pipe := rdb.Pipeline()
+	for t, pos := range st.tagMax {
+		pipe.HSet(ctx, NewKeyspace(p.Name(), gen, t).Key("meta"), "checkpoint", pos.String())
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return after, err
+	}
+	res.Events += st.applied
+	if progress != nil {
+		progress(after, head, res.Events)
+	}
+	return after, nil
+}
+
+// replayState is what a bulk replay's workers have done so far.
+type replayState struct {
+	mu      sync.Mutex
+	applied uint64
+	tagMax  map[string]eventstore.Position
+}
+
+func (st *replayState) done(n int, tags map[string]eventstore.Position) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	st.applied += uint64(n)
+	for t, pos := range tags {
+		st.tagMax[t] = max(st.tagMax[t], pos)
+	}
+}
+
+func (st *replayState) events() uint64 {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return st.applied
+}
+
+// streamHash splits streams into rebuild slices and workers.
+// It is 32-bit FNV-1a, inlined to spare the allocations of hash/fnv.
+func streamHash(stream string) uint32 {
+	h := uint32(2166136261)
+	for i := 0; i < len(stream); i++ {
+		h ^= uint32(stream[i])
+		h *= 16777619
+	}
+	return h
+}
+
+// replaySlice reads the log up to head through read and hands each of the
+// projection's events to the worker that owns its stream (a stream's
+// events stay in order, as on a bus partition). It returns the position
+// reached once the read is done, and wait, which returns once every worker
+// has written what it was given (and the first error of the read or the
+// writes). nSlices is how many slices the streams are split into (workers
+// split a slice further); held counts the streams folds hold.
+func replaySlice(ctx context.Context, rdb redis.UniversalClient, p Projection, gen int64, head eventstore.Position, nSlices uint32,
+	read func(context.Context, eventstore.Position) ([]eventstore.RecordedEvent, eventstore.Position, error),
+	ours func(string) bool, held *atomic.Int64, st *replayState, report func(eventstore.Position)) (eventstore.Position, func() error) {
 	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	var (
-		mu      sync.Mutex
-		applied uint64
-		tagMax  = map[string]eventstore.Position{}
-	)
 	queues := make([]chan []Event, rebuildWorkers)
 	var wg sync.WaitGroup
 	for i := range queues {
@@ -281,16 +402,8 @@ func bulkReplay(ctx context.Context, rdb redis.UniversalClient, log LogReader, p
 		wg.Add(1)
 		go func(q chan []Event) {
 			defer wg.Done()
-			done := func(n int, tags map[string]eventstore.Position) {
-				mu.Lock()
-				applied += uint64(n)
-				for t, pos := range tags {
-					tagMax[t] = max(tagMax[t], pos)
-				}
-				mu.Unlock()
-			}
 			if fp, ok := p.(Folder); ok {
-				if err := foldWorker(ctx, rdb, p, fp.NewFold(), gen, q, done); err != nil {
+				if err := foldWorker(ctx, rdb, p, fp.NewFold(), gen, q, held, st.done); err != nil {
 					cancel(err)
 				}
 				for range q {
@@ -310,7 +423,7 @@ func bulkReplay(ctx context.Context, rdb redis.UniversalClient, log LogReader, p
 					t := p.Tag(e)
 					tags[t] = max(tags[t], e.Position)
 				}
-				done(len(evs), tags)
+				st.done(len(evs), tags)
 			}
 		}(queues[i])
 	}
@@ -328,12 +441,12 @@ func bulkReplay(ctx context.Context, rdb redis.UniversalClient, log LogReader, p
 	var readErr error
 	reached := false
 	for !reached && after < head && ctx.Err() == nil {
-		page, err := log.ReadAll(ctx, after, rebuildReadPage)
+		page, last, err := read(ctx, after)
 		if err != nil {
 			readErr = err
 			break
 		}
-		if len(page) == 0 {
+		if last <= after {
 			break
 		}
 		for _, re := range page {
@@ -341,49 +454,33 @@ func bulkReplay(ctx context.Context, rdb redis.UniversalClient, log LogReader, p
 				reached = true // the rest is the tail's
 				break
 			}
-			after = re.Position
-			if !slices.Contains(topics, bus.Topic(domain.Category(re.StreamID))) {
+			if !ours(re.StreamID) {
 				continue
 			}
-			h := fnv.New32a()
-			h.Write([]byte(re.StreamID))
-			i := int(h.Sum32() % rebuildWorkers)
+			i := int(streamHash(re.StreamID) / nSlices % rebuildWorkers)
 			pending[i] = append(pending[i], bus.EnvelopeOf(re))
 			if len(pending[i]) >= workerBatch {
 				flush(i)
 			}
 		}
-		if progress != nil {
-			mu.Lock()
-			n := applied
-			mu.Unlock()
-			progress(after, head, n)
+		after = min(last, head)
+		if report != nil {
+			report(after)
 		}
 	}
 	for i := range pending {
 		flush(i)
 		close(queues[i])
 	}
-	wg.Wait()
 	if readErr != nil {
-		return after, readErr
+		cancel(readErr)
 	}
-	if err := context.Cause(ctx); err != nil {
-		return after, err
+	return after, func() error {
+		wg.Wait()
+		err := context.Cause(ctx)
+		cancel(nil)
+		return err
 	}
-	// Each tag's checkpoint, as the live runner keeps it.
-	pipe := rdb.Pipeline()
-	for t, pos := range tagMax {
-		pipe.HSet(ctx, NewKeyspace(p.Name(), gen, t).Key("meta"), "checkpoint", pos.String())
-	}
-	if _, err := pipe.Exec(ctx); err != nil {
-		return after, err
-	}
-	res.Events += applied
-	if progress != nil {
-		progress(after, head, res.Events)
-	}
-	return after, nil
 }
 
 // applyFresh plans one batch of a worker's streams and writes it with
@@ -413,11 +510,13 @@ func applyFresh(ctx context.Context, rdb redis.UniversalClient, p Projection, ge
 }
 
 // foldWorker folds a worker's events, writing its streams (with their
-// guards) when it holds foldStreams of them and at the end. Only for a
-// generation nothing else writes yet.
-func foldWorker(ctx context.Context, rdb redis.UniversalClient, p Projection, f Fold, gen int64, q <-chan []Event,
+// guards) when the workers' folds hold foldStreams streams together (held
+// counts them) and at the end. Only for a generation nothing else writes
+// yet.
+func foldWorker(ctx context.Context, rdb redis.UniversalClient, p Projection, f Fold, gen int64, q <-chan []Event, held *atomic.Int64,
 	done func(int, map[string]eventstore.Position)) error {
 	folded, tags := 0, map[string]eventstore.Position{} // events folded and not written, their tags' last positions
+	mine := 0                                           // this fold's share of held
 	guards := map[string]map[string]uint64{}
 	// Each pipeline's writes reuse the memory of the previous one's.
 	writes := map[string]*Writes{}
@@ -481,7 +580,11 @@ func foldWorker(ctx context.Context, rdb redis.UniversalClient, p Projection, f 
 			tags[t] = max(tags[t], e.Position)
 			folded++
 		}
-		if f.Streams() >= foldStreams/rebuildWorkers {
+		n := f.Streams()
+		total := held.Add(int64(n - mine))
+		if mine = n; total >= int64(foldStreams) {
+			held.Add(-int64(mine))
+			mine = 0
 			if err := write(); err != nil {
 				return err
 			}
@@ -490,6 +593,7 @@ func foldWorker(ctx context.Context, rdb redis.UniversalClient, p Projection, f 
 	if ctx.Err() != nil {
 		return nil
 	}
+	held.Add(-int64(mine))
 	return write()
 }
 

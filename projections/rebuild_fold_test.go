@@ -256,3 +256,75 @@ func TestRebuildFailureLeavesLiveGeneration(t *testing.T) {
 		t.Fatalf("%d keys of the failed rebuild's generation remain", n)
 	}
 }
+
+// filteredLog is a memLog that also reads filtered
+// (eventstore.FilteredReader), counting the scans it is asked for.
+type filteredLog struct {
+	*memLog
+	scans int
+}
+
+func (l *filteredLog) ReadAllFiltered(_ context.Context, after eventstore.Position, max int, keep func(string) bool) ([]eventstore.RecordedEvent, eventstore.Position, error) {
+	if after == 0 {
+		l.scans++
+	}
+	var out []eventstore.RecordedEvent
+	last := after
+	for _, e := range l.evs {
+		if e.Position <= after || len(out) == max {
+			continue
+		}
+		if keep(e.StreamID) {
+			out = append(out, e)
+		}
+		last = e.Position
+		if len(out) == max {
+			break
+		}
+	}
+	return out, last, nil
+}
+
+func (l *filteredLog) CountStreams(_ context.Context, prefix string) (int, error) {
+	seen := map[string]bool{}
+	for _, e := range l.evs {
+		if strings.HasPrefix(e.StreamID, prefix) {
+			seen[e.StreamID] = true
+		}
+	}
+	return len(seen), nil
+}
+
+// Over a log that reads filtered, a rebuild with more partners than its
+// fold holds splits them into slices and reads the log once per slice, so
+// it still writes each partner exactly once, and builds what the live
+// runner built.
+func TestRebuildSlicesTheLogToFoldEveryPartnerWhole(t *testing.T) {
+	defer func(s, b int) { foldStreams, workerBatch = s, b }(foldStreams, workerBatch)
+	foldStreams, workerBatch = 96, 3 // 120 partners: 3 slices of ~40 (43 each at most: two of them under the bound of 96)
+	rdb := testenv.Miniredis(t)
+	log := &filteredLog{memLog: interleavedLog(t, 3, 120)}
+	live := generationKeys(t, rdb, liveProject(t, rdb, log.memLog, 3))
+	hook := &partnerWrites{}
+	rdb.AddHook(hook)
+	var last eventstore.Position
+	res, err := Rebuild(context.Background(), rdb, log, Partners{}, func(done, total eventstore.Position, _ uint64) {
+		if done < last || done > total {
+			t.Errorf("progress went from %d to %d of %d", last, done, total)
+		}
+		last = done
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Events != uint64(len(log.evs)) {
+		t.Fatalf("rebuild applied %d events, want %d", res.Events, len(log.evs))
+	}
+	sameKeys(t, "rebuilt in slices vs live", generationKeys(t, rdb, res.NewGeneration), live)
+	if log.scans != 3 {
+		t.Fatalf("%d scans of the log, want 3 slices", log.scans)
+	}
+	if hook.n.Load() != 120 {
+		t.Fatalf("%d partner hash writes for 120 partners, want one each", hook.n.Load())
+	}
+}
