@@ -65,6 +65,7 @@ func main() {
 	events := flag.Int("events", 200000, "events for the project and kafka scenarios")
 	rebuildBaseline := flag.Bool("rebuild-baseline", true, "also replay the rebuild scenario's log through the guarded path (slow)")
 	rebuildEvents := flag.Int("rebuild-events", 50000, "partner events in the log the rebuild scenario rebuilds (1000000 for the issue's figure)")
+	rebuildPartners := flag.Int("rebuild-partners", 0, "partners of the rebuild scenario's log, each living a contract lifecycle (0: events/4 partners, created then three profile updates each)")
 	ingestActivities := flag.Int("ingest-activities", 300000, "activities for the ingest scenario (sent in batches of 1000)")
 	appends := flag.Int("appends", 20000, "appends per writer-count in the append scenario")
 	kafkaBrokers := flag.String("kafka-brokers", os.Getenv("PARTNERD_BENCH_KAFKA_BROKERS"), "a real Kafka broker for the kafka scenario")
@@ -132,7 +133,7 @@ func main() {
 			if *redisURL == "" {
 				err = fmt.Errorf("needs -redis-url (or PARTNERD_BENCH_REDIS_URL): a real Redis whose database may be flushed")
 			} else {
-				err = benchRebuild(*redisURL, *rebuildEvents, *rebuildBaseline, res)
+				err = benchRebuild(*redisURL, *rebuildEvents, *rebuildPartners, *rebuildBaseline, res)
 			}
 		case "ingest":
 			if *redisURL == "" {
