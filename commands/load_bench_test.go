@@ -87,14 +87,14 @@ type memSnapshots struct {
 	gets int
 }
 
-func (s *memSnapshots) Get(_ context.Context, stream string) ([]byte, error) {
+func (s *memSnapshots) ReadSnapshot(_ context.Context, stream string) ([]byte, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.gets++
 	return s.m[stream], nil
 }
 
-func (s *memSnapshots) Put(_ context.Context, stream string, b []byte) error {
+func (s *memSnapshots) WriteSnapshot(_ context.Context, stream string, b []byte) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.m == nil {
