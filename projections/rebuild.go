@@ -342,6 +342,8 @@ func bulkReplay(ctx context.Context, rdb redis.UniversalClient, log LogReader, p
 				break
 			}
 			after = re.Position
+			// Only the projection's topics: this also drops snapshot streams
+			// (eventstore.IsSnapshotStream), whose topic no projection reads.
 			if !slices.Contains(topics, bus.Topic(domain.Category(re.StreamID))) {
 				continue
 			}
