@@ -124,8 +124,13 @@ func New(c Config, logger *slog.Logger) (*App, error) {
 	}
 	a.Queries = queries.New(a.Redis, a.Store, a)
 	a.Hub = queries.NewActivityHub(a.Queries, logger)
-	a.Commands = commands.New(commands.Deps{Store: a.Store, AccessLinkSecret: []byte(c.AccessLinkSecret), AccessLinkURL: c.AccessLinkURL,
-		Snapshots: redisSnapshots{rdb: a.Redis}, Partners: a.Queries})
+	deps := commands.Deps{Store: a.Store, AccessLinkSecret: []byte(c.AccessLinkSecret), AccessLinkURL: c.AccessLinkURL, Partners: a.Queries}
+	// Partner snapshots live in the event store, beside the log (both
+	// adapters have them); a store without them folds every stream in full.
+	if snaps, ok := a.Store.(eventstore.Snapshotter); ok {
+		deps.Snapshots = snaps
+	}
+	a.Commands = commands.New(deps)
 	for _, p := range ProjectionsFor(c) {
 		r := projections.NewRunner(a.Redis, p)
 		r.Logger = logger

@@ -4,12 +4,18 @@ import (
 	"context"
 	"fmt"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/partnerd/partnerd/app"
+	"github.com/partnerd/partnerd/bus"
 	"github.com/partnerd/partnerd/commands"
 	"github.com/partnerd/partnerd/domain"
+	"github.com/partnerd/partnerd/eventstore"
+	"github.com/partnerd/partnerd/eventstore/embedded"
+	"github.com/partnerd/partnerd/eventstore/kurrentdb/esdbserver"
 )
 
 // History and time-travel tests use databases 28-30.
@@ -229,10 +235,32 @@ func TestProjectionProgressMetrics(t *testing.T) {
 	}
 }
 
-// A partner with a long stream gets a snapshot in Redis, and commands and
-// reads on it still see exactly the folded state.
+// A partner with a long stream gets a snapshot in the event store, beside
+// its stream, and commands and reads on it still see exactly the folded
+// state; the snapshot never reaches the log's consumers.
 func TestPartnerSnapshotTakenAndUsed(t *testing.T) {
-	h := start(t, config(t, ""))
+	t.Run("embedded", func(t *testing.T) { testPartnerSnapshot(t, config(t, ""), nil) })
+	t.Run("kurrentdb", func(t *testing.T) {
+		backing, err := embedded.Open(t.TempDir(), embedded.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer backing.Close()
+		addr, stop, err := esdbserver.Start(backing)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer stop()
+		cfg := config(t, "")
+		cfg.EventStore = "esdb://" + addr + "?tls=false"
+		testPartnerSnapshot(t, cfg, backing)
+	})
+}
+
+// testPartnerSnapshot runs the snapshot scenario; backing, when set, is the
+// store behind the KurrentDB test server.
+func testPartnerSnapshot(t *testing.T, cfg app.Config, backing *embedded.Store) {
+	h := start(t, cfg)
 	h.expect(201, "POST", "/partners", map[string]any{"partner_id": "long", "name": "Long", "relationship_type": "direct"})
 	ctx := context.Background()
 	for i := 0; i < 520; i++ {
@@ -243,9 +271,14 @@ func TestPartnerSnapshotTakenAndUsed(t *testing.T) {
 	// The load of the 501st command folded 500 events: a snapshot at 500;
 	// the later loads start from it and fold too few to take another.
 	h.expect(200, "PATCH", "/partners/long", map[string]any{"name": "Longer"})
-	raw, err := h.app.Redis.Get(ctx, "pd:snap:{"+domain.PartnerStream("acme", "long")+"}").Result()
-	if err != nil || !strings.Contains(raw, `"version":500,`) {
-		t.Fatalf("no snapshot at version 500: %v %.200s", err, raw)
+	stream := domain.PartnerStream("acme", "long")
+	snaps, ok := h.app.Store.(eventstore.Snapshotter)
+	if !ok {
+		t.Fatalf("%T keeps no snapshots", h.app.Store)
+	}
+	raw, err := snaps.ReadSnapshot(ctx, stream)
+	if err != nil || !strings.Contains(string(raw), `"version":500,`) {
+		t.Fatalf("no snapshot at version 500 in the event store: %v %.200s", err, raw)
 	}
 	h.expect(200, "PATCH", "/partners/long", map[string]any{"name": "Longest"})
 	notes := h.expect(200, "GET", "/partners/long/notes?limit=1000", nil).json(t)
@@ -254,5 +287,72 @@ func TestPartnerSnapshotTakenAndUsed(t *testing.T) {
 	}
 	if v := h.expect(200, "GET", "/partners/long?as_of_version=523", nil).json(t); v["name"] != "Longest" || v["version"] != 523.0 {
 		t.Fatalf("partner %v", v)
+	}
+	if backing != nil {
+		// KurrentDB: one snapshot event in the stream beside the partner's.
+		evs, err := backing.ReadStream(ctx, eventstore.SnapshotStream(stream), 0, eventstore.Forwards, 10)
+		if err != nil || len(evs) != 1 {
+			t.Fatalf("snapshot stream holds %d events, %v; want 1", len(evs), err)
+		}
+	}
+	// The relay catches up to the head and publishes the log's events only.
+	head, err := h.app.Store.Head(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for h.app.Relay.Position() < head {
+		if time.Now().After(deadline) {
+			t.Fatalf("relay at %d, head %d", h.app.Relay.Position(), head)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	var logEvents uint64
+	for after := eventstore.Position(0); ; {
+		page, err := h.app.Store.ReadAll(ctx, after, 1000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(page) == 0 {
+			break
+		}
+		for _, ev := range page {
+			if eventstore.IsSnapshotStream(ev.StreamID) {
+				t.Fatalf("the log shows a snapshot event of %s", ev.StreamID)
+			}
+		}
+		logEvents += uint64(len(page))
+		after = page[len(page)-1].Position
+	}
+	if got := h.app.Relay.Published(); got != logEvents {
+		t.Fatalf("relay published %d messages, the log holds %d events", got, logEvents)
+	}
+}
+
+// Rebuilds read the whole log and keep the events of their projections'
+// topics: no projection takes the topic a snapshot stream would map to, and
+// no aggregate stream is named like a snapshot stream.
+func TestNoProjectionReadsSnapshotStreams(t *testing.T) {
+	stream := domain.PartnerStream("acme", "long")
+	for _, s := range []string{eventstore.SnapshotStream(stream), "$$" + eventstore.SnapshotStream(stream)} {
+		if !eventstore.IsSnapshotStream(s) {
+			t.Fatalf("%s is not recognised as a snapshot stream", s)
+		}
+		topic := bus.Topic(domain.Category(s))
+		for _, p := range app.Projections() {
+			if slices.Contains(p.Topics(), topic) {
+				t.Fatalf("projection %s reads %s, the topic of snapshot streams", p.Name(), topic)
+			}
+		}
+		if slices.Contains(bus.Topics(), topic) {
+			t.Fatalf("%s is a published topic", topic)
+		}
+	}
+	for _, s := range []string{stream, domain.ProgramStream("snapshot"), domain.GroupStream("acme", "snapshot-x"),
+		domain.ActivityStream("acme", "x"), domain.SegmentMembersStream("acme", "x"), domain.ConnectionStream("acme", "x"),
+		domain.CredentialStream("acme", "x"), domain.TemplateTermStream("acme", "x"), domain.SegmentStream("acme", "x")} {
+		if eventstore.IsSnapshotStream(s) {
+			t.Fatalf("aggregate stream %s is named like a snapshot stream", s)
+		}
 	}
 }

@@ -133,8 +133,9 @@ type Deps struct {
 	// PasswordParams are the argon2id costs of credential password hashes;
 	// zero means passwords.Default.
 	PasswordParams passwords.Params
-	// Snapshots, when set, let partner commands start folding from a
-	// snapshot, taken every SnapshotEvery events (default 500).
+	// Snapshots, when set (the app passes the event store's own), let
+	// partner commands start folding from a snapshot, taken every
+	// SnapshotEvery events (default 500).
 	Snapshots     Snapshots
 	SnapshotEvery int
 	// Partners answers "do these partners exist?" for activity ingest; nil

@@ -13,15 +13,21 @@ import (
 	"github.com/partnerd/partnerd/eventstore"
 )
 
-// Snapshots stores partner snapshots beside the log (e.g. in Redis). They
-// are a cache, never authoritative: a snapshot that does not match the
-// stream, or was taken by a build that folds differently, is ignored.
+// Snapshots stores partner snapshots beside the log: the event store's
+// eventstore.Snapshotter capability, which both adapters implement (the
+// embedded store under its own keys, KurrentDB in a snapshot stream beside
+// the partner's). They are a cache, never authoritative: a snapshot that
+// does not match the stream (its last event's ID), or was taken by a build
+// that folds differently (snapshotSchema), is ignored, and a lost one only
+// costs a full fold.
 type Snapshots interface {
-	// Get returns the stored snapshot of a stream, or nil.
-	Get(ctx context.Context, stream string) ([]byte, error)
-	// Put replaces the stream's snapshot.
-	Put(ctx context.Context, stream string, snapshot []byte) error
+	// ReadSnapshot returns the stored snapshot of a stream, or nil.
+	ReadSnapshot(ctx context.Context, stream string) ([]byte, error)
+	// WriteSnapshot replaces the stream's snapshot.
+	WriteSnapshot(ctx context.Context, stream string, snapshot []byte) error
 }
+
+var _ Snapshots = eventstore.Snapshotter(nil)
 
 // DefaultSnapshotEvery: a partner is snapshotted when a load folded at
 // least this many events after its last snapshot.
@@ -96,7 +102,7 @@ func LoadPartner(ctx context.Context, store EventStore, snaps Snapshots, every i
 	if len(probe) == 0 {
 		return Load[domain.Partner](ctx, store, stream)
 	}
-	if raw, err := snaps.Get(ctx, stream); err == nil && raw != nil {
+	if raw, err := snaps.ReadSnapshot(ctx, stream); err == nil && raw != nil {
 		var s storedSnapshot
 		if json.Unmarshal(raw, &s) == nil && s.Schema == snapshotSchema && s.Version > 0 {
 			p = domain.RestoreSnapshot(s.Partner)
@@ -135,7 +141,7 @@ func LoadPartner(ctx context.Context, store EventStore, snaps Snapshots, every i
 	if version >= 0 && uint64(version+1)-base >= uint64(every) {
 		raw, err := json.Marshal(storedSnapshot{Schema: snapshotSchema, Version: uint64(version + 1), EventID: lastID, Partner: p.Snapshot()})
 		if err == nil {
-			_ = snaps.Put(ctx, stream, raw) // a cache: failing to write one changes nothing
+			_ = snaps.WriteSnapshot(ctx, stream, raw) // a cache: failing to write one changes nothing
 		}
 	}
 	return &p, version, pos, nil
@@ -148,7 +154,7 @@ func loadFull(ctx context.Context, store EventStore, snaps Snapshots, stream str
 		last, rerr := store.ReadStream(ctx, stream, uint64(version), eventstore.Forwards, 1)
 		if rerr == nil && len(last) == 1 {
 			if raw, merr := json.Marshal(storedSnapshot{Schema: snapshotSchema, Version: uint64(version + 1), EventID: last[0].ID, Partner: p.Snapshot()}); merr == nil {
-				_ = snaps.Put(ctx, stream, raw)
+				_ = snaps.WriteSnapshot(ctx, stream, raw)
 			}
 		}
 	}

@@ -135,3 +135,42 @@ func TestLoadPartnerAsksForSnapshotsOnlyForLongStreams(t *testing.T) {
 		t.Fatalf("long stream: %d gets, %d puts, %v", snaps.gets, snaps.puts, err)
 	}
 }
+
+// With the embedded store as its own snapshot store (as the app wires it),
+// a load of a long stream leaves a snapshot beside the log, the next load
+// starts from it, and the log is unchanged.
+func TestLoadPartnerWithTheStoresSnapshots(t *testing.T) {
+	ctx := context.Background()
+	store, err := embedded.Open(t.TempDir(), embedded.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	stream := longPartner(t, store, 1300)
+	full, _, _, _ := commands.Load[domain.Partner](ctx, store, stream)
+	head, _ := store.Head(ctx)
+	p, v, _, err := commands.LoadPartner(ctx, store, store, 500, stream)
+	if err != nil || v != 1299 || snapJSON(t, p) != snapJSON(t, full) {
+		t.Fatalf("first load: version %d, %v", v, err)
+	}
+	raw, err := store.ReadSnapshot(ctx, stream)
+	if err != nil || !strings.Contains(string(raw), `"version":1300,`) {
+		t.Fatalf("snapshot in the store: %v %.100s", err, raw)
+	}
+	if h, _ := store.Head(ctx); h != head {
+		t.Fatalf("head moved from %d to %d: a snapshot is not part of the log", head, h)
+	}
+	// Tamper with the stored snapshot's state (keeping its event ID and
+	// fingerprint): a load from it shows the snapshot was used.
+	var s map[string]any
+	_ = json.Unmarshal(raw, &s)
+	s["partner"].(map[string]any)["state"].(map[string]any)["profile"].(map[string]any)["name"] = "From the snapshot"
+	raw, _ = json.Marshal(s)
+	if err := store.WriteSnapshot(ctx, stream, raw); err != nil {
+		t.Fatal(err)
+	}
+	p, v, _, err = commands.LoadPartner(ctx, store, store, 500, stream)
+	if err != nil || v != 1299 || p.State().Profile.Name != "From the snapshot" {
+		t.Fatalf("second load: version %d, name %q, %v; want it from the snapshot", v, p.State().Profile.Name, err)
+	}
+}

@@ -4,7 +4,11 @@ import "regexp"
 
 // Stream categories; the stream of an aggregate is "<category>-<program>-<id>"
 // (a program's own stream is "program-<program>"). Program IDs cannot contain
-// '-', so a stream name never belongs to two programs.
+// '-', so a stream name never belongs to two programs. No category may be
+// "snapshot": the event store keeps snapshots in streams named
+// "snapshot-<stream>" (eventstore.SnapshotStreamPrefix), which the log's
+// consumers skip; since every aggregate stream starts with its category,
+// whatever the IDs, none can be taken for one.
 const (
 	CategoryProgram = "program"
 	CategoryPartner = "partner"

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -177,4 +178,44 @@ type FilteredReader interface {
 
 	// CountStreams counts the streams whose ID starts with prefix.
 	CountStreams(ctx context.Context, prefix string) (int, error)
+}
+
+// Snapshotter is an optional capability of a Store: one opaque snapshot
+// per stream, kept beside the log (commands keep a partner's folded state
+// in it, so a long stream need not be folded from its first event).
+//
+// A snapshot is a cache and never part of the log: it has no position and
+// no version, is never returned by ReadAll, ReadStream or Subscribe, never
+// moves Head, is never published, and may be lost at any time (a crash may
+// drop a recent one; an adapter may evict it). Whoever reads one must check
+// it against the log before trusting it.
+type Snapshotter interface {
+	// ReadSnapshot returns the stream's latest snapshot, or nil and no error
+	// when there is none.
+	ReadSnapshot(ctx context.Context, stream string) ([]byte, error)
+	// WriteSnapshot replaces the stream's snapshot with data (not empty).
+	// It need not be durable when it returns.
+	WriteSnapshot(ctx context.Context, stream string, data []byte) error
+}
+
+// SnapshotStreamPrefix starts the name of every stream an adapter may keep
+// snapshots in (the KurrentDB adapter writes the snapshots of stream s to
+// "snapshot-" + s). Such streams hold no events of the log: an adapter
+// hides them from ReadAll, Subscribe and Head, and every consumer of the
+// global log (relay, republish, rebuilds) skips them too, in case a store
+// shows them anyway (e.g. the embedded store behind the esdbserver test
+// server holds them as plain streams). No aggregate stream can be named so:
+// every aggregate stream starts with its domain category and a '-'
+// ("partner-<program>-<id>", …), and no category is "snapshot".
+const SnapshotStreamPrefix = "snapshot-"
+
+// SnapshotStream is the name of the stream that holds stream's snapshots,
+// for adapters that keep them in streams.
+func SnapshotStream(stream string) string { return SnapshotStreamPrefix + stream }
+
+// IsSnapshotStream reports whether stream holds snapshots rather than
+// events of the log: a snapshot stream, or the KurrentDB metadata stream
+// ("$$" + name) of one.
+func IsSnapshotStream(stream string) bool {
+	return strings.HasPrefix(strings.TrimPrefix(stream, "$$"), SnapshotStreamPrefix)
 }

@@ -454,6 +454,8 @@ func replaySlice(ctx context.Context, rdb redis.UniversalClient, p Projection, g
 				reached = true // the rest is the tail's
 				break
 			}
+			// Only the projection's topics: this also drops snapshot streams
+			// (eventstore.IsSnapshotStream), whose topic no projection reads.
 			if !ours(re.StreamID) {
 				continue
 			}

@@ -104,7 +104,8 @@ func (r *Relay) runOnce(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		if err := r.publish(ctx, batch); err != nil {
+		n, err := r.publish(ctx, batch)
+		if err != nil {
 			return err
 		}
 		last := batch[len(batch)-1].Position
@@ -112,7 +113,7 @@ func (r *Relay) runOnce(ctx context.Context) error {
 			return fmt.Errorf("save checkpoint %d: %w", last, err)
 		}
 		r.position.Store(uint64(last))
-		r.published.Add(uint64(len(batch)))
+		r.published.Add(uint64(n))
 	}
 }
 
@@ -198,8 +199,8 @@ func (r *Relay) pipeline(ctx context.Context, pub bus.AsyncPublisher, events <-c
 		if err != nil {
 			return err
 		}
-		f := inflight{last: batch[len(batch)-1].Position, n: len(batch)}
-		if f.pending, err = r.enqueue(pub, batch); err != nil {
+		f := inflight{last: batch[len(batch)-1].Position}
+		if f.pending, f.n, err = r.enqueue(pub, batch); err != nil {
 			return err
 		}
 		select {
@@ -213,13 +214,10 @@ func (r *Relay) pipeline(ctx context.Context, pub bus.AsyncPublisher, events <-c
 }
 
 // enqueue hands a batch to the bus, one goroutine per topic (order per
-// topic, and so per stream, is kept), and returns once the bus queued it.
-func (r *Relay) enqueue(pub bus.AsyncPublisher, batch []eventstore.RecordedEvent) ([]*bus.Pending, error) {
-	byTopic := map[string][]*message.Message{}
-	for _, ev := range batch {
-		t := bus.Topic(domain.Category(ev.StreamID))
-		byTopic[t] = append(byTopic[t], bus.NewMessage(ev))
-	}
+// topic, and so per stream, is kept), and returns once the bus queued it,
+// with the number of messages (snapshot streams are skipped).
+func (r *Relay) enqueue(pub bus.AsyncPublisher, batch []eventstore.RecordedEvent) ([]*bus.Pending, int, error) {
+	byTopic, n := messagesByTopic(batch)
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	var errs []error
@@ -239,7 +237,27 @@ func (r *Relay) enqueue(pub bus.AsyncPublisher, batch []eventstore.RecordedEvent
 		}()
 	}
 	wg.Wait()
-	return pending, errors.Join(errs...)
+	return pending, n, errors.Join(errs...)
+}
+
+// messagesByTopic groups a batch's messages by topic, in log order, and
+// counts them. Snapshot streams (eventstore.IsSnapshotStream) are not the
+// log's events and are never published: a store hides them, and should one
+// show them anyway (a KurrentDB log read by other means, the embedded store
+// behind the esdbserver test server), they are dropped here, while the
+// checkpoint still moves past them.
+func messagesByTopic(batch []eventstore.RecordedEvent) (map[string][]*message.Message, int) {
+	byTopic := map[string][]*message.Message{}
+	n := 0
+	for _, ev := range batch {
+		if eventstore.IsSnapshotStream(ev.StreamID) {
+			continue
+		}
+		t := bus.Topic(domain.Category(ev.StreamID))
+		byTopic[t] = append(byTopic[t], bus.NewMessage(ev))
+		n++
+	}
+	return byTopic, n
 }
 
 // checkpoint saves, in publish order, the position of each batch all of
@@ -287,13 +305,10 @@ func (r *Relay) checkpoint(ctx context.Context, flights <-chan inflight) error {
 }
 
 // publish sends a batch, one goroutine per topic (order per topic, and so
-// per stream, is kept), retrying until it is acknowledged or ctx ends.
-func (r *Relay) publish(ctx context.Context, batch []eventstore.RecordedEvent) error {
-	byTopic := map[string][]*message.Message{}
-	for _, ev := range batch {
-		t := bus.Topic(domain.Category(ev.StreamID))
-		byTopic[t] = append(byTopic[t], bus.NewMessage(ev))
-	}
+// per stream, is kept), retrying until it is acknowledged or ctx ends. It
+// returns how many messages it published (snapshot streams are skipped).
+func (r *Relay) publish(ctx context.Context, batch []eventstore.RecordedEvent) (int, error) {
+	byTopic, n := messagesByTopic(batch)
 	if r.Logger == nil {
 		r.Logger = slog.Default()
 	}
@@ -323,13 +338,13 @@ func (r *Relay) publish(ctx context.Context, batch []eventstore.RecordedEvent) e
 			delete(byTopic, t) // published: a retry skips it
 		}
 		if len(errs) == 0 {
-			return nil
+			return n, nil
 		}
 		r.Logger.Warn("relay publish failed; retrying", "err", errors.Join(errs...), "in", backoff)
 		select {
 		case <-time.After(backoff):
 		case <-ctx.Done():
-			return ctx.Err()
+			return 0, ctx.Err()
 		}
 		backoff = min(backoff*2, 5*time.Second)
 	}

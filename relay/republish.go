@@ -22,8 +22,8 @@ type RepublishRange struct {
 
 // Republish publishes a range of history again, each event with its
 // original ID (ce_id), so consumers that drop duplicates by ID see nothing
-// new. It does not touch the relay's checkpoint. progress is called after
-// each published batch.
+// new. Snapshot streams are never published. It does not touch the
+// relay's checkpoint. progress is called after each published batch.
 func Republish(ctx context.Context, log eventstore.Store, pub message.Publisher, rg RepublishRange, progress func(done, total eventstore.Position, published uint64)) (uint64, error) {
 	to := rg.To
 	if to == 0 {
@@ -52,15 +52,19 @@ func Republish(ctx context.Context, log eventstore.Store, pub message.Publisher,
 			if ev.Position > to {
 				break
 			}
+			if eventstore.IsSnapshotStream(ev.StreamID) {
+				continue // not the log's: never published
+			}
 			if rg.Category == "" || rg.Category == domain.Category(ev.StreamID) || rg.Category == bus.Topic(domain.Category(ev.StreamID)) {
 				batch = append(batch, ev)
 			}
 		}
 		if len(batch) > 0 {
-			if err := r.publish(ctx, batch); err != nil {
+			n, err := r.publish(ctx, batch)
+			if err != nil {
 				return published, fmt.Errorf("republish: %w", err)
 			}
-			published += uint64(len(batch))
+			published += uint64(n)
 		}
 		after = page[len(page)-1].Position
 		if progress != nil {

@@ -13,14 +13,20 @@ import (
 //	'L' + position(8, big endian)                 → encoded event record
 //	'S' + stream + 0x00 + version(8, big endian)   → position(8, big endian)
 //	'I' + event ID                                 → position(8, big endian)
+//	'P' + stream                                   → snapshot (opaque bytes)
 //
 // The 'I' keys index the IDs of events appended through AppendUnique.
+//
+// The 'P' keys hold one snapshot per stream (snapshot.go): a cache beside
+// the log, written without fsync, with no position; no log or stream read
+// ever visits them.
 //
 // The 'L' keys are the global log; the 'S' keys index each stream.
 const (
 	prefixLog    = 'L'
 	prefixStream = 'S'
 	prefixID     = 'I'
+	prefixSnap   = 'P'
 )
 
 func idKey(dst []byte, id string) []byte {

@@ -21,6 +21,8 @@ func open(t *testing.T) eventstore.Store {
 
 func TestContract(t *testing.T) { eventstoretest.Run(t, open) }
 
+func TestSnapshotContract(t *testing.T) { eventstoretest.RunSnapshots(t, open) }
+
 func TestReopenKeepsEverything(t *testing.T) {
 	dir := t.TempDir()
 	s, err := embedded.Open(dir, embedded.Options{})

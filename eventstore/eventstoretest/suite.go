@@ -329,3 +329,118 @@ func ids(evs []eventstore.RecordedEvent) []string {
 	}
 	return out
 }
+
+// RunSnapshots runs the contract of the eventstore.Snapshotter capability
+// against stores made by open, which must have it: snapshots read back as
+// written, the latest wins, and they never show in the log (ReadAll,
+// ReadStream, Subscribe, Head). Each subtest gets a fresh store.
+func RunSnapshots(t *testing.T, open func(t *testing.T) eventstore.Store) {
+	snapshotter := func(t *testing.T) (eventstore.Store, eventstore.Snapshotter) {
+		s := open(t)
+		sn, ok := s.(eventstore.Snapshotter)
+		if !ok {
+			t.Fatalf("%T does not implement eventstore.Snapshotter", s)
+		}
+		return s, sn
+	}
+	t.Run("snapshots read back, latest wins", func(t *testing.T) { testSnapshotReadWrite(t, snapshotter) })
+	t.Run("snapshots stay out of the log", func(t *testing.T) { testSnapshotsOutOfTheLog(t, snapshotter) })
+}
+
+func testSnapshotReadWrite(t *testing.T, open func(*testing.T) (eventstore.Store, eventstore.Snapshotter)) {
+	s, sn := open(t)
+	got, err := sn.ReadSnapshot(ctx(t), "snap-p-1")
+	if err != nil || got != nil {
+		t.Fatalf("snapshot of a stream without one = %q, %v; want nil, no error", got, err)
+	}
+	// A snapshot needs no events in its stream (it is not tied to the log).
+	one := []byte("{\"v\":1,\"bin\":\"\x00\xff\"}")
+	if err := sn.WriteSnapshot(ctx(t), "snap-p-1", one); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := sn.ReadSnapshot(ctx(t), "snap-p-1"); err != nil || string(got) != string(one) {
+		t.Fatalf("snapshot = %q, %v; want %q", got, err, one)
+	}
+	mustAppend(t, s, "snap-p-2", eventstore.NoStream, Event("snap.x", `{}`))
+	for i := 2; i <= 4; i++ {
+		if err := sn.WriteSnapshot(ctx(t), "snap-p-2", fmt.Appendf(nil, `{"v":%d}`, i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got, err := sn.ReadSnapshot(ctx(t), "snap-p-2"); err != nil || string(got) != `{"v":4}` {
+		t.Fatalf("snapshot after three writes = %q, %v; want the last one", got, err)
+	}
+	if got, err := sn.ReadSnapshot(ctx(t), "snap-p-1"); err != nil || string(got) != string(one) {
+		t.Fatalf("snapshot of snap-p-1 after writes to snap-p-2 = %q, %v", got, err)
+	}
+	// A stream whose name extends another's has its own snapshot.
+	if got, err := sn.ReadSnapshot(ctx(t), "snap-p-"); err != nil || got != nil {
+		t.Fatalf("snapshot of a name prefix = %q, %v; want none", got, err)
+	}
+	if err := sn.WriteSnapshot(ctx(t), "snap-p-3", nil); err == nil {
+		t.Fatal("an empty snapshot was accepted (nil is the answer for none)")
+	}
+}
+
+func testSnapshotsOutOfTheLog(t *testing.T, open func(*testing.T) (eventstore.Store, eventstore.Snapshotter)) {
+	s, sn := open(t)
+	var want []string
+	for i := 0; i < 5; i++ {
+		ev := Event("snap.x", fmt.Sprintf(`{"i":%d}`, i))
+		want = append(want, ev.ID)
+		mustAppend(t, s, "snap-p-1", eventstore.Any, ev)
+	}
+	head, err := s.Head(ctx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 3; i++ {
+		for _, stream := range []string{"snap-p-1", "snap-p-2"} {
+			if err := sn.WriteSnapshot(ctx(t), stream, fmt.Appendf(nil, `{"snapshot":%d}`, i)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if h, err := s.Head(ctx(t)); err != nil || h != head {
+		t.Fatalf("head after snapshots = %d, %v; want %d: a snapshot has no position", h, err, head)
+	}
+	all, err := s.ReadAll(ctx(t), 0, 1000)
+	if err != nil || fmt.Sprint(ids(all)) != fmt.Sprint(want) {
+		t.Fatalf("ReadAll after snapshots = %v, %v\nwant the 5 events %v", ids(all), err, want)
+	}
+	evs, err := s.ReadStream(ctx(t), "snap-p-1", 0, eventstore.Forwards, 100)
+	if err != nil || fmt.Sprint(ids(evs)) != fmt.Sprint(want) {
+		t.Fatalf("ReadStream after snapshots = %v, %v; want its 5 events", ids(evs), err)
+	}
+	if last, err := s.ReadStream(ctx(t), "snap-p-2", math.MaxUint64, eventstore.Backwards, 1); err != nil || len(last) != 0 {
+		t.Fatalf("a stream with only a snapshot reads %v, %v; want no events", ids(last), err)
+	}
+	// An append after the snapshots lands right after the log's head, and a
+	// subscription from the start delivers the log's events only.
+	end := Event("snap.end", `{}`)
+	want = append(want, end.ID)
+	res := mustAppend(t, s, "snap-p-1", 4, end)
+	if res.Version != 5 {
+		t.Fatalf("append after snapshots at version %d, want 5", res.Version)
+	}
+	var got []eventstore.RecordedEvent
+	stop := errors.New("at the end")
+	err = s.Subscribe(ctx(t), 0, func(ev eventstore.RecordedEvent) error {
+		got = append(got, ev)
+		if ev.ID == end.ID {
+			return stop
+		}
+		return nil
+	})
+	if !errors.Is(err, stop) || fmt.Sprint(ids(got)) != fmt.Sprint(want) {
+		t.Fatalf("Subscribe after snapshots = %v (%v)\nwant %v", ids(got), err, want)
+	}
+	for _, ev := range got {
+		if eventstore.IsSnapshotStream(ev.StreamID) || ev.StreamID != "snap-p-1" {
+			t.Fatalf("the log delivered an event of %s", ev.StreamID)
+		}
+	}
+	if h, err := s.Head(ctx(t)); err != nil || h != res.Position {
+		t.Fatalf("head = %d, %v; want the last append's %d", h, err, res.Position)
+	}
+}

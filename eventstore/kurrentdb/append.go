@@ -16,9 +16,14 @@ import (
 // Append implements eventstore.Store. Event IDs must be UUIDs; KurrentDB
 // uses them to make a retried append idempotent. A conflict is returned as
 // *eventstore.VersionError, which matches eventstore.ErrWrongVersion.
+// Snapshot streams (eventstore.IsSnapshotStream) are not the log's:
+// appending to one is refused.
 func (s *Store) Append(ctx context.Context, stream string, expected int64, events []eventstore.EventData) (eventstore.AppendResult, error) {
 	if len(events) == 0 {
 		return eventstore.AppendResult{}, fmt.Errorf("append to %s: no events", stream)
+	}
+	if eventstore.IsSnapshotStream(stream) {
+		return eventstore.AppendResult{}, fmt.Errorf("append to %s: a snapshot stream, not part of the log", stream)
 	}
 	rev, err := expectedRevision(expected)
 	if err != nil {

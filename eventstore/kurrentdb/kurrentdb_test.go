@@ -60,6 +60,10 @@ func TestContract(t *testing.T) {
 	eventstoretest.Run(t, func(t *testing.T) eventstore.Store { return start(t, "esdb").store })
 }
 
+func TestSnapshotContract(t *testing.T) {
+	eventstoretest.RunSnapshots(t, func(t *testing.T) eventstore.Store { return start(t, "esdb").store })
+}
+
 func TestWrongVersionIsVersionError(t *testing.T) {
 	s := start(t, "kurrentdb").store
 	ctx := testCtx(t)

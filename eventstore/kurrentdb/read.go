@@ -13,7 +13,7 @@ import (
 	"github.com/partnerd/partnerd/eventstore"
 )
 
-// headPage is how many events Head reads per step while it skips system
+// headPage is how many events Head reads per step while it skips hidden
 // events at the end of $all.
 const headPage = 64
 
@@ -57,7 +57,7 @@ func (s *Store) ReadStream(ctx context.Context, stream string, from uint64, dir 
 	return out, nil
 }
 
-// ReadAll implements eventstore.Store: up to max non-system events with
+// ReadAll implements eventstore.Store: up to max log events (not hidden) with
 // positions strictly after `after`. KurrentDB reads are inclusive, so the
 // event at `after` itself is read and dropped. `after` must be 0 or a
 // position this store returned: KurrentDB rejects or misreads positions
@@ -83,7 +83,7 @@ func (s *Store) ReadAll(ctx context.Context, after eventstore.Position, max int)
 				continue
 			}
 			cursor, moved = pos, true
-			if !system(r) {
+			if !hidden(r) {
 				out = append(out, recorded(r))
 				if len(out) == max {
 					break
@@ -97,10 +97,10 @@ func (s *Store) ReadAll(ctx context.Context, after eventstore.Position, max int)
 	return out, nil
 }
 
-// Head implements eventstore.Store: the position of the last non-system
-// event, 0 if there is none. It reads $all backwards, skipping the system
-// events KurrentDB writes on its own, so that Head is a position Subscribe
-// and ReadAll actually deliver.
+// Head implements eventstore.Store: the position of the last log event, 0
+// if there is none. It reads $all backwards, skipping the system events
+// KurrentDB writes on its own and the snapshots, so that Head is a position
+// Subscribe and ReadAll actually deliver.
 func (s *Store) Head(ctx context.Context) (eventstore.Position, error) {
 	ctx, cancel := s.scope(ctx)
 	defer cancel()
@@ -111,7 +111,7 @@ func (s *Store) Head(ctx context.Context) (eventstore.Position, error) {
 			return 0, fmt.Errorf("head of $all: %w", err)
 		}
 		for _, r := range page {
-			if !system(r) {
+			if !hidden(r) {
 				return eventstore.Position(r.Position.Commit), nil
 			}
 		}
@@ -164,9 +164,12 @@ func collect(rs *esdb.ReadStream) ([]*esdb.RecordedEvent, error) {
 	}
 }
 
-// system reports KurrentDB's own events: their type or stream starts with $.
-func system(r *esdb.RecordedEvent) bool {
-	return strings.HasPrefix(r.EventType, "$") || strings.HasPrefix(r.StreamID, "$")
+// hidden reports the events of $all that are not events of the log:
+// KurrentDB's own (their type or stream starts with $, metadata streams
+// included) and this adapter's snapshots (snapshot.go).
+func hidden(r *esdb.RecordedEvent) bool {
+	return strings.HasPrefix(r.EventType, "$") || strings.HasPrefix(r.StreamID, "$") ||
+		eventstore.IsSnapshotStream(r.StreamID)
 }
 
 // recorded converts a client event to the port's.

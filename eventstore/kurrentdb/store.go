@@ -5,7 +5,8 @@
 // Positions are KurrentDB commit positions. Every event written by a gRPC
 // append has its own commit position (commit == prepare), so positions
 // order events one by one, as the port requires. System events (type or
-// stream starting with "$") never appear in ReadAll, Subscribe or Head.
+// stream starting with "$") and snapshot streams (snapshot.go) never appear
+// in ReadAll, Subscribe or Head.
 package kurrentdb
 
 import (

@@ -28,11 +28,12 @@ func (e handlerError) Unwrap() error { return e.err }
 
 // Subscribe implements eventstore.Store with a catch-up subscription to
 // $all strictly after `after` (from the first event when 0), skipping
-// system events. When the subscription drops for a transient reason (server
-// restart, network), it resubscribes after the last event it saw, with
-// backoff, so the handler sees no gap and no duplicate. It returns the
-// handler's error unchanged, ctx's error when ctx ends, ErrClosed when the
-// store closes, and a wrapped error for a permanent failure (e.g. denied).
+// system events and snapshots. When the subscription drops for a transient
+// reason (server restart, network), it resubscribes after the last event it
+// saw, with backoff, so the handler sees no gap and no duplicate. It
+// returns the handler's error unchanged, ctx's error when ctx ends,
+// ErrClosed when the store closes, and a wrapped error for a permanent
+// failure (e.g. denied).
 func (s *Store) Subscribe(ctx context.Context, after eventstore.Position, handle func(eventstore.RecordedEvent) error) error {
 	ctx, cancel := s.scope(ctx)
 	defer cancel()
@@ -63,7 +64,7 @@ func (s *Store) Subscribe(ctx context.Context, after eventstore.Position, handle
 }
 
 // subscribeOnce runs one subscription until it drops or the handler fails,
-// advancing *last past every event it receives (system ones included). It
+// advancing *last past every event it receives (hidden ones included). It
 // reports whether it advanced.
 func (s *Store) subscribeOnce(ctx context.Context, last *eventstore.Position, handle func(eventstore.RecordedEvent) error) (bool, error) {
 	// Ending subCtx on return also kills a subscription that the client
@@ -100,7 +101,7 @@ func (s *Store) subscribeOnce(ctx context.Context, last *eventstore.Position, ha
 		if pos <= *last {
 			continue // a server that includes the start position
 		}
-		if !system(r) {
+		if !hidden(r) {
 			if err := handle(recorded(r)); err != nil {
 				return progressed, handlerError{err}
 			}

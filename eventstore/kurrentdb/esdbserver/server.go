@@ -8,7 +8,11 @@
 // It is not KurrentDB: no TLS, no authentication, no system events, no
 // deletes, no server-side filters, no persistent subscriptions, no
 // projections. $all positions are the backing store's positions, used as
-// both commit and prepare position.
+// both commit and prepare position. Stream metadata (SetStreamMetadata, an
+// append to "$$<stream>") is stored as the plain stream it is and never
+// enforced: $maxCount truncates nothing, so the kurrentdb adapter's snapshot
+// streams keep every snapshot here, and the backing store's log holds them
+// (and their metadata streams) as ordinary streams.
 package esdbserver
 
 import (
