@@ -428,13 +428,16 @@ func replaySlice(ctx context.Context, rdb redis.UniversalClient, p Projection, g
 		}(queues[i])
 	}
 	pending := make([][]Event, rebuildWorkers)
+	for i := range pending {
+		pending[i] = make([]Event, 0, workerBatch)
+	}
 	flush := func(i int) {
 		if len(pending[i]) > 0 {
 			select {
 			case queues[i] <- pending[i]:
 			case <-ctx.Done():
 			}
-			pending[i] = nil
+			pending[i] = make([]Event, 0, workerBatch) // the worker owns the old one now
 		}
 	}
 	after := eventstore.Position(0)

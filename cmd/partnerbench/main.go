@@ -74,6 +74,7 @@ func main() {
 	queries := flag.Int("queries", 2000, "list queries timed by the query scenario")
 	duration := flag.Duration("duration", 5*time.Second, "how long each load phase of the commands scenario runs")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
+	memprofile := flag.String("memprofile", "", "write an allocation profile of the whole run to this file at the end")
 	flag.StringVar(&createsProfile, "cpuprofile-creates", "", "write a CPU profile of the commands scenario's create phase (until the projections caught up) to this file")
 	flag.Parse()
 	if *cpuprofile != "" {
@@ -84,6 +85,14 @@ func main() {
 		}
 		_ = pprof.StartCPUProfile(f)
 		defer pprof.StopCPUProfile()
+	}
+	if *memprofile != "" {
+		defer func() {
+			if f, err := os.Create(*memprofile); err == nil {
+				_ = pprof.Lookup("allocs").WriteTo(f, 0)
+				f.Close()
+			}
+		}()
 	}
 
 	res := Results{}

@@ -23,7 +23,7 @@ func (s *Store) ReadAllFiltered(ctx context.Context, after eventstore.Position, 
 		return nil, after, err
 	}
 	defer it.Close()
-	var out []eventstore.RecordedEvent
+	out := make([]eventstore.RecordedEvent, 0, min(max, 1024))
 	last, examined := after, 0
 	for ok := it.First(); ok && len(out) < max; ok = it.Next() {
 		pos := eventstore.Position(binary.BigEndian.Uint64(it.Key()[1:]))
