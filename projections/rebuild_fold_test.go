@@ -15,6 +15,7 @@ import (
 
 	"github.com/partnerd/partnerd/domain"
 	"github.com/partnerd/partnerd/eventstore"
+	"github.com/partnerd/partnerd/eventstore/embedded"
 	"github.com/partnerd/partnerd/internal/testenv"
 )
 
@@ -324,6 +325,44 @@ func TestRebuildSlicesTheLogToFoldEveryPartnerWhole(t *testing.T) {
 	if log.scans != 3 {
 		t.Fatalf("%d scans of the log, want 3 slices", log.scans)
 	}
+	if hook.n.Load() != 120 {
+		t.Fatalf("%d partner hash writes for 120 partners, want one each", hook.n.Load())
+	}
+}
+
+// The same over the embedded store itself: its filtered reads and stream
+// count drive the slices.
+func TestRebuildSlicesOverTheEmbeddedStore(t *testing.T) {
+	defer func(s, b int) { foldStreams, workerBatch = s, b }(foldStreams, workerBatch)
+	foldStreams, workerBatch = 96, 3
+	rdb := testenv.Miniredis(t)
+	log := interleavedLog(t, 4, 120)
+	st, err := embedded.Open(t.TempDir(), embedded.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	ctx := context.Background()
+	for _, e := range log.evs {
+		if _, err := st.Append(ctx, e.StreamID, eventstore.Any, []eventstore.EventData{{ID: e.ID, Type: e.Type, Data: e.Data, Metadata: e.Metadata}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Events of another category are skipped, and do not count as partners.
+	if _, err := st.Append(ctx, "group-pa-g1", eventstore.Any, []eventstore.EventData{{ID: "g", Type: domain.TypeGroupCreated, Data: []byte(`{}`)}}); err != nil {
+		t.Fatal(err)
+	}
+	live := generationKeys(t, rdb, liveProject(t, rdb, log, 4))
+	hook := &partnerWrites{}
+	rdb.AddHook(hook)
+	res, err := Rebuild(ctx, rdb, st, Partners{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Events != uint64(len(log.evs)) {
+		t.Fatalf("rebuild applied %d events, want %d", res.Events, len(log.evs))
+	}
+	sameKeys(t, "rebuilt in slices from the embedded store vs live", generationKeys(t, rdb, res.NewGeneration), live)
 	if hook.n.Load() != 120 {
 		t.Fatalf("%d partner hash writes for 120 partners, want one each", hook.n.Load())
 	}
