@@ -3,6 +3,7 @@ package kurrentdb
 import (
 	"context"
 	"fmt"
+	"math"
 
 	"github.com/EventStore/EventStore-Client-Go/v4/esdb"
 	"github.com/google/uuid"
@@ -19,25 +20,11 @@ var _ eventstore.Snapshotter = (*Store)(nil)
 // stream's snapshot stream (eventstore.SnapshotStream), read backwards from
 // its end, or nil when there is none.
 func (s *Store) ReadSnapshot(ctx context.Context, stream string) ([]byte, error) {
-	name := eventstore.SnapshotStream(stream)
-	ctx, cancel := s.scope(ctx)
-	defer cancel()
-	var recs []*esdb.RecordedEvent
-	err := s.call(ctx, func(ctx context.Context, c *esdb.Client) error {
-		rs, err := c.ReadStream(ctx, name, esdb.ReadStreamOptions{Direction: esdb.Backwards, From: esdb.End{}}, 1)
-		if err != nil {
-			return err
-		}
-		recs, err = collect(rs)
-		return err
-	})
-	if hasCode(err, esdb.ErrorCodeResourceNotFound) {
-		return nil, nil
-	}
+	recs, err := s.ReadStream(ctx, eventstore.SnapshotStream(stream), math.MaxUint64, eventstore.Backwards, 1)
 	if err != nil {
 		return nil, fmt.Errorf("read snapshot of %s: %w", stream, err)
 	}
-	if len(recs) == 0 || recs[0].EventType != snapshotType || len(recs[0].Data) == 0 {
+	if len(recs) == 0 || recs[0].Type != snapshotType || len(recs[0].Data) == 0 {
 		return nil, nil
 	}
 	return recs[0].Data, nil
