@@ -18,7 +18,6 @@ import (
 	"time"
 
 	"github.com/partnerd/partnerd/eventstore/embedded"
-	"github.com/partnerd/partnerd/eventstore/kurrentdb/esdbserver"
 	"github.com/partnerd/partnerd/internal/testenv"
 )
 
@@ -72,23 +71,14 @@ func TestFaultKillTheLeader(t *testing.T) {
 	if out, err := exec.Command("go", "build", "-o", bin, "../cmd/partnerd").CombinedOutput(); err != nil {
 		t.Fatalf("build partnerd: %v\n%s", err, out)
 	}
-	backing, err := embedded.Open(t.TempDir(), embedded.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer backing.Close()
-	esdb, stopESDB, err := esdbserver.Start(backing)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer stopESDB()
+	esdbURL, backing := testenv.KurrentDB(t)
 	ns := testenv.UniquePrefix(t) + "."
 	const key = "kill-test-key-0123456789"
 	var procs []*proc
 	for i := 0; i < 2; i++ {
 		addr := freeAddr(t)
 		cmd := exec.Command(bin)
-		cmd.Env = append(os.Environ(), "PARTNERD_ADDR="+addr, "PARTNERD_EVENTSTORE=esdb://"+esdb+"?tls=false",
+		cmd.Env = append(os.Environ(), "PARTNERD_ADDR="+addr, "PARTNERD_EVENTSTORE="+esdbURL,
 			"PARTNERD_REDIS_URL="+redisURL, "PARTNERD_KAFKA_BROKERS="+strings.Join(brokers, ","), "PARTNERD_KAFKA_NAMESPACE="+ns,
 			"PARTNERD_BOOTSTRAP_PROGRAM=acme", "PARTNERD_BOOTSTRAP_KEY="+key)
 		p := &proc{cmd: cmd, base: "http://" + addr, log: &bytes.Buffer{}}

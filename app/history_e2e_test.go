@@ -15,7 +15,7 @@ import (
 	"github.com/partnerd/partnerd/domain"
 	"github.com/partnerd/partnerd/eventstore"
 	"github.com/partnerd/partnerd/eventstore/embedded"
-	"github.com/partnerd/partnerd/eventstore/kurrentdb/esdbserver"
+	"github.com/partnerd/partnerd/internal/testenv"
 )
 
 // History and time-travel tests use databases 28-30.
@@ -241,18 +241,9 @@ func TestProjectionProgressMetrics(t *testing.T) {
 func TestPartnerSnapshotTakenAndUsed(t *testing.T) {
 	t.Run("embedded", func(t *testing.T) { testPartnerSnapshot(t, config(t, ""), nil) })
 	t.Run("kurrentdb", func(t *testing.T) {
-		backing, err := embedded.Open(t.TempDir(), embedded.Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer backing.Close()
-		addr, stop, err := esdbserver.Start(backing)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer stop()
+		esdbURL, backing := testenv.KurrentDB(t)
 		cfg := config(t, "")
-		cfg.EventStore = "esdb://" + addr + "?tls=false"
+		cfg.EventStore = esdbURL
 		testPartnerSnapshot(t, cfg, backing)
 	})
 }

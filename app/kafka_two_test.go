@@ -6,8 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/partnerd/partnerd/eventstore/embedded"
-	"github.com/partnerd/partnerd/eventstore/kurrentdb/esdbserver"
 	"github.com/partnerd/partnerd/internal/testenv"
 	"github.com/partnerd/partnerd/projections"
 )
@@ -20,18 +18,9 @@ const dbKafkaTwo = 7
 // effect lost, none doubled.
 func TestTwoInstancesOnKafkaMatchARebuild(t *testing.T) {
 	brokers := testenv.KafkaBrokers(t)
-	backing, err := embedded.Open(t.TempDir(), embedded.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer backing.Close()
-	addr, stopServer, err := esdbserver.Start(backing)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer stopServer()
+	esdbURL, _ := testenv.KurrentDB(t)
 	cfg := config(t, redisDB(t, dbKafkaTwo))
-	cfg.EventStore = "esdb://" + addr + "?tls=false"
+	cfg.EventStore = esdbURL
 	cfg.KafkaBrokers = brokers
 	cfg.KafkaNamespace = testenv.UniquePrefix(t) + "." // the broker outlives test runs
 	h1, h2 := start(t, cfg), start(t, cfg)

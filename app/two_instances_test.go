@@ -6,8 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/partnerd/partnerd/eventstore/embedded"
-	"github.com/partnerd/partnerd/eventstore/kurrentdb/esdbserver"
+	"github.com/partnerd/partnerd/internal/testenv"
 )
 
 const dbTwoInstances = 6
@@ -16,18 +15,9 @@ const dbTwoInstances = 6
 // models; one relay publishes at a time, and when its process stops the
 // other takes over.
 func TestTwoInstancesOnKurrentDB(t *testing.T) {
-	backing, err := embedded.Open(t.TempDir(), embedded.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer backing.Close()
-	addr, stopServer, err := esdbserver.Start(backing)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer stopServer()
+	esdbURL, _ := testenv.KurrentDB(t)
 	cfg := config(t, redisDB(t, dbTwoInstances))
-	cfg.EventStore = "esdb://" + addr + "?tls=false"
+	cfg.EventStore = esdbURL
 	h1 := start(t, cfg)
 	h2 := start(t, cfg)
 	for i := 0; i < 10; i++ {

@@ -14,7 +14,7 @@ import (
 	"github.com/partnerd/partnerd/eventstore/embedded"
 	"github.com/partnerd/partnerd/eventstore/eventstoretest"
 	"github.com/partnerd/partnerd/eventstore/kurrentdb"
-	"github.com/partnerd/partnerd/eventstore/kurrentdb/esdbserver"
+	"github.com/partnerd/partnerd/internal/testenv"
 	"github.com/partnerd/partnerd/relay"
 )
 
@@ -126,17 +126,8 @@ func TestRelaySkipsSnapshotStreams(t *testing.T) {
 // Through the KurrentDB adapter (over real gRPC to the in-process server),
 // snapshots written beside partner streams never reach the bus.
 func TestRelayOverKurrentDBPublishesNoSnapshots(t *testing.T) {
-	backing, err := embedded.Open(t.TempDir(), embedded.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer backing.Close()
-	addr, stop, err := esdbserver.Start(backing)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer stop()
-	store, err := kurrentdb.Open("esdb://" + addr + "?tls=false")
+	esdbURL, backing := testenv.KurrentDB(t)
+	store, err := kurrentdb.Open(esdbURL)
 	if err != nil {
 		t.Fatal(err)
 	}
