@@ -112,23 +112,44 @@ func (r *reader) varint() int64 {
 	return v
 }
 
-func (r *reader) bytes() []byte {
+// view returns the next length-prefixed field without copying it: valid
+// only as long as the record's bytes are.
+func (r *reader) view() []byte {
 	n := r.uvarint()
 	if r.err != nil || uint64(len(r.b)) < n {
 		r.err = errCorrupt
 		return nil
 	}
-	v := make([]byte, n)
-	copy(v, r.b[:n])
+	v := r.b[:n]
 	r.b = r.b[n:]
 	return v
 }
 
-func decodeRecord(pos eventstore.Position, raw []byte) (eventstore.RecordedEvent, error) {
-	if len(raw) == 0 || raw[0] != 1 {
-		return eventstore.RecordedEvent{}, errCorrupt
+// bytes returns a copy of the next length-prefixed field.
+func (r *reader) bytes() []byte {
+	v := r.view()
+	if r.err != nil {
+		return nil
 	}
-	r := &reader{b: raw[1:]}
+	c := make([]byte, len(v))
+	copy(c, v)
+	return c
+}
+
+// recordReader reads an encoded record (see encodeRecord) after checking
+// its format version.
+func recordReader(raw []byte) (*reader, error) {
+	if len(raw) == 0 || raw[0] != 1 {
+		return nil, errCorrupt
+	}
+	return &reader{b: raw[1:]}, nil
+}
+
+func decodeRecord(pos eventstore.Position, raw []byte) (eventstore.RecordedEvent, error) {
+	r, err := recordReader(raw)
+	if err != nil {
+		return eventstore.RecordedEvent{}, err
+	}
 	ev := eventstore.RecordedEvent{Position: pos}
 	ev.ID = string(r.bytes())
 	ev.StreamID = string(r.bytes())

@@ -53,18 +53,13 @@ func (s *Store) ReadAllFiltered(ctx context.Context, after eventstore.Position, 
 // recordStream returns the stream ID of an encoded record (see
 // encodeRecord), without copying it.
 func recordStream(raw []byte) ([]byte, error) {
-	if len(raw) == 0 || raw[0] != 1 {
-		return nil, errCorrupt
+	r, err := recordReader(raw)
+	if err != nil {
+		return nil, err
 	}
-	b, field := raw[1:], []byte(nil)
-	for range 2 { // the event ID, then the stream ID
-		n, w := binary.Uvarint(b)
-		if w <= 0 || uint64(len(b)-w) < n {
-			return nil, errCorrupt
-		}
-		field, b = b[w:w+int(n)], b[w+int(n):]
-	}
-	return field, nil
+	r.view() // the event ID
+	stream := r.view()
+	return stream, r.err
 }
 
 // CountStreams implements eventstore.FilteredReader, from the stream
