@@ -157,6 +157,16 @@ func ProjectionsFor(c Config) []projections.Projection {
 			AgeChecks: &projections.AgeChecks{Every: time.Minute}}}
 }
 
+// Layout implements queries.Layouts.
+func (a *App) Layout(name string) int {
+	for _, r := range a.Runners {
+		if r.Projection().Name() == name {
+			return r.Layout()
+		}
+	}
+	return 1
+}
+
 // Generation implements queries.Generations.
 func (a *App) Generation(name string) int64 {
 	for _, r := range a.Runners {
@@ -233,7 +243,26 @@ func (a *App) Start(ctx context.Context) error {
 	go func() { defer a.wg.Done(); outbox.Run(ctx) }()
 	go func() { defer a.wg.Done(); a.lag.run(ctx, a.Store) }()
 	go func() { defer a.wg.Done(); a.runScheduler(ctx) }()
+	a.migrateLayouts()
 	return nil
+}
+
+// migrateLayouts rebuilds, in the background, each projection whose live
+// generation was built with an older key layout than this release's: the
+// old generation keeps serving (queries read it the way its layout
+// allows) until the new one switches in. Another instance that started
+// the same rebuild holds its lock; this one then leaves it to that one.
+func (a *App) migrateLayouts() {
+	for _, r := range a.Runners {
+		p := r.Projection()
+		if have, want := r.Layout(), projections.LayoutOf(p); have < want {
+			a.Logger.Info("projection built with an older key layout: rebuilding it", "projection", p.Name(),
+				"generation", r.Generation(), "layout", have, "new_layout", want)
+			if err := a.StartRebuild(p.Name()); err != nil {
+				a.Logger.Warn("layout rebuild not started", "projection", p.Name(), "err", err)
+			}
+		}
+	}
 }
 
 // WaitCaughtUp blocks until the relay has published the whole log as of now

@@ -66,6 +66,10 @@ func (a *App) StartRebuild(name string) error {
 		a.rb.mu.Lock()
 		st.err, st.finished, st.took = err, true, time.Since(st.started)
 		a.rb.mu.Unlock()
+		if errors.Is(err, projections.ErrRebuildRunning) {
+			a.Logger.Info("rebuild left to the instance already running it", "projection", name)
+			return
+		}
 		if err != nil && !errors.Is(err, context.Canceled) {
 			a.Logger.Error("rebuild failed", "projection", name, "err", err)
 			return

@@ -4,11 +4,14 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/partnerd/partnerd/app"
 	"github.com/partnerd/partnerd/commands"
 	"github.com/partnerd/partnerd/domain"
+	"github.com/partnerd/partnerd/projections"
 )
 
 func newPartner(id string) domain.NewPartner {
@@ -114,5 +117,58 @@ func TestNewProjectionIsBuiltFromTheLog(t *testing.T) {
 	}
 	if got := h2.do("GET", "/partners/n3", nil).json(t)["name"]; got != "N2" {
 		t.Fatalf("n3 name = %v, want N2", got)
+	}
+}
+
+// A partners generation built by a release before the gram registry
+// (layout 1: no layout recorded) keeps serving after an upgrade while
+// partnerd rebuilds it in the new layout at start, and the rebuilt one
+// answers 2-character searches through the registry.
+func TestOlderLayoutIsRebuiltAtStart(t *testing.T) {
+	cfg := config(t, redisDB(t, dbRestart))
+	h := start(t, cfg)
+	for i, name := range []string{"xaby", "zzzz", "qabq", "ab"} {
+		if r := h.do("POST", "/partners", map[string]any{"partner_id": fmt.Sprintf("l%d", i), "name": name, "relationship_type": "direct"}); r.status != 201 {
+			t.Fatal(r.status)
+		}
+	}
+	if err := h.app.WaitCaughtUp(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	old := h.app.Generation("partners")
+	if l := h.app.Layout("partners"); l != projections.PartnersLayout {
+		t.Fatalf("a generation partnerd started has layout %d, want %d", l, projections.PartnersLayout)
+	}
+	h.stop()
+	// What the old release left: no layout recorded, no gram registry.
+	rdb, _, err := app.OpenRedis(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rdb.Close()
+	ks := projections.NewKeyspace("partners", old, "acme")
+	if n, _ := rdb.Del(t.Context(), projections.LayoutKey("partners", old), ks.GramRegistryKey()).Result(); n != 2 {
+		t.Fatalf("deleted %d of the layout key and the registry, want 2", n)
+	}
+
+	h2 := start(t, cfg)
+	deadline := time.Now().Add(30 * time.Second)
+	for h2.app.Layout("partners") != projections.PartnersLayout || h2.app.Generation("partners") == old {
+		if time.Now().After(deadline) {
+			t.Fatalf("after 30 s: partners generation %d layout %d, want a new generation of layout %d",
+				h2.app.Generation("partners"), h2.app.Layout("partners"), projections.PartnersLayout)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if l, err := rdb.Get(t.Context(), projections.LayoutKey("partners", h2.app.Generation("partners"))).Int(); err != nil || l != projections.PartnersLayout {
+		t.Fatalf("layout recorded for the new generation: %d %v", l, err)
+	}
+	page := h2.do("GET", "/partners?q=ab", nil).json(t)
+	var ids []string
+	for _, it := range page["items"].([]any) {
+		ids = append(ids, it.(map[string]any)["partner_id"].(string))
+	}
+	if strings.Join(ids, " ") != "l0 l2 l3" {
+		t.Fatalf("q=ab after the layout rebuild: %v, want l0 l2 l3", ids)
 	}
 }

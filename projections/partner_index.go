@@ -23,8 +23,14 @@ import (
 //	sort:date_joined          zset  partner IDs scored by date joined (unix ms; -1 never joined)
 //	sort:social_reach         zset  partner IDs scored by social reach (-1 unknown)
 //	partners                  zset  partner IDs, score 0 (sort by partner_id)
-//	ng:<g>                    set   partner IDs whose name, ID or URL (lower
-//	                                case) contains the 1-, 2- or 3-character n-gram g
+//	ng:<c>                    set   partner IDs whose name, ID or URL (lower
+//	                                case) contains the character c
+//	ng:<g>                    set   partner IDs where the 3-character g occurs
+//	                                in name, ID or URL, or the 2-character g
+//	                                ends one of them (or is all of it)
+//	ngr                       zset  every g of the sets above (score 0, raw
+//	                                text), for finding those that begin with a
+//	                                2-character q (ZRANGEBYLEX)
 //	search                    hash  partner ID → "name\nid\nurl" in lower case,
 //	                                for checking a longer q against its candidates
 //
@@ -34,7 +40,16 @@ import (
 const (
 	recentlyExpiredKey = "recently_expired"
 	searchKey          = "search"
+	gramRegistryKey    = "ngr"
 )
+
+// PartnersLayout is the version of the partners projection's key layout.
+// A generation built with an older layout is rebuilt when partnerd starts
+// (see Layouted). Layout 1 kept a set per 1-, 2- and 3-gram; layout 2
+// replaces the 2-gram sets (a third of a partner's ~80 n-gram memberships)
+// by the 2-character ends of the parts and the registry, so a 2-character
+// q is the union of the sets of the grams it begins (ngr).
+const PartnersLayout = 2
 
 // Filter names of the list screen (API.md GET /partners), with custom.<name> apart.
 var PartnerFilters = []string{"status", "contract_stage", "group", "template_term", "terms_update",
@@ -95,6 +110,10 @@ func (k Keyspace) CustomKey(name, value string) string {
 // NGramKey is the search set of one n-gram (1–3 characters, lower case).
 func (k Keyspace) NGramKey(gram string) string { return k.Key("ng", IndexPart(gram)) }
 
+// GramRegistryKey is the sorted set of the grams of 2 and 3 characters
+// that have a set (NGramKey), members the grams themselves, score 0.
+func (k Keyspace) GramRegistryKey() string { return k.Key(gramRegistryKey) }
+
 // SortKey is the sorted set of a sort key; "partner_id" is the partners zset.
 func (k Keyspace) SortKey(sort string) string {
 	if sort == "partner_id" {
@@ -143,8 +162,8 @@ func SearchText(s domain.PartnerState) []string {
 	return []string{strings.ToLower(s.Profile.Name), strings.ToLower(s.PartnerID), strings.ToLower(s.Profile.URL)}
 }
 
-// NGrams returns the distinct 1-, 2- and 3-character n-grams of the parts
-// (n-grams never span two parts), sorted.
+// NGrams returns the distinct n-grams of the parts that have a search set
+// (see eachNGram), sorted.
 func NGrams(parts ...string) []string {
 	var out []string
 	eachNGram(parts, func(g string) { out = append(out, g) })
@@ -152,9 +171,15 @@ func NGrams(parts ...string) []string {
 	return slices.Compact(out)
 }
 
-// eachNGram calls fn with every 1-, 2- and 3-character n-gram of the parts,
-// duplicates included. ASCII parts (the common case) yield substrings of
-// the parts themselves, without copies.
+// eachNGram calls fn, duplicates included, with every character of the
+// parts, every 3-character substring, and each part's last two characters
+// (a part of two characters is its own end). Together they answer any q:
+// one character by its set; two by the sets of the grams they begin (an
+// occurrence of q is the start of a 3-gram, or the end of a part); three
+// by the 3-gram's set; longer ones by the intersection of their 3-grams,
+// checked against the text. N-grams never span two parts. ASCII parts
+// (the common case) yield substrings of the parts themselves, without
+// copies.
 func eachNGram(parts []string, fn func(string)) {
 	for _, p := range parts {
 		if !utf8.ValidString(p) {
@@ -162,16 +187,22 @@ func eachNGram(parts []string, fn func(string)) {
 		}
 		if isASCII(p) {
 			for i := range len(p) {
-				for n := 1; n <= 3 && i+n <= len(p); n++ {
-					fn(p[i : i+n])
+				fn(p[i : i+1])
+				if i+3 <= len(p) {
+					fn(p[i : i+3])
+				} else if i+2 == len(p) {
+					fn(p[i:])
 				}
 			}
 			continue
 		}
 		rs := []rune(p)
 		for i := range rs {
-			for n := 1; n <= 3 && i+n <= len(rs); n++ {
-				fn(string(rs[i : i+n]))
+			fn(string(rs[i : i+1]))
+			if i+3 <= len(rs) {
+				fn(string(rs[i : i+3]))
+			} else if i+2 == len(rs) {
+				fn(string(rs[i:]))
 			}
 		}
 	}
@@ -207,30 +238,49 @@ type scored struct {
 type gramKeys struct {
 	ks    Keyspace
 	keys  map[string]*gramEntry
+	grams map[string]string // key → gram, for grams of 2 and 3 characters
 	stamp uint32
+}
+
+func newGramKeys(ks Keyspace) *gramKeys {
+	return &gramKeys{ks: ks, keys: map[string]*gramEntry{}, grams: map[string]string{}}
 }
 
 type gramEntry struct {
 	key   string
 	stamp uint32
+	ops   *keyOps // the batch's writes to key, once it has any
 }
 
-// grams returns the distinct n-gram set keys of the partner's search text.
-func (ix partnerIndex) grams(gk *gramKeys) []string {
+// registered tells whether the gram of key goes in the registry (2 or 3
+// characters), and which gram it is.
+func (gk *gramKeys) registered(key string) (string, bool) {
+	if gk == nil {
+		return "", false
+	}
+	g, ok := gk.grams[key]
+	return g, ok
+}
+
+// grams returns the distinct n-gram sets of the partner's search text.
+func (ix partnerIndex) grams(gk *gramKeys) []*gramEntry {
 	if ix.search == "" {
 		return nil
 	}
 	gk.stamp++
-	out := make([]string, 0, 2*len(ix.search))
+	out := make([]*gramEntry, 0, 2*len(ix.search))
 	eachNGram(strings.Split(ix.search, "\n"), func(g string) {
 		e := gk.keys[g]
 		if e == nil {
 			e = &gramEntry{key: gk.ks.NGramKey(g)}
 			gk.keys[g] = e
+			if len(g) > 1 && utf8.RuneCountInString(g) > 1 {
+				gk.grams[e.key] = g
+			}
 		}
 		if e.stamp != gk.stamp {
 			e.stamp = gk.stamp
-			out = append(out, e.key)
+			out = append(out, e)
 		}
 	})
 	return out
@@ -338,15 +388,14 @@ func (iw *indexWrites) at(k string) *keyOps {
 // diff records the changes that move partner id from old to cur.
 func (iw *indexWrites) diff(ks Keyspace, id string, old, cur partnerIndex) {
 	if iw.gkeys == nil || iw.ks != ks {
-		iw.gkeys = &gramKeys{ks: ks, keys: map[string]*gramEntry{}}
+		iw.gkeys = newGramKeys(ks)
 	}
 	iw.ks = ks
 	var idv any = id // boxed once, not once per key it joins
 	diffSets(old.sets, cur.sets, func(k string) { o := iw.at(k); o.rem = append(o.rem, idv) },
 		func(k string) { o := iw.at(k); o.add = append(o.add, idv) })
 	if old.search != cur.search {
-		diffSets(old.grams(iw.gkeys), cur.grams(iw.gkeys), func(k string) { o := iw.at(k); o.rem = append(o.rem, idv) },
-			func(k string) { o := iw.at(k); o.add = append(o.add, idv) })
+		iw.diffGrams(old.grams(iw.gkeys), cur.grams(iw.gkeys), idv)
 		if cur.search != "" {
 			iw.texts = append(iw.texts, idv, cur.search)
 		} else {
@@ -366,6 +415,44 @@ func (iw *indexWrites) diff(ks Keyspace, id string, old, cur partnerIndex) {
 		if i < 0 || old.scores[i].score != cs.score {
 			o := iw.at(cs.key)
 			o.zadd = append(o.zadd, strconv.FormatFloat(cs.score, 'g', -1, 64), idv)
+		}
+	}
+}
+
+// diffGrams records id leaving the n-gram sets only in old and joining
+// those only in cur. Entries come from one gramKeys, so a gram is one
+// pointer, and each entry keeps its keyOps (no map lookup per partner and
+// gram: a rebuild makes ~50 of these per partner).
+func (iw *indexWrites) diffGrams(old, cur []*gramEntry, id any) {
+	ops := func(e *gramEntry) *keyOps {
+		if e.ops == nil {
+			e.ops = iw.at(e.key)
+		}
+		return e.ops
+	}
+	if len(old) == 0 {
+		for _, e := range cur {
+			o := ops(e)
+			o.add = append(o.add, id)
+		}
+		return
+	}
+	in := make(map[*gramEntry]bool, len(old))
+	for _, e := range old {
+		in[e] = true
+	}
+	for _, e := range cur {
+		if in[e] {
+			delete(in, e)
+		} else {
+			o := ops(e)
+			o.add = append(o.add, id)
+		}
+	}
+	for _, e := range old {
+		if in[e] {
+			o := ops(e)
+			o.rem = append(o.rem, id)
 		}
 	}
 }
@@ -403,6 +490,15 @@ func (iw *indexWrites) flush(w *Writes) {
 		if k == iw.ks.SearchKey() {
 			if len(o.rem) > 0 {
 				w.HDel(k, o.rem...)
+			}
+			continue
+		}
+		if g, ok := iw.gkeys.registered(k); ok {
+			if len(o.rem) > 0 {
+				w.GramRem(k, iw.ks.GramRegistryKey(), g, o.rem...)
+			}
+			if len(o.add) > 0 {
+				w.GramAdd(k, iw.ks.GramRegistryKey(), g, o.add...)
 			}
 			continue
 		}

@@ -33,6 +33,9 @@ type Partners struct{}
 // Name implements Projection.
 func (Partners) Name() string { return "partners" }
 
+// Layout implements Layouted (see PartnersLayout).
+func (Partners) Layout() int { return PartnersLayout }
+
 // Topics implements Projection.
 func (Partners) Topics() []string { return []string{"partnerd.partners"} }
 

@@ -152,6 +152,11 @@ func Rebuild(ctx context.Context, rdb redis.UniversalClient, log LogReader, p Pr
 	if err := rdb.Set(ctx, building, gen, 0).Err(); err != nil {
 		return RebuildResult{}, err
 	}
+	if l := LayoutOf(p); l > 1 {
+		if err := rdb.Set(ctx, LayoutKey(name, gen), l, 0).Err(); err != nil {
+			return RebuildResult{}, err
+		}
+	}
 	res := RebuildResult{OldGeneration: old, NewGeneration: gen}
 	head, err := log.Head(ctx)
 	if err != nil {
@@ -603,18 +608,48 @@ func foldWorker(ctx context.Context, rdb redis.UniversalClient, p Projection, f 
 }
 
 // queue adds the planned writes to a pipeline as plain commands, in order.
+// Only for a generation nothing else writes: an n-gram set's registry
+// entry is added with its members without asking whether the set was
+// empty (one ZADD per registry for the whole batch); a removal (rare: a
+// rebuild folds partners whole) runs as a small script that drops the
+// entry of a set it empties.
 func (w *Writes) queue(ctx context.Context, pipe redis.Pipeliner) {
+	var registry map[string][]any // registry key → score, gram, …
 	i := 0
 	for o := 0; o < w.nops; o++ {
 		cmd, ki, na := w.args[i].(string), w.args[i+1].(int), w.args[i+2].(int)
 		i += 3
-		args := make([]any, 0, 2+na)
-		args = append(args, cmd, w.keys[ki-2])
-		args = append(args, w.args[i:i+na]...)
-		pipe.Do(ctx, args...)
+		key, a := w.keys[ki-2], w.args[i:i+na]
 		i += na
+		switch cmd {
+		case "PD_GRAMADD":
+			if registry == nil {
+				registry = map[string][]any{}
+			}
+			reg := w.keys[a[0].(int)-2]
+			registry[reg] = append(registry[reg], 0, a[1])
+			cmd, a = "SADD", a[2:]
+		case "PD_GRAMREM":
+			pipe.Eval(ctx, gramRemScript, []string{key, w.keys[a[0].(int)-2]}, a[1:]...)
+			continue
+		}
+		args := make([]any, 0, 2+len(a))
+		args = append(args, cmd, key)
+		args = append(args, a...)
+		pipe.Do(ctx, args...)
+	}
+	for reg, members := range registry {
+		pipe.Do(ctx, append([]any{"ZADD", reg}, members...)...)
 	}
 }
+
+// gramRemScript is PD_GRAMREM outside the apply step: KEYS[1] the n-gram
+// set, KEYS[2] the registry, ARGV[1] the gram, ARGV[2…] the members.
+const gramRemScript = `
+local removed = redis.call('SREM', KEYS[1], unpack(ARGV, 2))
+if removed > 0 and redis.call('EXISTS', KEYS[1]) == 0 then redis.call('ZREM', KEYS[2], ARGV[1]) end
+return removed
+`
 
 // guardedReplay applies the log between after and until through the
 // runner's guarded path (pinned to gen), for when live runners write gen too.

@@ -99,6 +99,7 @@ type Runner struct {
 	rdb      redis.UniversalClient
 	proj     Projection
 	gen      atomic.Int64
+	layout   atomic.Int64 // of gen; see Refresh for the order of the two
 	script   *redis.Script
 	reqs     chan *applyReq
 	maxBatch int
@@ -138,6 +139,38 @@ type applyReq struct {
 // GenerationKey is where the live generation number of a projection is kept.
 func GenerationKey(name string) string { return "pd:" + name + ":gen" }
 
+// Layouted is a projection whose key layout has changed over releases: it
+// tells the version its code writes and reads. Each generation records the
+// layout it was built with (LayoutKey; absent = 1), and partnerd rebuilds
+// a projection whose live generation is older when it starts, serving the
+// old one meanwhile (queries read an old layout the way it allows).
+type Layouted interface {
+	Layout() int
+}
+
+// LayoutKey is where generation gen of projection name records its layout
+// (inside the generation's keys, so dropping the generation drops it).
+func LayoutKey(name string, gen int64) string {
+	return "pd:" + name + ":g" + strconv.FormatInt(gen, 10) + ":layout"
+}
+
+// LayoutOf is the layout projection p writes (1 unless it is Layouted).
+func LayoutOf(p Projection) int {
+	if l, ok := p.(Layouted); ok {
+		return l.Layout()
+	}
+	return 1
+}
+
+// readLayout reads the layout generation gen of name was built with.
+func readLayout(ctx context.Context, rdb redis.Cmdable, name string, gen int64) (int, error) {
+	l, err := rdb.Get(ctx, LayoutKey(name, gen)).Int()
+	if errors.Is(err, redis.Nil) {
+		return 1, nil
+	}
+	return l, err
+}
+
 // NewRunner makes a runner; call Start before handing it messages.
 func NewRunner(rdb redis.UniversalClient, p Projection) *Runner {
 	return &Runner{Logger: slog.Default(), Workers: 4, rdb: rdb, proj: p, script: redis.NewScript(applyScript), reqs: make(chan *applyReq, 4096),
@@ -156,7 +189,18 @@ func (r *Runner) Start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("projection %s: read generation: %w", r.proj.Name(), err)
 	}
+	if created && LayoutOf(r.proj) > 1 {
+		// A generation this runner started is written with its layout.
+		if err := r.rdb.Set(ctx, LayoutKey(r.proj.Name(), gen), LayoutOf(r.proj), 0).Err(); err != nil {
+			return fmt.Errorf("projection %s: record layout: %w", r.proj.Name(), err)
+		}
+	}
+	layout, err := readLayout(ctx, r.rdb, r.proj.Name(), gen)
+	if err != nil {
+		return fmt.Errorf("projection %s: read layout: %w", r.proj.Name(), err)
+	}
 	r.gen.Store(gen)
+	r.layout.Store(int64(layout))
 	// Several batches in flight overlap Redis round trips with planning. A
 	// stream is never in two of them: its messages arrive one at a time
 	// (each partition waits for the ack), and across processes the guard's
@@ -175,11 +219,24 @@ func (r *Runner) Start(ctx context.Context) error {
 // Refresh re-reads the live generation now (after a rebuild switched it).
 func (r *Runner) Refresh(ctx context.Context) error {
 	g, err := r.rdb.Get(ctx, GenerationKey(r.proj.Name())).Int64()
-	if err == nil {
-		r.gen.Store(g)
+	if err != nil {
+		return err
 	}
-	return err
+	l, err := readLayout(ctx, r.rdb, r.proj.Name(), g)
+	if err != nil {
+		return err
+	}
+	// The generation first, and readers read Layout before Generation: a
+	// reader may pair a new generation with its predecessor's (older)
+	// layout, which only costs a check the newer layout does not need,
+	// never an old generation with a newer layout.
+	r.gen.Store(g)
+	r.layout.Store(int64(l))
+	return nil
 }
+
+// Layout is the layout the live generation was built with (see Layouted).
+func (r *Runner) Layout() int { return int(r.layout.Load()) }
 
 // Fresh reports whether Start found no generation of this projection in
 // Redis, i.e. the read model has never been built there.
@@ -471,9 +528,7 @@ func (r *Runner) followGeneration(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if g, err := r.rdb.Get(ctx, GenerationKey(r.proj.Name())).Int64(); err == nil {
-				r.gen.Store(g)
-			}
+			_ = r.Refresh(ctx)
 		}
 	}
 }

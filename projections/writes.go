@@ -96,6 +96,18 @@ func (w *Writes) Del(key string) { w.op("DEL", key) }
 // SAdd adds set members.
 func (w *Writes) SAdd(key string, members ...any) { w.op("SADD", key, members...) }
 
+// GramAdd adds members to the n-gram set key and, when the set was empty
+// before, gram to the registry zset (score 0), in the same atomic step.
+func (w *Writes) GramAdd(key, registry, gram string, members ...any) {
+	w.op("PD_GRAMADD", key, append([]any{w.key(registry), gram}, members...)...)
+}
+
+// GramRem removes members from the n-gram set key and, when that empties
+// it, gram from the registry.
+func (w *Writes) GramRem(key, registry, gram string, members ...any) {
+	w.op("PD_GRAMREM", key, append([]any{w.key(registry), gram}, members...)...)
+}
+
 // SRem removes set members.
 func (w *Writes) SRem(key string, members ...any) { w.op("SREM", key, members...) }
 
@@ -136,7 +148,8 @@ func (w *Writes) XAdd(stream string, maxLen int64, fieldValues ...any) {
 // It returns 1 when applied, 0 when a guard or a check moved (another
 // consumer applied some of these events, or changed what they were
 // planned against, meanwhile; the runner re-reads and retries).
-// PD_ANNOUNCE is the one composite op (see Writes.Announce).
+// PD_ANNOUNCE, PD_GRAMADD and PD_GRAMREM are composite ops (see
+// Writes.Announce, Writes.GramAdd, Writes.GramRem).
 const applyScript = `
 local n = tonumber(ARGV[1])
 local i = 2
@@ -187,6 +200,16 @@ for o = 1, nops do
     if changed == 1 then
       local seq = redis.call('INCR', KEYS[tonumber(ARGV[i])])
       redis.call('RPUSH', KEYS[tonumber(ARGV[i+1])], seq .. '|' .. ARGV[i+3] .. '|' .. ARGV[i+4])
+    end
+  elseif cmd == 'PD_GRAMADD' then
+    local added = redis.call('SADD', key, unpack(ARGV, i + 2, i + na - 1))
+    if added > 0 and redis.call('SCARD', key) == added then
+      redis.call('ZADD', KEYS[tonumber(ARGV[i])], 0, ARGV[i+1])
+    end
+  elseif cmd == 'PD_GRAMREM' then
+    local removed = redis.call('SREM', key, unpack(ARGV, i + 2, i + na - 1))
+    if removed > 0 and redis.call('EXISTS', key) == 0 then
+      redis.call('ZREM', KEYS[tonumber(ARGV[i])], ARGV[i+1])
     end
   elseif na == 0 then
     redis.call(cmd, key)

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -151,7 +152,9 @@ return {total, start, items}
 //	KEYS[6] recently_expired zset   KEYS[7] its members since ARGV[2], as a set
 //	KEYS[8…] the terms' keys, in order
 //	ARGV[1] number of terms   ARGV[2] recently-expired minimum score ('' = unused)
-//	ARGV[3…] each term's number of keys
+//	ARGV[3…] each term's number of keys; -n for a union stored first (of
+//	         a search's grams, too many to meet the running result one by
+//	         one): its n keys are the destination, then the sets
 const filterScript = `
 local sortKey, res, cur, ta, tb = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 if ARGV[2] ~= '' then
@@ -164,14 +167,22 @@ local singles, unions = {}, {}
 local ki = 8
 for t = 1, tonumber(ARGV[1]) do
   local nk = tonumber(ARGV[2 + t])
-  local term = {keys = {}, size = 0}
-  for j = 1, nk do
-    local k = KEYS[ki]
-    ki = ki + 1
-    table.insert(term.keys, k)
-    term.size = term.size + redis.call('SCARD', k)
+  if nk < 0 then
+    -- a union to store first: its destination, then its sets
+    local dst = KEYS[ki]
+    redis.call('SUNIONSTORE', dst, unpack(KEYS, ki + 1, ki - nk - 1))
+    ki = ki - nk
+    table.insert(singles, dst)
+  else
+    local term = {keys = {}, size = 0}
+    for j = 1, nk do
+      local k = KEYS[ki]
+      ki = ki + 1
+      table.insert(term.keys, k)
+      term.size = term.size + redis.call('SCARD', k)
+    end
+    if nk == 1 then table.insert(singles, term.keys[1]) else table.insert(unions, term) end
   end
-  if nk == 1 then table.insert(singles, term.keys[1]) else table.insert(unions, term) end
 end
 table.sort(unions, function(a, b) return a.size < b.size end)
 -- zinter stores into dst the members of every key of ks that are in base
@@ -251,6 +262,7 @@ func (q *Queries) SearchPartnerIDs(ctx context.Context, program string, lq Partn
 			return PartnerIDs{}, err
 		}
 	}
+	layout := q.layout("partners") // before the generation: see Runner.Refresh
 	ks := q.keys("partners", program)
 	var tokb [8]byte
 	_, _ = rand.Read(tokb[:])
@@ -300,11 +312,37 @@ func (q *Queries) SearchPartnerIDs(ctx context.Context, program string, lq Partn
 		}
 	}
 	verify := ""
+	var unions []int // terms to store as one union first
 	if needle := strings.ToLower(lq.Q); needle != "" {
 		rs := []rune(needle)
-		if len(rs) <= 3 {
+		switch {
+		case len(rs) == 2:
+			// The grams that begin with the two characters, from the
+			// registry (before the transaction: a partner whose gram is
+			// registered later was applied later too). The union is stored
+			// first (a negative key count tells the script), then meets the
+			// other terms as one set.
+			grams, err := q.rdb.ZRangeByLex(ctx, ks.GramRegistryKey(), &redis.ZRangeBy{Min: "[" + needle, Max: "(" + needle + "\xff"}).Result()
+			if err != nil {
+				return PartnerIDs{}, fmt.Errorf("list partners: gram registry: %w", err)
+			}
+			term := []string{newTemp(), ks.NGramKey(needle)}
+			for _, g := range grams {
+				if g != needle {
+					term = append(term, ks.NGramKey(g))
+				}
+			}
+			terms = append(terms, term)
+			unions = append(unions, len(terms)-1)
+			if layout < 2 {
+				// A generation of layout 1 (until its rebuild switches in)
+				// has 2-gram sets that miss nothing but may keep partners
+				// since renamed: check the text.
+				verify = needle
+			}
+		case len(rs) <= 3:
 			terms = append(terms, []string{ks.NGramKey(needle)})
-		} else {
+		default:
 			seen := map[string]bool{}
 			for i := 0; i+3 <= len(rs); i++ {
 				if g := string(rs[i : i+3]); !seen[g] {
@@ -320,8 +358,12 @@ func (q *Queries) SearchPartnerIDs(ctx context.Context, program string, lq Partn
 		res := newTemp()
 		keys := []string{result, res, scratchCur, scratchA, scratchB, ks.RecentlyExpiredKey(), expiredSet}
 		args := []any{len(terms), expiredMin}
-		for _, t := range terms {
-			args = append(args, len(t))
+		for i, t := range terms {
+			if slices.Contains(unions, i) {
+				args = append(args, -len(t))
+			} else {
+				args = append(args, len(t))
+			}
 			keys = append(keys, t...)
 		}
 		pipe.Eval(ctx, filterScript, keys, args...)

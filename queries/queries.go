@@ -50,6 +50,21 @@ func New(rdb redis.UniversalClient, store EventStore, gens Generations) *Queries
 	return &Queries{rdb: rdb, store: store, gens: gens, WaitLimit: 5 * time.Second}
 }
 
+// Layouts is what a Generations may also tell: the key layout version
+// (projections.Layouted) of each projection's live generation.
+type Layouts interface {
+	Layout(projection string) int
+}
+
+// layout is the live generation's layout of a projection: the current one
+// unless the Generations knows better.
+func (q *Queries) layout(projection string) int {
+	if l, ok := q.gens.(Layouts); ok {
+		return l.Layout(projection)
+	}
+	return int(^uint(0) >> 1)
+}
+
 func (q *Queries) keys(projection, tag string) projections.Keyspace {
 	return projections.NewKeyspace(projection, q.gens.Generation(projection), tag)
 }
