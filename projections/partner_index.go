@@ -23,14 +23,12 @@ import (
 //	sort:date_joined          zset  partner IDs scored by date joined (unix ms; -1 never joined)
 //	sort:social_reach         zset  partner IDs scored by social reach (-1 unknown)
 //	partners                  zset  partner IDs, score 0 (sort by partner_id)
-//	ng:<c>                    set   partner IDs whose name, ID or URL (lower
-//	                                case) contains the character c
 //	ng:<g>                    set   partner IDs where the 3-character g occurs
-//	                                in name, ID or URL, or the 2-character g
-//	                                ends one of them (or is all of it)
+//	                                in name, ID or URL (lower case), or the
+//	                                1- or 2-character g ends one of them
 //	ngr                       zset  every g of the sets above (score 0, raw
-//	                                text), for finding those that begin with a
-//	                                2-character q (ZRANGEBYLEX)
+//	                                text), for finding those that begin with
+//	                                a 1- or 2-character q (ZRANGEBYLEX)
 //	search                    hash  partner ID → "name\nid\nurl" in lower case,
 //	                                for checking a longer q against its candidates
 //
@@ -45,11 +43,13 @@ const (
 
 // PartnersLayout is the version of the partners projection's key layout.
 // A generation built with an older layout is rebuilt when partnerd starts
-// (see Layouted). Layout 1 kept a set per 1-, 2- and 3-gram; layout 2
-// replaces the 2-gram sets (a third of a partner's ~80 n-gram memberships)
-// by the 2-character ends of the parts and the registry, so a 2-character
-// q is the union of the sets of the grams it begins (ngr).
-const PartnersLayout = 2
+// (see Layouted). Layout 1 kept a set per 1-, 2- and 3-gram (~80 sets a
+// partner on the bench's data, 80 % of Redis's time in a rebuild); layout
+// 2 (never released) dropped the 2-gram sets; layout 3 keeps one gram per
+// position of a part: the 3 characters starting there, or the 1 or 2 that
+// end the part (~34 sets a partner), and a q of 1 or 2 characters is the
+// union of the sets of the grams it begins (the registry ngr).
+const PartnersLayout = 3
 
 // Filter names of the list screen (API.md GET /partners), with custom.<name> apart.
 var PartnerFilters = []string{"status", "contract_stage", "group", "template_term", "terms_update",
@@ -110,8 +110,8 @@ func (k Keyspace) CustomKey(name, value string) string {
 // NGramKey is the search set of one n-gram (1–3 characters, lower case).
 func (k Keyspace) NGramKey(gram string) string { return k.Key("ng", IndexPart(gram)) }
 
-// GramRegistryKey is the sorted set of the grams of 2 and 3 characters
-// that have a set (NGramKey), members the grams themselves, score 0.
+// GramRegistryKey is the sorted set of the grams that have a set
+// (NGramKey), members the grams themselves, score 0.
 func (k Keyspace) GramRegistryKey() string { return k.Key(gramRegistryKey) }
 
 // SortKey is the sorted set of a sort key; "partner_id" is the partners zset.
@@ -171,15 +171,14 @@ func NGrams(parts ...string) []string {
 	return slices.Compact(out)
 }
 
-// eachNGram calls fn, duplicates included, with every character of the
-// parts, every 3-character substring, and each part's last two characters
-// (a part of two characters is its own end). Together they answer any q:
-// one character by its set; two by the sets of the grams they begin (an
-// occurrence of q is the start of a 3-gram, or the end of a part); three
-// by the 3-gram's set; longer ones by the intersection of their 3-grams,
-// checked against the text. N-grams never span two parts. ASCII parts
-// (the common case) yield substrings of the parts themselves, without
-// copies.
+// eachNGram calls fn, duplicates included, with the gram at each position
+// of each part: the 3 characters starting there, or the 1 or 2 left at
+// the end. An occurrence of any q starts at some position, so q of 1-3
+// characters is a prefix of that position's gram: q of 3 is one gram's
+// set, q of 1 or 2 the union of the sets of the grams it begins, and a
+// longer q the intersection of its 3-grams, checked against the text.
+// N-grams never span two parts. ASCII parts (the common case) yield
+// substrings of the parts themselves, without copies.
 func eachNGram(parts []string, fn func(string)) {
 	for _, p := range parts {
 		if !utf8.ValidString(p) {
@@ -187,23 +186,13 @@ func eachNGram(parts []string, fn func(string)) {
 		}
 		if isASCII(p) {
 			for i := range len(p) {
-				fn(p[i : i+1])
-				if i+3 <= len(p) {
-					fn(p[i : i+3])
-				} else if i+2 == len(p) {
-					fn(p[i:])
-				}
+				fn(p[i:min(i+3, len(p))])
 			}
 			continue
 		}
 		rs := []rune(p)
 		for i := range rs {
-			fn(string(rs[i : i+1]))
-			if i+3 <= len(rs) {
-				fn(string(rs[i : i+3]))
-			} else if i+2 == len(rs) {
-				fn(string(rs[i:]))
-			}
+			fn(string(rs[i:min(i+3, len(rs))]))
 		}
 	}
 }
@@ -238,7 +227,7 @@ type scored struct {
 type gramKeys struct {
 	ks    Keyspace
 	keys  map[string]*gramEntry
-	grams map[string]string // key → gram, for grams of 2 and 3 characters
+	grams map[string]string // key → gram
 	stamp uint32
 }
 
@@ -252,8 +241,8 @@ type gramEntry struct {
 	ops   *keyOps // the batch's writes to key, once it has any
 }
 
-// registered tells whether the gram of key goes in the registry (2 or 3
-// characters), and which gram it is.
+// registered tells whether key is an n-gram set (whose gram goes in the
+// registry), and which gram it is.
 func (gk *gramKeys) registered(key string) (string, bool) {
 	if gk == nil {
 		return "", false
@@ -274,9 +263,7 @@ func (ix partnerIndex) grams(gk *gramKeys) []*gramEntry {
 		if e == nil {
 			e = &gramEntry{key: gk.ks.NGramKey(g)}
 			gk.keys[g] = e
-			if len(g) > 1 && utf8.RuneCountInString(g) > 1 {
-				gk.grams[e.key] = g
-			}
+			gk.grams[e.key] = g
 		}
 		if e.stamp != gk.stamp {
 			e.stamp = gk.stamp

@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
-	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -150,11 +149,17 @@ return {total, start, items}
 //
 //	KEYS[1] sort zset   KEYS[2] result zset   KEYS[3..5] scratch keys
 //	KEYS[6] recently_expired zset   KEYS[7] its members since ARGV[2], as a set
-//	KEYS[8…] the terms' keys, in order
+//	KEYS[8] the search hash (ID → text)   KEYS[9…] the terms' keys, in order
 //	ARGV[1] number of terms   ARGV[2] recently-expired minimum score ('' = unused)
-//	ARGV[3…] each term's number of keys; -n for a union stored first (of
-//	         a search's grams, too many to meet the running result one by
-//	         one): its n keys are the destination, then the sets
+//	ARGV[3…] each term's number of keys; -n for a short q's union (the last
+//	         term, of grams too many to meet a result one by one): its n
+//	         keys are a destination, then the sets
+//	ARGV[3 + number of terms] that q ('' = none)
+//
+// The short q's union goes last: stored (SUNIONSTORE, about the sum of its
+// sets' sizes) and intersected with the result of the other terms, or, if
+// that result is under a third of that sum, each of its members' text is
+// checked instead (a HGET and a plain find each).
 const filterScript = `
 local sortKey, res, cur, ta, tb = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 if ARGV[2] ~= '' then
@@ -163,16 +168,18 @@ if ARGV[2] ~= '' then
     redis.call('SADD', KEYS[7], unpack(ms, i, math.min(i + 999, #ms)))
   end
 end
-local singles, unions = {}, {}
-local ki = 8
+local search, q = KEYS[8], ARGV[3 + tonumber(ARGV[1])]
+local singles, unions, short = {}, {}, nil
+local ki = 9
 for t = 1, tonumber(ARGV[1]) do
   local nk = tonumber(ARGV[2 + t])
   if nk < 0 then
-    -- a union to store first: its destination, then its sets
-    local dst = KEYS[ki]
-    redis.call('SUNIONSTORE', dst, unpack(KEYS, ki + 1, ki - nk - 1))
+    short = {dst = KEYS[ki], keys = {}, size = 0}
+    for j = ki + 1, ki - nk - 1 do
+      table.insert(short.keys, KEYS[j])
+      short.size = short.size + redis.call('SCARD', KEYS[j])
+    end
     ki = ki - nk
-    table.insert(singles, dst)
   else
     local term = {keys = {}, size = 0}
     for j = 1, nk do
@@ -214,7 +221,21 @@ local function each(dst, base, fixed, term)
     redis.call('DEL', dst)
   end
 end
-if #unions == 0 then
+local function storeShort()
+  for i = 1, #short.keys, 1000 do
+    local chunk = {unpack(short.keys, i, math.min(i + 999, #short.keys))}
+    if i == 1 then
+      redis.call('SUNIONSTORE', short.dst, unpack(chunk))
+    else
+      redis.call('SUNIONSTORE', short.dst, short.dst, unpack(chunk))
+    end
+  end
+end
+if short and #singles == 0 and #unions == 0 then
+  storeShort()
+  zinter(res, sortKey, {short.dst})
+  short = nil
+elseif #unions == 0 then
   zinter(res, sortKey, singles)
 else
   each(cur, sortKey, singles, table.remove(unions, 1))
@@ -227,6 +248,17 @@ else
   else
     redis.call('DEL', res)
   end
+end
+local n = 0
+if short then n = redis.call('ZCARD', res) end
+if n > 0 and n * 3 < short.size then
+  for _, m in ipairs(redis.call('ZRANGE', res, 0, -1)) do
+    local t = redis.call('HGET', search, m)
+    if (not t) or (not string.find(t, q, 1, true)) then redis.call('ZREM', res, m) end
+  end
+elseif n > 0 then
+  storeShort()
+  redis.call('ZINTERSTORE', res, 2, res, short.dst, 'WEIGHTS', 1, 0)
 end
 redis.call('DEL', cur, ta, tb, KEYS[7])
 return 1
@@ -312,16 +344,19 @@ func (q *Queries) SearchPartnerIDs(ctx context.Context, program string, lq Partn
 		}
 	}
 	verify := ""
-	var unions []int // terms to store as one union first
+	search := "" // a q of 1 or 2 characters: the last term's, a deferred union
 	if needle := strings.ToLower(lq.Q); needle != "" {
 		rs := []rune(needle)
 		switch {
-		case len(rs) == 2:
-			// The grams that begin with the two characters, from the
-			// registry (before the transaction: a partner whose gram is
-			// registered later was applied later too). The union is stored
-			// first (a negative key count tells the script), then meets the
-			// other terms as one set.
+		case len(rs) <= 2:
+			// The grams that begin with q, from the registry (read before
+			// the transaction: a partner whose gram is registered later was
+			// applied later too), and the set of q itself (on a generation
+			// of an older layout, until its rebuild switches in, the set of
+			// every partner holding q: complete, but it may keep partners
+			// renamed since, so their text is checked). The script meets
+			// the union with the other terms last, or checks the text of
+			// what they left when that is cheaper (a negative key count).
 			grams, err := q.rdb.ZRangeByLex(ctx, ks.GramRegistryKey(), &redis.ZRangeBy{Min: "[" + needle, Max: "(" + needle + "\xff"}).Result()
 			if err != nil {
 				return PartnerIDs{}, fmt.Errorf("list partners: gram registry: %w", err)
@@ -333,11 +368,8 @@ func (q *Queries) SearchPartnerIDs(ctx context.Context, program string, lq Partn
 				}
 			}
 			terms = append(terms, term)
-			unions = append(unions, len(terms)-1)
-			if layout < 2 {
-				// A generation of layout 1 (until its rebuild switches in)
-				// has 2-gram sets that miss nothing but may keep partners
-				// since renamed: check the text.
+			search = needle
+			if layout < projections.PartnersLayout {
 				verify = needle
 			}
 		case len(rs) <= 3:
@@ -358,14 +390,16 @@ func (q *Queries) SearchPartnerIDs(ctx context.Context, program string, lq Partn
 		res := newTemp()
 		keys := []string{result, res, scratchCur, scratchA, scratchB, ks.RecentlyExpiredKey(), expiredSet}
 		args := []any{len(terms), expiredMin}
+		keys = append(keys, ks.SearchKey())
 		for i, t := range terms {
-			if slices.Contains(unions, i) {
+			if search != "" && i == len(terms)-1 {
 				args = append(args, -len(t))
 			} else {
 				args = append(args, len(t))
 			}
 			keys = append(keys, t...)
 		}
+		args = append(args, search)
 		pipe.Eval(ctx, filterScript, keys, args...)
 		result, temp = res, true
 	}

@@ -122,47 +122,83 @@ func benchQuery(redisURL string, n, queries int, res Results) error {
 	base := "http://" + ln.Addr().String() + "/v1/programs/bench/partners?"
 	client := &http.Client{}
 	rng := rand.New(rand.NewPCG(3, 4))
-	var lat []time.Duration
-	var matched, pages int
-	for i := 0; i < queries+queries/10; i++ {
-		q := url.Values{}
+	// timed runs n queries (after n/10 untimed ones) and returns their
+	// p50, p99 and mean total.
+	timed := func(n int, values func() url.Values) (p50, p99, meanTotal float64, err error) {
+		var lat []time.Duration
+		var matched int
+		for i := 0; i < n+n/10; i++ {
+			req, _ := http.NewRequest("GET", base+values().Encode(), nil)
+			req.Header.Set("Authorization", "Bearer "+cfg.BootstrapKey)
+			t0 := time.Now()
+			resp, err := client.Do(req)
+			if err != nil {
+				return 0, 0, 0, err
+			}
+			var page struct {
+				Items []json.RawMessage `json:"items"`
+				Total int               `json:"total"`
+			}
+			err = json.NewDecoder(resp.Body).Decode(&page)
+			resp.Body.Close()
+			d := time.Since(t0)
+			if err != nil || resp.StatusCode != 200 {
+				return 0, 0, 0, fmt.Errorf("list query: %d %v", resp.StatusCode, err)
+			}
+			if i < n/10 {
+				continue // warm-up
+			}
+			lat = append(lat, d)
+			matched += page.Total
+		}
+		sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+		return ms(lat[len(lat)/2]), ms(lat[len(lat)*99/100]), float64(matched) / float64(len(lat)), nil
+	}
+	filters := func(q url.Values) {
 		c1, c2 := rng.IntN(len(benchCountries)), rng.IntN(len(benchCountries))
 		q.Add("country", benchCountries[c1])
 		q.Add("country", benchCountries[c2])
 		q.Add("size", benchSizes[rng.IntN(len(benchSizes))])
 		q.Add("size", benchSizes[rng.IntN(len(benchSizes))])
 		q.Add("relationship_type", "direct")
-		q.Set("q", benchSyllables[rng.IntN(len(benchSyllables))]+benchSyllables[rng.IntN(len(benchSyllables))][:1])
 		q.Set("sort", []string{"name", "-name", "social_reach", "-date_joined"}[rng.IntN(4)])
 		q.Set("limit", "50")
-		req, _ := http.NewRequest("GET", base+q.Encode(), nil)
-		req.Header.Set("Authorization", "Bearer "+cfg.BootstrapKey)
-		t0 := time.Now()
-		resp, err := client.Do(req)
+	}
+	syllable := func() string { return benchSyllables[rng.IntN(len(benchSyllables))] }
+	p50, p99, mean, err := timed(queries, func() url.Values {
+		q := url.Values{}
+		filters(q)
+		q.Set("q", syllable()+syllable()[:1])
+		return q
+	})
+	if err != nil {
+		return err
+	}
+	res["query.list_p50_ms"], res["query.list_p99_ms"], res["query.list_mean_total"] = p50, p99, mean
+	// The short searches of a search box's first keystrokes, which the
+	// gram registry answers by a union (alone) or a text check (filtered).
+	short := []struct {
+		name     string
+		chars    int
+		filtered bool
+	}{{"q1", 1, false}, {"q2", 2, false}, {"q1_filtered", 1, true}}
+	for _, sq := range short {
+		p50, p99, mean, err := timed(max(20, queries/10), func() url.Values {
+			q := url.Values{}
+			if sq.filtered {
+				filters(q)
+			} else {
+				q.Set("sort", "name")
+				q.Set("limit", "50")
+			}
+			q.Set("q", syllable()[:sq.chars])
+			return q
+		})
 		if err != nil {
 			return err
 		}
-		var page struct {
-			Items []json.RawMessage `json:"items"`
-			Total int               `json:"total"`
-		}
-		err = json.NewDecoder(resp.Body).Decode(&page)
-		resp.Body.Close()
-		d := time.Since(t0)
-		if err != nil || resp.StatusCode != 200 {
-			return fmt.Errorf("list query: %d %v", resp.StatusCode, err)
-		}
-		if i < queries/10 {
-			continue // warm-up
-		}
-		lat = append(lat, d)
-		matched += page.Total
-		pages++
+		res["query."+sq.name+"_p50_ms"], res["query."+sq.name+"_p99_ms"], res["query."+sq.name+"_mean_total"] = p50, p99, mean
 	}
-	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
-	res["query.list_p50_ms"] = ms(lat[len(lat)/2])
-	res["query.list_p99_ms"] = ms(lat[len(lat)*99/100])
-	res["query.list_mean_total"] = float64(matched) / float64(pages)
 	return nil
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"runtime/debug"
+	"runtime/pprof"
 	"syscall"
 	"time"
 
@@ -30,6 +31,10 @@ func cpuTime() time.Duration {
 // measured in the same run. partners > 0: that many partners living their
 // lifecycle (lifecycleEvents); 0: n/4 partners, created and then three
 // profile updates each (the log of earlier runs).
+// rebuildProfile, when set, is where benchRebuild writes a CPU profile of
+// the rebuild alone (not the filling of its log).
+var rebuildProfile string
+
 func benchRebuild(redisURL string, n, partners int, baseline bool, res Results) error {
 	ctx := context.Background()
 	rdb, opt, err := benchRedis(redisURL)
@@ -77,7 +82,20 @@ func benchRebuild(redisURL string, n, partners int, baseline bool, res Results) 
 	redis0 := redisCPU(ctx, rdb)
 	cpu0 := cpuTime()
 	start := time.Now()
+	if rebuildProfile != "" {
+		f, err := os.Create(rebuildProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+	}
 	out, err := projections.Rebuild(ctx, rdb, st, projections.Partners{}, nil)
+	if rebuildProfile != "" {
+		pprof.StopCPUProfile()
+	}
 	redisBusy := redisCPU(ctx, rdb) - redis0
 	if err != nil {
 		return err
