@@ -99,13 +99,22 @@ func (w *Writes) SAdd(key string, members ...any) { w.op("SADD", key, members...
 // GramAdd adds members to the n-gram set key and, when the set was empty
 // before, gram to the registry zset (score 0), in the same atomic step.
 func (w *Writes) GramAdd(key, registry, gram string, members ...any) {
-	w.op("PD_GRAMADD", key, append([]any{w.key(registry), gram}, members...)...)
+	w.gramOp("PD_GRAMADD", key, registry, gram, members)
+}
+
+// gramOp appends a PD_GRAM* op without copying members twice (a rebuild's
+// n-gram sets gain thousands of members per batch).
+func (w *Writes) gramOp(cmd, key, registry, gram string, members []any) {
+	ki, ri := w.key(key), w.key(registry)
+	w.args = append(w.args, cmd, ki, len(members)+2, ri, gram)
+	w.args = append(w.args, members...)
+	w.nops++
 }
 
 // GramRem removes members from the n-gram set key and, when that empties
 // it, gram from the registry.
 func (w *Writes) GramRem(key, registry, gram string, members ...any) {
-	w.op("PD_GRAMREM", key, append([]any{w.key(registry), gram}, members...)...)
+	w.gramOp("PD_GRAMREM", key, registry, gram, members)
 }
 
 // SRem removes set members.
