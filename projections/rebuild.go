@@ -622,7 +622,7 @@ func (w *Writes) queue(ctx context.Context, pipe redis.Pipeliner) {
 		key, a := w.keys[ki-2], w.args[i:i+na]
 		i += na
 		switch cmd {
-		case "PD_GRAMADD":
+		case "PD_GRAMADD", "PD_GRAMREG":
 			if registry == nil {
 				registry = map[string][]any{}
 			}

@@ -71,9 +71,12 @@ type Batch struct {
 	// (not live traffic): projections with effects beyond their read model
 	// (the segments outbox) leave those out and reconcile afterwards.
 	Replay bool
-	name   string
-	Events []Event // fresh events only, in position order
-	writes map[string]*Writes
+	// olderLayout: generation Gen was built with an older key layout than
+	// this code's (live writes until a layout rebuild switches in).
+	olderLayout bool
+	name        string
+	Events      []Event // fresh events only, in position order
+	writes      map[string]*Writes
 }
 
 // Keys returns the keyspace of a tag in this batch's generation.
@@ -83,7 +86,7 @@ func (b *Batch) Keys(tag string) Keyspace { return NewKeyspace(b.name, b.Gen, ta
 func (b *Batch) W(tag string) *Writes {
 	w := b.writes[tag]
 	if w == nil {
-		w = &Writes{}
+		w = &Writes{olderLayout: b.olderLayout}
 		b.writes[tag] = w
 	}
 	return w
@@ -406,7 +409,10 @@ func (r *Runner) applyOnce(ctx context.Context, evs []Event, gen int64, follow b
 		}
 	}
 	// 2. Keep only events past their stream's guard.
-	b := &Batch{Gen: gen, Replay: !follow, name: r.proj.Name(), writes: map[string]*Writes{}}
+	// The live generation's layout (a generation switched meanwhile is
+	// caught by the generation check above on the next attempt).
+	older := follow && r.Layout() < LayoutOf(r.proj)
+	b := &Batch{Gen: gen, Replay: !follow, olderLayout: older, name: r.proj.Name(), writes: map[string]*Writes{}}
 	type guard struct{ expected, next string }
 	guards := map[string]map[string]*guard{}
 	for _, rd := range reads {

@@ -16,6 +16,10 @@ type Writes struct {
 	args   []any
 	nops   int
 	checks []any
+	// olderLayout: the generation predates the gram registry, so its
+	// n-gram sets may exist without a registry entry: GramAdd registers
+	// the gram whenever it adds members, not only to an empty set.
+	olderLayout bool
 }
 
 func (w *Writes) key(k string) int {
@@ -99,6 +103,10 @@ func (w *Writes) SAdd(key string, members ...any) { w.op("SADD", key, members...
 // GramAdd adds members to the n-gram set key and, when the set was empty
 // before, gram to the registry zset (score 0), in the same atomic step.
 func (w *Writes) GramAdd(key, registry, gram string, members ...any) {
+	if w.olderLayout {
+		w.gramOp("PD_GRAMREG", key, registry, gram, members)
+		return
+	}
 	w.gramOp("PD_GRAMADD", key, registry, gram, members)
 }
 
@@ -157,8 +165,8 @@ func (w *Writes) XAdd(stream string, maxLen int64, fieldValues ...any) {
 // It returns 1 when applied, 0 when a guard or a check moved (another
 // consumer applied some of these events, or changed what they were
 // planned against, meanwhile; the runner re-reads and retries).
-// PD_ANNOUNCE, PD_GRAMADD and PD_GRAMREM are composite ops (see
-// Writes.Announce, Writes.GramAdd, Writes.GramRem).
+// PD_ANNOUNCE, PD_GRAMADD (PD_GRAMREG on an older layout) and PD_GRAMREM
+// are composite ops (see Writes.Announce, Writes.GramAdd, Writes.GramRem).
 const applyScript = `
 local n = tonumber(ARGV[1])
 local i = 2
@@ -210,9 +218,9 @@ for o = 1, nops do
       local seq = redis.call('INCR', KEYS[tonumber(ARGV[i])])
       redis.call('RPUSH', KEYS[tonumber(ARGV[i+1])], seq .. '|' .. ARGV[i+3] .. '|' .. ARGV[i+4])
     end
-  elseif cmd == 'PD_GRAMADD' then
+  elseif cmd == 'PD_GRAMADD' or cmd == 'PD_GRAMREG' then
     local added = redis.call('SADD', key, unpack(ARGV, i + 2, i + na - 1))
-    if added > 0 and redis.call('SCARD', key) == added then
+    if added > 0 and (cmd == 'PD_GRAMREG' or redis.call('SCARD', key) == added) then
       redis.call('ZADD', KEYS[tonumber(ARGV[i])], 0, ARGV[i+1])
     end
   elseif cmd == 'PD_GRAMREM' then

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"net/url"
 	"reflect"
 	"slices"
 	"sort"
@@ -602,4 +603,57 @@ func TestSearchTwoCharactersOnALayout1Generation(t *testing.T) {
 			t.Fatalf("the current layout takes the sets as they are: q ab = %v, want p1 p2 p3 (the stale member shows the check is what removed it)", got)
 		}
 	})
+}
+
+type runnerLayout struct{ gens }
+
+func (g runnerLayout) Layout(string) int { return g.r.Layout() }
+
+// TestWritesIntoALayout1Generation: until the layout rebuild switches in,
+// this release writes the old generation, whose n-gram sets exist without
+// registry entries; a partner joining such a set must still be found by a
+// 2-character search (the write registers the gram whenever it adds).
+func TestWritesIntoALayout1Generation(t *testing.T) {
+	run := func(t *testing.T, rdb *redis.Client) {
+		ctx := context.Background()
+		program := "t" + strings.ToLower(testenv.UniquePrefix(t))
+		f := newFixture(t, rdb, program)
+		f.create("p3", domain.Profile{Name: "qabq"})
+		gen := f.r.Generation()
+		ks := projections.NewKeyspace("partners", gen, program)
+		// As the old release left it: no layout, no registry, 2-gram sets.
+		rdb.Del(ctx, projections.LayoutKey("partners", gen), ks.GramRegistryKey())
+		rdb.SAdd(ctx, ks.NGramKey("ab"), "p3")
+		if err := f.r.Refresh(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if f.r.Layout() != 1 {
+			t.Fatalf("runner layout %d after the layout key went, want 1", f.r.Layout())
+		}
+		f.create("p4", domain.Profile{Name: "zabq"}) // joins ng:abq, which p3 made
+		f.q = queries.New(rdb, nil, runnerLayout{gens{f.r}})
+		if got, _ := f.ids(queries.PartnerListQuery{Q: "ab"}, 10); strings.Join(got, " ") != "p3 p4" {
+			t.Fatalf("q ab on the layout-1 generation = %v, want p3 p4", got)
+		}
+	}
+	t.Run("real redis", func(t *testing.T) {
+		// Its own database: the generation and layout keys are global.
+		u, err := url.Parse(testenv.RedisURL(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		u.Path = "/41"
+		opt, err := redis.ParseURL(u.String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		opt.DisableIdentity = true
+		rdb := redis.NewClient(opt)
+		t.Cleanup(func() { rdb.Close() })
+		if err := rdb.FlushDB(context.Background()).Err(); err != nil {
+			t.Fatal(err)
+		}
+		run(t, rdb)
+	})
+	t.Run("embedded redis", func(t *testing.T) { run(t, testenv.Miniredis(t)) })
 }
