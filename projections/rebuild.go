@@ -307,9 +307,12 @@ func bulkReplay(ctx context.Context, rdb redis.UniversalClient, log LogReader, p
 		// streams only about evenly).
 		per := max(1, foldStreams*9/20)
 		nSlices = max(1, (streams+per-1)/per)
+		// Every record of the log meets this test once per slice: by the
+		// projection's categories, without building topic names.
+		cats := fp.Categories()
 		read = func(ctx context.Context, after eventstore.Position, slice int) ([]eventstore.RecordedEvent, eventstore.Position, error) {
 			return fr.ReadAllFiltered(ctx, after, rebuildReadPage, func(stream string) bool {
-				return ours(stream) && int(streamHash(stream)%uint32(nSlices)) == slice
+				return slices.Contains(cats, domain.Category(stream)) && int(streamHash(stream)%uint32(nSlices)) == slice
 			})
 		}
 	}
