@@ -275,9 +275,11 @@ func (l *rebuildLock) release() {
 // A Folder over a log that reads filtered (eventstore.FilteredReader)
 // folds every stream whole, however many there are: the streams are split
 // by hash into as many slices as it takes for one slice to fit the fold's
-// bound, and the log is read once per slice, each read skipping the other
-// slices' (and other projections') events undecoded. So every stream is
-// written once and never read back, in memory bounded by foldStreams.
+// bound; the log is read once (other projections' events skipped
+// undecoded), the first slice folded from it and the later slices' events
+// spilled to temporary files, each then read back in turn (see spill). So
+// every stream is written once and never read back, in memory bounded by
+// foldStreams, and reading costs one pass whatever the number of slices.
 // While one slice's streams are written, the next slice is read and
 // folded (Redis and the fold work at the same time), so a slice is sized
 // to hold under half the bound.
@@ -307,13 +309,39 @@ func bulkReplay(ctx context.Context, rdb redis.UniversalClient, log LogReader, p
 		// streams only about evenly).
 		per := max(1, foldStreams*9/20)
 		nSlices = max(1, (streams+per-1)/per)
-		// Every record of the log meets this test once per slice: by the
-		// projection's categories, without building topic names.
+		// The projection's events, tested by category (without building
+		// a topic name per record); other records are not decoded.
 		cats := fp.Categories()
-		read = func(ctx context.Context, after eventstore.Position, slice int) ([]eventstore.RecordedEvent, eventstore.Position, error) {
+		read = func(ctx context.Context, after eventstore.Position, _ int) ([]eventstore.RecordedEvent, eventstore.Position, error) {
 			return fr.ReadAllFiltered(ctx, after, rebuildReadPage, func(stream string) bool {
-				return slices.Contains(cats, domain.Category(stream)) && int(streamHash(stream)%uint32(nSlices)) == slice
+				return slices.Contains(cats, domain.Category(stream))
 			})
+		}
+	}
+	var sp *spill
+	if nSlices > 1 {
+		// The first slice's read of the log spills the later slices'
+		// events, which are then read from their files: the log is read
+		// once, not once per slice.
+		var err error
+		if sp, err = newSpill(nSlices - 1); err != nil {
+			return 0, err
+		}
+		defer sp.remove()
+		whole := read
+		read = func(ctx context.Context, after eventstore.Position, _ int) ([]eventstore.RecordedEvent, eventstore.Position, error) {
+			page, last, err := whole(ctx, after, 0)
+			out := page[:0]
+			for _, re := range page {
+				if s := int(streamHash(re.StreamID) % uint32(nSlices)); s == 0 {
+					out = append(out, re)
+				} else if re.Position <= head {
+					if err := sp.write(s, re); err != nil {
+						return nil, 0, err
+					}
+				}
+			}
+			return out, last, err
 		}
 	}
 	st := &replayState{tagMax: map[string]eventstore.Position{}}
@@ -323,16 +351,28 @@ func bulkReplay(ctx context.Context, rdb redis.UniversalClient, log LogReader, p
 	for slice := range nSlices {
 		var report func(eventstore.Position)
 		if progress != nil {
-			// Each slice reads the whole log: report the share of all reads done.
+			// Each slice reads its events from the start of the log to
+			// its head (the first from the log, the others from their
+			// spill files): report the share of all reads done.
 			report = func(at eventstore.Position) {
 				done := (uint64(slice)*uint64(head) + uint64(at)) / uint64(nSlices)
 				progress(eventstore.Position(done), head, st.events())
 			}
 		}
-		var wait func() error
-		after, wait = replaySlice(ctx, rdb, p, gen, head, uint32(nSlices), func(ctx context.Context, after eventstore.Position) ([]eventstore.RecordedEvent, eventstore.Position, error) {
+		rd := func(ctx context.Context, after eventstore.Position) ([]eventstore.RecordedEvent, eventstore.Position, error) {
 			return read(ctx, after, slice)
-		}, ours, &held, st, report)
+		}
+		if slice > 0 {
+			rd = sp.reader(slice, rebuildReadPage, head)
+		}
+		var wait func() error
+		after, wait = replaySlice(ctx, rdb, p, gen, head, uint32(nSlices), rd, ours, &held, st, report)
+		if slice == 0 && sp != nil {
+			if err := sp.finish(); err != nil {
+				_ = wait()
+				return after, err
+			}
+		}
 		// This slice is read and being written: the previous one must be
 		// written before the next is read.
 		if err := writing(); err != nil {

@@ -5,7 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
+	"os"
+	"reflect"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -297,12 +300,15 @@ func (l *filteredLog) CountStreams(_ context.Context, prefix string) (int, error
 }
 
 // Over a log that reads filtered, a rebuild with more partners than its
-// fold holds splits them into slices and reads the log once per slice, so
-// it still writes each partner exactly once, and builds what the live
-// runner built.
+// fold holds splits them into slices, reads the log once and spills the
+// later slices' events to temporary files, so it still writes each
+// partner exactly once, builds what the live runner built, and leaves no
+// file behind.
 func TestRebuildSlicesTheLogToFoldEveryPartnerWhole(t *testing.T) {
 	defer func(s, b int) { foldStreams, workerBatch = s, b }(foldStreams, workerBatch)
 	foldStreams, workerBatch = 96, 3 // 120 partners: 3 slices of ~40 (43 each at most: two of them under the bound of 96)
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp)
 	rdb := testenv.Miniredis(t)
 	log := &filteredLog{memLog: interleavedLog(t, 3, 120)}
 	live := generationKeys(t, rdb, liveProject(t, rdb, log.memLog, 3))
@@ -322,8 +328,11 @@ func TestRebuildSlicesTheLogToFoldEveryPartnerWhole(t *testing.T) {
 		t.Fatalf("rebuild applied %d events, want %d", res.Events, len(log.evs))
 	}
 	sameKeys(t, "rebuilt in slices vs live", generationKeys(t, rdb, res.NewGeneration), live)
-	if log.scans != 3 {
-		t.Fatalf("%d scans of the log, want 3 slices", log.scans)
+	if log.scans != 1 {
+		t.Fatalf("%d scans of the log for 3 slices, want 1", log.scans)
+	}
+	if left, _ := os.ReadDir(tmp); len(left) != 0 {
+		t.Fatalf("the rebuild left %d entries in the temporary directory (%s…)", len(left), left[0].Name())
 	}
 	if hook.n.Load() != 120 {
 		t.Fatalf("%d partner hash writes for 120 partners, want one each", hook.n.Load())
@@ -365,5 +374,48 @@ func TestRebuildSlicesOverTheEmbeddedStore(t *testing.T) {
 	sameKeys(t, "rebuilt in slices from the embedded store vs live", generationKeys(t, rdb, res.NewGeneration), live)
 	if hook.n.Load() != 120 {
 		t.Fatalf("%d partner hash writes for 120 partners, want one each", hook.n.Load())
+	}
+}
+
+// A spilled record reads back as it was written, and a file cut short is
+// an error, not a clean end.
+func TestSpillRoundTrip(t *testing.T) {
+	t.Setenv("TMPDIR", t.TempDir())
+	sp, err := newSpill(2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sp.remove()
+	at := time.Date(2026, 12, 3, 9, 30, 1, 123456789, time.UTC)
+	recs := []eventstore.RecordedEvent{
+		{ID: "e1", StreamID: "partner-acme-p1", Type: "partner.created", Version: 0, Position: 7, RecordedAt: at, Data: []byte(`{"a":1}`), Metadata: []byte(`{"schema":1}`)},
+		{ID: "e2", StreamID: "partner-acme-p2", Type: "partner.updated", Version: 12345, Position: 1 << 40, RecordedAt: at.Add(time.Hour), Data: []byte(`{}`)},
+	}
+	for _, re := range recs {
+		if err := sp.write(2, re); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := sp.finish(); err != nil {
+		t.Fatal(err)
+	}
+	got, last, err := sp.reader(2, 10, 99)(context.Background(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, recs) || last != recs[1].Position {
+		t.Fatalf("read back %+v (last %d), want %+v", got, last, recs)
+	}
+	if evs, last, err := sp.reader(1, 10, 99)(context.Background(), 0); len(evs) != 0 || last != 99 || err != nil {
+		t.Fatalf("an empty slice: %v %d %v, want nothing, the head, no error", evs, last, err)
+	}
+	// Cut the last record short.
+	info, _ := sp.files[1].Stat()
+	if err := sp.files[1].Truncate(info.Size() - 3); err != nil {
+		t.Fatal(err)
+	}
+	_, _ = sp.files[1].Seek(0, 0)
+	if _, _, err := sp.reader(2, 10, 99)(context.Background(), 0); !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Fatalf("a record cut short: %v, want io.ErrUnexpectedEOF", err)
 	}
 }
