@@ -111,6 +111,7 @@ func main() {
 	}
 	for _, s := range list {
 		fmt.Fprintf(os.Stderr, "partnerbench: %s…\n", s)
+		began := time.Now()
 		var err error
 		switch strings.TrimSpace(s) {
 		case "append":
@@ -171,6 +172,9 @@ func main() {
 			pprof.StopCPUProfile()
 			os.Exit(1)
 		}
+		took := time.Since(began)
+		res[strings.TrimSpace(s)+".scenario_seconds"] = took.Seconds()
+		fmt.Fprintf(os.Stderr, "partnerbench: %s took %s\n", s, took.Round(100*time.Millisecond))
 	}
 	printTable(res)
 	if *jsonOut != "" {
