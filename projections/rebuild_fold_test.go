@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"reflect"
+	"runtime"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -380,12 +381,16 @@ func TestRebuildSlicesOverTheEmbeddedStore(t *testing.T) {
 // A spilled record reads back as it was written, and a file cut short is
 // an error, not a clean end.
 func TestSpillRoundTrip(t *testing.T) {
-	t.Setenv("TMPDIR", t.TempDir())
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp)
 	sp, err := newSpill(2)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer sp.remove()
+	if left, _ := os.ReadDir(tmp); runtime.GOOS != "windows" && len(left) != 0 {
+		t.Fatalf("the spill files are still named in the temporary directory (%s): a killed rebuild would leave them", left[0].Name())
+	}
 	at := time.Date(2026, 12, 3, 9, 30, 1, 123456789, time.UTC)
 	recs := []eventstore.RecordedEvent{
 		{ID: "e1", StreamID: "partner-acme-p1", Type: "partner.created", Version: 0, Position: 7, RecordedAt: at, Data: []byte(`{"a":1}`), Metadata: []byte(`{"schema":1}`)},

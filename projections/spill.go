@@ -18,9 +18,12 @@ import (
 // spill keeps the events of a rebuild's later slices in temporary files
 // while the first slice is read from the log, so the log is read once
 // instead of once per slice (each slice's read then costs only its own
-// events, read sequentially from its file). Files live in a folder of the
-// system's temporary directory (TMPDIR) and are removed with it; together
-// they hold the projection's events of every slice but the first.
+// events, read sequentially from its file). Together the files hold the
+// projection's events of every slice but the first. They are made in a
+// folder of the system's temporary directory (TMPDIR) that is removed as
+// soon as they are open: on Unix their space is then freed when they are
+// closed, even if the process is killed; elsewhere the folder goes when
+// the rebuild ends.
 type spill struct {
 	dir     string
 	files   []*os.File
@@ -43,6 +46,7 @@ func newSpill(slices int) (*spill, error) {
 		s.files = append(s.files, f)
 		s.writers = append(s.writers, bufio.NewWriterSize(f, 256<<10))
 	}
+	_ = os.RemoveAll(dir) // the open files stay usable (Unix); else remove retries
 	return s, nil
 }
 
