@@ -417,42 +417,20 @@ func (iw *indexWrites) diffGrams(old, cur []*gramEntry, id any) {
 		}
 		return e.ops
 	}
-	if len(old) == 0 {
-		for _, e := range cur {
-			o := ops(e)
-			o.add = append(o.add, id)
-		}
-		return
-	}
-	in := make(map[*gramEntry]bool, len(old))
-	for _, e := range old {
-		in[e] = true
-	}
-	for _, e := range cur {
-		if in[e] {
-			delete(in, e)
-		} else {
-			o := ops(e)
-			o.add = append(o.add, id)
-		}
-	}
-	for _, e := range old {
-		if in[e] {
-			o := ops(e)
-			o.rem = append(o.rem, id)
-		}
-	}
+	diffSets(old, cur, func(e *gramEntry) { o := ops(e); o.rem = append(o.rem, id) },
+		func(e *gramEntry) { o := ops(e); o.add = append(o.add, id) })
 }
 
-// diffSets calls rem for keys only in old and add for keys only in cur.
-func diffSets(old, cur []string, rem, add func(string)) {
+// diffSets calls rem for the members only in old and add for those only
+// in cur.
+func diffSets[T comparable](old, cur []T, rem, add func(T)) {
 	if len(old) == 0 {
 		for _, k := range cur {
 			add(k)
 		}
 		return
 	}
-	in := make(map[string]bool, len(old))
+	in := make(map[T]bool, len(old))
 	for _, k := range old {
 		in[k] = true
 	}

@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"runtime/pprof"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -152,17 +151,11 @@ func benchCommands(redisURL string, d time.Duration, res Results) error {
 	}
 	res["commands.baseline.healthz_per_s"] = health
 	res["commands.baseline.healthz_cpu_us"] = float64((processCPU() - cpu0).Microseconds()) / float64(max(1, nHealth))
-	if createsProfile != "" {
-		f, err := os.Create(createsProfile)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return err
-		}
-		defer pprof.StopCPUProfile() // also stops it when a phase fails
+	stopProfile, err := startCPUProfile(createsProfile)
+	if err != nil {
+		return err
 	}
+	defer stopProfile() // also stops it when a phase fails
 	cpu0 = processCPU()
 	var commits0, events0 uint64
 	stats, _ := s.app.Store.(interface{ Stats() *embedded.Stats })
@@ -221,9 +214,7 @@ func benchCommands(redisURL string, d time.Duration, res Results) error {
 		return err
 	}
 	res["commands.create_cpu_us"] = float64((processCPU() - cpu0).Microseconds()) / float64(max(1, nCreates))
-	if createsProfile != "" {
-		pprof.StopCPUProfile()
-	}
+	stopProfile()
 	cpu0 = processCPU()
 	updates, nUpdates, err := loadN(conns, d, func(w, i int) error {
 		body := []byte(fmt.Sprintf(`{"social_reach":%d}`, i+1))

@@ -46,6 +46,7 @@ import (
 	"runtime/pprof"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/partnerd/partnerd/app"
@@ -197,6 +198,24 @@ func printTable(r Results) {
 	for _, k := range keys {
 		fmt.Printf("%-48s %14.2f\n", k, r[k])
 	}
+}
+
+// startCPUProfile profiles the process into path until stop is called
+// (stop may be called again; with an empty path both do nothing).
+func startCPUProfile(path string) (stop func(), err error) {
+	if path == "" {
+		return func() {}, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	var once sync.Once
+	return func() { once.Do(func() { pprof.StopCPUProfile(); f.Close() }) }, nil
 }
 
 func rate(n int, d time.Duration) float64 { return float64(n) / d.Seconds() }

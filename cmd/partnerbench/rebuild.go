@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"runtime/debug"
-	"runtime/pprof"
 	"syscall"
 	"time"
 
@@ -82,20 +81,12 @@ func benchRebuild(redisURL string, n, partners int, baseline bool, res Results) 
 	redis0 := redisCPU(ctx, rdb)
 	cpu0 := cpuTime()
 	start := time.Now()
-	if rebuildProfile != "" {
-		f, err := os.Create(rebuildProfile)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return err
-		}
+	stopProfile, err := startCPUProfile(rebuildProfile)
+	if err != nil {
+		return err
 	}
 	out, err := projections.Rebuild(ctx, rdb, st, projections.Partners{}, nil)
-	if rebuildProfile != "" {
-		pprof.StopCPUProfile()
-	}
+	stopProfile()
 	redisBusy := redisCPU(ctx, rdb) - redis0
 	if err != nil {
 		return err
