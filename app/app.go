@@ -157,22 +157,28 @@ func ProjectionsFor(c Config) []projections.Projection {
 			AgeChecks: &projections.AgeChecks{Every: time.Minute}}}
 }
 
-// Layout implements queries.Layouts.
-func (a *App) Layout(name string) int {
+// runner is the runner of projection name (nil when this build has none).
+func (a *App) runner(name string) *projections.Runner {
 	for _, r := range a.Runners {
 		if r.Projection().Name() == name {
-			return r.Layout()
+			return r
 		}
+	}
+	return nil
+}
+
+// Layout implements queries.Layouts.
+func (a *App) Layout(name string) int {
+	if r := a.runner(name); r != nil {
+		return r.Layout()
 	}
 	return 1
 }
 
 // Generation implements queries.Generations.
 func (a *App) Generation(name string) int64 {
-	for _, r := range a.Runners {
-		if r.Projection().Name() == name {
-			return r.Generation()
-		}
+	if r := a.runner(name); r != nil {
+		return r.Generation()
 	}
 	return 1
 }

@@ -38,15 +38,11 @@ func (a *App) ProjectionNames() []string {
 
 // StartRebuild rebuilds a projection in the background, in this process.
 func (a *App) StartRebuild(name string) error {
-	var p projections.Projection
-	for _, r := range a.Runners {
-		if r.Projection().Name() == name {
-			p = r.Projection()
-		}
-	}
-	if p == nil {
+	r := a.runner(name)
+	if r == nil {
 		return fmt.Errorf("projection %q: %w", name, httpapi.ErrUnknownProjection)
 	}
+	p := r.Projection()
 	a.rb.mu.Lock()
 	if st := a.rb.running[name]; st != nil && !st.finished {
 		a.rb.mu.Unlock()

@@ -188,22 +188,15 @@ func (r *Runner) Start(ctx context.Context) error {
 		return fmt.Errorf("projection %s: init generation: %w", r.proj.Name(), err)
 	}
 	r.fresh = created
-	gen, err := r.rdb.Get(ctx, GenerationKey(r.proj.Name())).Int64()
-	if err != nil {
-		return fmt.Errorf("projection %s: read generation: %w", r.proj.Name(), err)
-	}
 	if created && LayoutOf(r.proj) > 1 {
-		// A generation this runner started is written with its layout.
-		if err := r.rdb.Set(ctx, LayoutKey(r.proj.Name(), gen), LayoutOf(r.proj), 0).Err(); err != nil {
+		// The generation this runner started (1) is written with its layout.
+		if err := r.rdb.Set(ctx, LayoutKey(r.proj.Name(), 1), LayoutOf(r.proj), 0).Err(); err != nil {
 			return fmt.Errorf("projection %s: record layout: %w", r.proj.Name(), err)
 		}
 	}
-	layout, err := readLayout(ctx, r.rdb, r.proj.Name(), gen)
-	if err != nil {
-		return fmt.Errorf("projection %s: read layout: %w", r.proj.Name(), err)
+	if err := r.Refresh(ctx); err != nil {
+		return fmt.Errorf("projection %s: read generation and layout: %w", r.proj.Name(), err)
 	}
-	r.gen.Store(gen)
-	r.layout.Store(int64(layout))
 	// Several batches in flight overlap Redis round trips with planning. A
 	// stream is never in two of them: its messages arrive one at a time
 	// (each partition waits for the ack), and across processes the guard's
