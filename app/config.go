@@ -39,13 +39,17 @@ type Config struct {
 	// StreamBuffer is how many activities a GET /activities/stream client may
 	// fall behind before it is dropped (PARTNERD_STREAM_BUFFER, default 8192).
 	StreamBuffer int
+	// GCHeadroomMB lets a heap smaller than this many MiB grow to it before
+	// Go collects (PARTNERD_GC_HEADROOM_MB, default 64; 0 = Go's own pacing;
+	// an environment GOGC or GOMEMLIMIT also turns it off). See internal/gctune.
+	GCHeadroomMB int
 }
 
 // Defaults returns the configuration of a bare `partnerd`.
 func Defaults() Config {
 	return Config{Addr: ":8080", Data: "./data", EventStore: "embedded", BootstrapProgram: "demo",
 		KafkaPartitions: 12, BusPartitions: 256, RateLimit: 1000, RateBurst: 2000,
-		ActivityMaxPerProgram: 1_000_000, ActivityMaxAge: 90 * 24 * time.Hour, StreamBuffer: 8192}
+		ActivityMaxPerProgram: 1_000_000, ActivityMaxAge: 90 * 24 * time.Hour, StreamBuffer: 8192, GCHeadroomMB: 64}
 }
 
 // FromEnv overlays the PARTNERD_* environment variables on c.
@@ -90,6 +94,7 @@ func FromEnv(c Config) Config {
 	num("PARTNERD_RATE_BURST", &c.RateBurst)
 	num("PARTNERD_ACTIVITY_MAX_PER_PROGRAM", &c.ActivityMaxPerProgram)
 	num("PARTNERD_STREAM_BUFFER", &c.StreamBuffer)
+	num("PARTNERD_GC_HEADROOM_MB", &c.GCHeadroomMB)
 	if v, ok := os.LookupEnv("PARTNERD_ACTIVITY_MAX_AGE"); ok && v != "" {
 		d, err := time.ParseDuration(v)
 		if err != nil {
@@ -163,6 +168,9 @@ func (c Config) Validate() error {
 	}
 	if c.StreamBuffer < 1 || c.StreamBuffer > 1<<20 {
 		errs = append(errs, errors.New("PARTNERD_STREAM_BUFFER: must be 1-1048576"))
+	}
+	if c.GCHeadroomMB < 0 || c.GCHeadroomMB > 1<<20 {
+		errs = append(errs, errors.New("PARTNERD_GC_HEADROOM_MB: MiB, 0 (Go's own pacing) to 1048576"))
 	}
 	if c.ActivityMaxAge < 0 {
 		errs = append(errs, errors.New("PARTNERD_ACTIVITY_MAX_AGE: must be a duration such as 2160h (0 = keep forever)"))

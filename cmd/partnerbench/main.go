@@ -50,6 +50,7 @@ import (
 	"time"
 
 	"github.com/partnerd/partnerd/app"
+	"github.com/partnerd/partnerd/internal/gctune"
 )
 
 // allScenarios is what -scenarios all runs, in this order.
@@ -79,6 +80,11 @@ func main() {
 	flag.StringVar(&rebuildProfile, "cpuprofile-rebuild", "", "write a CPU profile of the rebuild scenario's rebuild (not the filling of its log) to this file")
 	flag.StringVar(&createsProfile, "cpuprofile-creates", "", "write a CPU profile of the commands scenario's create phase (until the projections caught up) to this file")
 	flag.Parse()
+	// The in-process servers collect as a partnerd process would
+	// (PARTNERD_GC_HEADROOM_MB; GOGC or GOMEMLIMIT turn it off).
+	if c := app.FromEnv(app.Defaults()); c.GCHeadroomMB > 0 {
+		gctune.Start(uint64(c.GCHeadroomMB) << 20)
+	}
 	if *cpuprofile != "" {
 		f, err := os.Create(*cpuprofile)
 		if err != nil {

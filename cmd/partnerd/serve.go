@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/partnerd/partnerd/app"
+	"github.com/partnerd/partnerd/internal/gctune"
 )
 
 func signalContext() (context.Context, context.CancelFunc) {
@@ -37,6 +38,7 @@ func serve(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer a.Close()
+	defer gctune.Start(uint64(cfg.GCHeadroomMB) << 20)()
 	if err := a.Start(ctx); err != nil {
 		return err
 	}
