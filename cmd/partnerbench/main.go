@@ -77,6 +77,7 @@ func main() {
 	duration := flag.Duration("duration", 5*time.Second, "how long each load phase of the commands scenario runs")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	memprofile := flag.String("memprofile", "", "write an allocation profile of the whole run to this file at the end")
+	flag.StringVar(&rebuildLogDir, "rebuild-log-dir", "", "keep the rebuild scenario's log in this (new or empty) folder, e.g. to time `partnerd rebuild partners --data DIR` on it")
 	flag.StringVar(&rebuildProfile, "cpuprofile-rebuild", "", "write a CPU profile of the rebuild scenario's rebuild (not the filling of its log) to this file")
 	flag.StringVar(&createsProfile, "cpuprofile-creates", "", "write a CPU profile of the commands scenario's create phase (until the projections caught up) to this file")
 	flag.Parse()

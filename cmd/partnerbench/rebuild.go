@@ -34,6 +34,10 @@ func cpuTime() time.Duration {
 // the rebuild alone (not the filling of its log).
 var rebuildProfile string
 
+// rebuildLogDir, when set, is the folder the rebuild scenario writes its
+// log to and leaves in place.
+var rebuildLogDir string
+
 func benchRebuild(redisURL string, n, partners int, baseline bool, res Results) error {
 	ctx := context.Background()
 	rdb, opt, err := benchRedis(redisURL)
@@ -44,11 +48,15 @@ func benchRebuild(redisURL string, n, partners int, baseline bool, res Results) 
 	redisCeiling(opt.Addr, "rebuild.baseline.redis_benchmark_P64_set_per_s", res)
 	_ = rdb.FlushDB(ctx).Err()
 
-	dir, err := os.MkdirTemp("", "partnerbench-rebuild-")
-	if err != nil {
-		return err
+	dir := rebuildLogDir
+	if dir == "" {
+		if dir, err = os.MkdirTemp("", "partnerbench-rebuild-"); err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
+	} else if ents, err := os.ReadDir(dir); err == nil && len(ents) > 0 {
+		return fmt.Errorf("-rebuild-log-dir %s is not empty", dir)
 	}
-	defer os.RemoveAll(dir)
 	st, err := embedded.Open(dir, embedded.Options{NoSync: true})
 	if err != nil {
 		return err
