@@ -57,6 +57,7 @@ func rebuild(args []string, stdout, stderr io.Writer) error {
 	defer rdb.Close()
 	ctx, stop := withSignals()
 	defer stop()
+	defer startGCTuner(cfg)()
 	for _, p := range todo {
 		bar := newProgressBar(stderr, p.Name())
 		res, err := projections.Rebuild(ctx, rdb, store, p, bar.update)

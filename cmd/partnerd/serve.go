@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/partnerd/partnerd/app"
-	"github.com/partnerd/partnerd/internal/gctune"
 )
 
 func signalContext() (context.Context, context.CancelFunc) {
@@ -38,7 +37,7 @@ func serve(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer a.Close()
-	defer gctune.Start(uint64(cfg.GCHeadroomMB) << 20)()
+	defer startGCTuner(cfg)()
 	if err := a.Start(ctx); err != nil {
 		return err
 	}
