@@ -88,7 +88,7 @@ func Open(dir string, opts Options) (*Store, error) {
 		opts.Now = time.Now
 	}
 	db, err := pebble.Open(dir, &pebble.Options{
-		Logger:       quietLogger{},
+		Logger: quietLogger{},
 		// Memtables live outside Go's heap, and a full one is kept until
 		// its flush ends while the next fills: up to twice this in RSS.
 		// 64 MiB made a third of partnerd's memory at 100k partners + 1M
