@@ -83,9 +83,7 @@ func main() {
 	flag.Parse()
 	// The in-process servers collect as a partnerd process would
 	// (PARTNERD_GC_HEADROOM_MB; GOGC or GOMEMLIMIT turn it off).
-	if c := app.FromEnv(app.Defaults()); c.GCHeadroomMB > 0 {
-		gctune.Start(uint64(c.GCHeadroomMB) << 20)
-	}
+	gctune.Start(app.FromEnv(app.Defaults()).GCHeadroomMB)
 	if *cpuprofile != "" {
 		f, err := os.Create(*cpuprofile)
 		if err != nil {

@@ -19,7 +19,6 @@ import (
 	"strings"
 
 	"github.com/partnerd/partnerd/app"
-	"github.com/partnerd/partnerd/internal/gctune"
 )
 
 func main() {
@@ -110,15 +109,6 @@ func flags(fs *flag.FlagSet) *app.Config {
 	fs.IntVar(&c.GCHeadroomMB, "gc-headroom-mb", c.GCHeadroomMB, "MiB a small heap may grow to before Go collects; 0 = Go's own pacing; GOGC or GOMEMLIMIT turn it off (PARTNERD_GC_HEADROOM_MB)")
 	fs.StringVar(&c.BootstrapKey, "bootstrap-key", c.BootstrapKey, "API key of the bootstrap program (PARTNERD_BOOTSTRAP_KEY)")
 	return &c
-}
-
-// startGCTuner gives a small heap its headroom (internal/gctune) for as long
-// as the command runs; stop restores Go's pacing.
-func startGCTuner(c *app.Config) (stop func()) {
-	if c.GCHeadroomMB <= 0 {
-		return func() {}
-	}
-	return gctune.Start(uint64(c.GCHeadroomMB) << 20)
 }
 
 func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {

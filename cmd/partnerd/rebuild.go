@@ -9,6 +9,7 @@ import (
 
 	"github.com/partnerd/partnerd/app"
 	"github.com/partnerd/partnerd/eventstore"
+	"github.com/partnerd/partnerd/internal/gctune"
 	"github.com/partnerd/partnerd/projections"
 )
 
@@ -57,7 +58,7 @@ func rebuild(args []string, stdout, stderr io.Writer) error {
 	defer rdb.Close()
 	ctx, stop := withSignals()
 	defer stop()
-	defer startGCTuner(cfg)()
+	defer gctune.Start(cfg.GCHeadroomMB)()
 	for _, p := range todo {
 		bar := newProgressBar(stderr, p.Name())
 		res, err := projections.Rebuild(ctx, rdb, store, p, bar.update)

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/partnerd/partnerd/app"
+	"github.com/partnerd/partnerd/internal/gctune"
 )
 
 func signalContext() (context.Context, context.CancelFunc) {
@@ -37,7 +38,7 @@ func serve(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer a.Close()
-	defer startGCTuner(cfg)()
+	defer gctune.Start(cfg.GCHeadroomMB)()
 	if err := a.Start(ctx); err != nil {
 		return err
 	}

@@ -13,7 +13,7 @@
 // instead of live + live: a heap below headroom collects as if it were
 // headroom large, a larger heap exactly as Go's default would. The extra
 // memory is bounded by headroom, whatever the load. On partnerbench's
-// commands scenario a 64 MiB headroom cut the CPU per create by ~15 % (see
+// commands scenario a 64 MiB headroom cut the CPU per create by ~10 % (see
 // BENCHMARKS.md).
 //
 // An operator's own GOGC or GOMEMLIMIT wins: Start does nothing when either
@@ -57,14 +57,15 @@ type tuner struct {
 	last    int
 }
 
-// Start retunes GOGC after every collection for the given headroom (bytes)
+// Start retunes GOGC after every collection for a headroom of headroomMiB
 // until the returned stop is called, which restores the GOGC there was. It
-// does nothing (and stop does nothing) when headroom is 0, when GOGC or
-// GOMEMLIMIT is set in the environment, or when a tuner already runs.
-func Start(headroom uint64) (stop func()) {
-	if headroom == 0 || os.Getenv("GOGC") != "" || os.Getenv("GOMEMLIMIT") != "" {
+// does nothing (and stop does nothing) when headroomMiB is 0 or less, when
+// GOGC or GOMEMLIMIT is set in the environment, or when a tuner already runs.
+func Start(headroomMiB int) (stop func()) {
+	if headroomMiB <= 0 || os.Getenv("GOGC") != "" || os.Getenv("GOMEMLIMIT") != "" {
 		return func() {}
 	}
+	headroom := uint64(headroomMiB) << 20
 	mu.Lock()
 	if running != nil {
 		mu.Unlock()

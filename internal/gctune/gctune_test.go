@@ -42,9 +42,9 @@ func TestStartRetunesAfterCollectionsAndStopRestores(t *testing.T) {
 
 	// A test binary's live heap is a few MiB: with 64 MiB of headroom the
 	// goal is 64 MiB more, far above Go's 100 %.
-	stop := Start(64 << 20)
+	stop := Start(64)
 	defer stop()
-	if again := Start(64 << 20); again == nil {
+	if again := Start(64); again == nil {
 		t.Fatal("a second Start returned no stop")
 	} else {
 		again() // must not stop the first
@@ -101,7 +101,7 @@ func TestAnOperatorsGOGCOrGOMEMLIMITWins(t *testing.T) {
 			t.Setenv(env, map[string]string{"GOGC": "100", "GOMEMLIMIT": "1GiB"}[env])
 			before := debug.SetGCPercent(130)
 			defer debug.SetGCPercent(before)
-			stop := Start(1 << 30)
+			stop := Start(1024)
 			defer stop()
 			for range 3 {
 				runtime.GC()
