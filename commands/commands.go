@@ -297,6 +297,26 @@ func execute[T any, PT interface {
 	*T
 	aggregate
 }](ctx context.Context, d Deps, stream, program string, meta Meta, decide func(PT) ([]domain.Event, error)) (Result, PT, error) {
+	return run[T, PT](ctx, d, stream, program, meta, decide, false)
+}
+
+// executeNew is execute for a command that creates its stream. Its first
+// attempt decides on the empty aggregate and appends expecting no stream,
+// without reading the stream (for a partner: two seeks, ~6 % of a create's
+// CPU). When the stream exists after all, or the decision fails, it runs
+// as execute does, so the answer is the one the full path gives (409 for a
+// partner that exists).
+func executeNew[T any, PT interface {
+	*T
+	aggregate
+}](ctx context.Context, d Deps, stream, program string, meta Meta, decide func(PT) ([]domain.Event, error)) (Result, PT, error) {
+	return run[T, PT](ctx, d, stream, program, meta, decide, !meta.Once && meta.IfMatch == nil)
+}
+
+func run[T any, PT interface {
+	*T
+	aggregate
+}](ctx context.Context, d Deps, stream, program string, meta Meta, decide func(PT) ([]domain.Event, error), assumeNew bool) (Result, PT, error) {
 	once := ""
 	if meta.Once {
 		once = meta.IdempotencyKey
@@ -307,9 +327,13 @@ func execute[T any, PT interface {
 		var pos eventstore.Position
 		var seen bool
 		var err error
-		if once != "" {
+		guess := assumeNew && attempt == 0
+		switch {
+		case guess:
+			agg, version = PT(new(T)), -1
+		case once != "":
 			agg, version, pos, seen, err = loadOnce[T, PT](ctx, d.Store, stream, once)
-		} else {
+		default:
 			agg, version, pos, err = load[T, PT](ctx, d, stream)
 		}
 		if err != nil {
@@ -322,8 +346,14 @@ func execute[T any, PT interface {
 			return Result{}, nil, fmt.Errorf("%s is at version %d, If-Match %d: %w", stream, version+1, *meta.IfMatch, ErrStale)
 		}
 		evs, err := decide(agg)
+		if err != nil && guess {
+			continue // decide again on the stream as it is
+		}
 		if err != nil {
 			return Result{}, nil, err
+		}
+		if len(evs) == 0 && guess {
+			continue
 		}
 		if len(evs) == 0 {
 			return Result{Stream: stream, Version: uint64(version + 1), Position: pos}, agg, nil
@@ -337,6 +367,9 @@ func execute[T any, PT interface {
 			expected = eventstore.NoStream
 		}
 		res, err := d.Store.Append(ctx, stream, expected, data)
+		if errors.Is(err, eventstore.ErrWrongVersion) && guess {
+			continue // the stream exists: load it and decide again
+		}
 		if errors.Is(err, eventstore.ErrWrongVersion) && meta.IfMatch == nil && attempt < maxRaceRetries {
 			pause := time.Duration(mrand.Int64N(int64(min(attempt+1, 10)) * int64(time.Millisecond)))
 			select {

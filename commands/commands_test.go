@@ -85,3 +85,55 @@ func TestIfMatch(t *testing.T) {
 		t.Fatalf("no-op update = %+v, %v; want version 2 at position %d", res2, err, res.Position)
 	}
 }
+
+// readCounter counts the stream reads a command makes.
+type readCounter struct {
+	eventstore.Store
+	reads int
+}
+
+func (r *readCounter) ReadStream(ctx context.Context, stream string, from uint64, dir eventstore.Direction, max int) ([]eventstore.RecordedEvent, error) {
+	r.reads++
+	return r.Store.ReadStream(ctx, stream, from, dir, max)
+}
+
+// A create appends without reading its stream first; a second create of
+// the same partner still reads it, finds the partner and appends nothing.
+func TestCreateAppendsWithoutReadingItsStream(t *testing.T) {
+	_, store := setup(t)
+	rc := &readCounter{Store: store}
+	cmds := commands.New(commands.Deps{Store: rc})
+	ctx := context.Background()
+	in := domain.NewPartner{ProgramID: "acme", PartnerID: "p1", Profile: domain.Profile{Name: "A", RelationshipType: "direct"}}
+	res, st, err := cmds.CreatePartner.Handle(ctx, in, commands.Meta{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rc.reads != 0 {
+		t.Fatalf("a create read its stream %d times", rc.reads)
+	}
+	if res.Version != 1 || res.Appended != 1 || st.PartnerID != "p1" || st.Profile.Name != "A" {
+		t.Fatalf("create answered %+v, state %+v", res, st)
+	}
+	head, _ := store.Head(ctx)
+	if _, _, err := cmds.CreatePartner.Handle(ctx, in, commands.Meta{}); !errors.Is(err, domain.ErrAlreadyExists) {
+		t.Fatalf("second create: %v, want ErrAlreadyExists", err)
+	}
+	if h, _ := store.Head(ctx); h != head {
+		t.Fatalf("the second create appended: head %d → %d", head, h)
+	}
+	if rc.reads == 0 {
+		t.Fatal("the second create never read the stream it found taken")
+	}
+	// Invalid input is refused as before, with nothing appended.
+	bad := in
+	bad.PartnerID = "p2"
+	bad.Profile.RelationshipType = "nonsense"
+	var ve *domain.ValidationError
+	if _, _, err := cmds.CreatePartner.Handle(ctx, bad, commands.Meta{}); !errors.As(err, &ve) {
+		t.Fatalf("invalid create: %v, want a validation error", err)
+	}
+	if h, _ := store.Head(ctx); h != head {
+		t.Fatalf("the invalid create appended: head %d → %d", head, h)
+	}
+}

@@ -16,7 +16,7 @@ func (h *CreatePartnerHandler) Handle(ctx context.Context, in domain.NewPartner,
 	if in.PartnerID == "" {
 		in.PartnerID = "p_" + randomID(12)
 	}
-	res, p, err := execute(ctx, h.d, domain.PartnerStream(in.ProgramID, in.PartnerID), in.ProgramID, meta, func(p *domain.Partner) ([]domain.Event, error) {
+	res, p, err := executeNew(ctx, h.d, domain.PartnerStream(in.ProgramID, in.PartnerID), in.ProgramID, meta, func(p *domain.Partner) ([]domain.Event, error) {
 		return p.Create(in, h.d.Now().UTC())
 	})
 	if err != nil {
