@@ -313,6 +313,7 @@ func executeNew[T any, PT interface {
 	return run[T, PT](ctx, d, stream, program, meta, decide, !meta.Once && meta.IfMatch == nil)
 }
 
+// run is execute; with assumeNew its first attempt is executeNew's guess.
 func run[T any, PT interface {
 	*T
 	aggregate
@@ -346,14 +347,11 @@ func run[T any, PT interface {
 			return Result{}, nil, fmt.Errorf("%s is at version %d, If-Match %d: %w", stream, version+1, *meta.IfMatch, ErrStale)
 		}
 		evs, err := decide(agg)
-		if err != nil && guess {
+		if guess && (err != nil || len(evs) == 0) {
 			continue // decide again on the stream as it is
 		}
 		if err != nil {
 			return Result{}, nil, err
-		}
-		if len(evs) == 0 && guess {
-			continue
 		}
 		if len(evs) == 0 {
 			return Result{Stream: stream, Version: uint64(version + 1), Position: pos}, agg, nil
