@@ -122,6 +122,20 @@ func (k ActivityKeys) Live() string { return k.Key("live") }
 // ScoreOf is an activity's feed score: occurred_at in unix milliseconds.
 func ScoreOf(t time.Time) float64 { return float64(t.UnixMilli()) }
 
+// activityAdds merges one program's new activities per key.
+type activityAdds struct {
+	order []string         // zset keys in first-use order
+	zsets map[string][]any // key → score, member, …
+	docs  []any            // activity ID, document, …
+}
+
+func (a *activityAdds) zadd(key, score string, member any) {
+	if _, ok := a.zsets[key]; !ok {
+		a.order = append(a.order, key)
+	}
+	a.zsets[key] = append(a.zsets[key], score, member)
+}
+
 type activityReads struct {
 	known *redis.SliceCmd
 	card  *redis.IntCmd
@@ -189,8 +203,14 @@ func (p Activities) Plan(ctx context.Context, rd redis.Cmdable, b *Batch) error 
 		}
 		known[tag] = k
 	}
-	// 2. Add the new ones, log them and announce them.
+	// 2. Add the new ones, log them and announce them. The index writes
+	// are merged per key (one ZADD per zset, one HSET of the documents):
+	// inside Redis each call costs more than a member, and the feed, a
+	// flavor's zset and the documents take most of a batch's members.
+	// The log keeps one entry per activity, in batch order.
 	added := map[string]int{}
+	adds := map[string]*activityAdds{}
+	var tags []string
 	logCap := int64(max(p.MaxPerProgram, LogMin))
 	for _, it := range items {
 		a := it.view
@@ -203,20 +223,32 @@ func (p Activities) Plan(ctx context.Context, rd redis.Cmdable, b *Batch) error 
 		if err != nil {
 			return err
 		}
-		score := ScoreOf(a.OccurredAt)
-		w.ZAdd(ks.Feed(), score, a.ActivityID)
-		w.ZAdd(ks.Partner(a.PartnerID), score, a.ActivityID)
-		w.ZAdd(ks.Flavor(a.Flavor), score, a.ActivityID)
-		if a.MessageID != "" {
-			w.ZAdd(ks.Message(a.MessageID), score, a.ActivityID)
+		ad := adds[it.tag]
+		if ad == nil {
+			ad = &activityAdds{zsets: map[string][]any{}}
+			adds[it.tag] = ad
+			tags = append(tags, it.tag)
 		}
-		w.HSet(ks.Docs(), a.ActivityID, string(doc))
-		w.XAdd(ks.Log(), logCap, "a", a.ActivityID, "d", string(doc))
+		var id any = a.ActivityID
+		score := strconv.FormatFloat(ScoreOf(a.OccurredAt), 'g', -1, 64)
+		ad.zadd(ks.Feed(), score, id)
+		ad.zadd(ks.Partner(a.PartnerID), score, id)
+		ad.zadd(ks.Flavor(a.Flavor), score, id)
+		if a.MessageID != "" {
+			ad.zadd(ks.Message(a.MessageID), score, id)
+		}
+		d := string(doc)
+		ad.docs = append(ad.docs, id, d)
+		w.XAdd(ks.Log(), logCap, "a", id, "d", d)
 		added[it.tag]++
 	}
-	for tag, n := range added {
-		ks := ActivityKeys{b.Keys(tag)}
-		b.W(tag).Publish(ks.Live(), strconv.Itoa(n))
+	for _, tag := range tags {
+		ks, w, ad := ActivityKeys{b.Keys(tag)}, b.W(tag), adds[tag]
+		for _, k := range ad.order {
+			w.op("ZADD", k, ad.zsets[k]...)
+		}
+		w.HSet(ks.Docs(), ad.docs...)
+		w.Publish(ks.Live(), strconv.Itoa(added[tag]))
 	}
 	// 3. Retention: the oldest over the cap, and everything past the age.
 	return p.trim(ctx, rd, b, reads, added)
