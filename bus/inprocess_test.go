@@ -314,3 +314,62 @@ func (m *memCheckpoint) Save(_ context.Context, p eventstore.Position) error {
 	return nil
 }
 func (m *memCheckpoint) get() eventstore.Position { m.mu.Lock(); defer m.mu.Unlock(); return m.pos }
+
+// Each subscriber gets the message's whole metadata in a map of its own:
+// one consumer changing its copy changes neither the other's nor a
+// redelivery's.
+func TestInProcessSubscribersGetTheirOwnMetadata(t *testing.T) {
+	b := bus.NewInProcess(1, nil)
+	t.Cleanup(func() { _ = b.Close() })
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	one, err := b.Subscribe(ctx, "t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	two, err := b.Subscribe(ctx, "t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sent := bus.NewMessage(eventstore.RecordedEvent{ID: "e-1", StreamID: "partner-a-1", Type: "partner.created",
+		Position: 7, Data: []byte(`{"x":1}`), Metadata: []byte(`{"program":"a","actor":"u"}`)})
+	want := map[string]string(sent.Metadata)
+	if len(want) < 10 {
+		t.Fatalf("envelope carries only %d metadata keys", len(want))
+	}
+	p, err := b.PublishAsync("t", sent)
+	if err != nil {
+		t.Fatal(err)
+	}
+	recv := func(ch <-chan *message.Message) *message.Message {
+		select {
+		case m := <-ch:
+			return m
+		case <-time.After(10 * time.Second):
+			t.Fatal("no message")
+			return nil
+		}
+	}
+	m1 := recv(one)
+	if fmt.Sprint(map[string]string(m1.Metadata)) != fmt.Sprint(want) || string(m1.Payload) != `{"x":1}` {
+		t.Fatalf("subscriber one got %v %s, want %v", m1.Metadata, m1.Payload, want)
+	}
+	m1.Metadata.Set(bus.MetaType, "changed")
+	m1.Nack() // sent again: a fresh copy
+	m2 := recv(two)
+	if got := m2.Metadata.Get(bus.MetaType); got != "partner.created" {
+		t.Fatalf("subscriber two sees type %q after subscriber one changed its copy", got)
+	}
+	m2.Ack()
+	again := recv(one)
+	if got := again.Metadata.Get(bus.MetaType); got != "partner.created" {
+		t.Fatalf("the redelivery carries type %q", got)
+	}
+	again.Ack()
+	if err := waitDone(t, p); err != nil {
+		t.Fatal(err)
+	}
+	if got := sent.Metadata.Get(bus.MetaType); got != "partner.created" {
+		t.Fatalf("the published message's type became %q", got)
+	}
+}
