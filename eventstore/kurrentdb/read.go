@@ -134,7 +134,12 @@ func (s *Store) readAll(ctx context.Context, dir esdb.Direction, from esdb.AllPo
 		recs, err = collect(rs)
 		return err
 	})
-	return recs, err
+	if err != nil {
+		// recs is not ours to read: call returns when ctx ends, while f
+		// may still be running (and writing recs) on its goroutine.
+		return nil, err
+	}
+	return recs, nil
 }
 
 // allPosition is where a read or subscription strictly after p starts:
