@@ -84,19 +84,26 @@ func keyed(key string, ids ...string) []*message.Message {
 // A subscriber that does not acknowledge must not hold back another
 // subscriber of the same topic: the fast one gets every message of several
 // publishes, while the batches stay pending until the slow one acked them.
-func TestInProcessSubscribersMoveIndependently(t *testing.T) {
-	b := bus.NewInProcess(4, nil)
+// twoSubscribers makes a bus of that many partitions with two
+// subscriptions to topic "t", both ended when the test ends.
+func twoSubscribers(t *testing.T, partitions int) (b *bus.InProcess, first, second <-chan *message.Message) {
+	t.Helper()
+	b = bus.NewInProcess(partitions, nil)
 	t.Cleanup(func() { _ = b.Close() })
 	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	slow, err := b.Subscribe(ctx, "t")
-	if err != nil {
+	t.Cleanup(cancel)
+	var err error
+	if first, err = b.Subscribe(ctx, "t"); err != nil {
 		t.Fatal(err)
 	}
-	fast, err := b.Subscribe(ctx, "t")
-	if err != nil {
+	if second, err = b.Subscribe(ctx, "t"); err != nil {
 		t.Fatal(err)
 	}
+	return b, first, second
+}
+
+func TestInProcessSubscribersMoveIndependently(t *testing.T) {
+	b, slow, fast := twoSubscribers(t, 4)
 	var pending []*bus.Pending
 	for round := 0; round < 3; round++ {
 		p, err := b.PublishAsync("t", keyed("stream-1", fmt.Sprintf("r%d-a", round), fmt.Sprintf("r%d-b", round))...)
@@ -319,18 +326,7 @@ func (m *memCheckpoint) get() eventstore.Position { m.mu.Lock(); defer m.mu.Unlo
 // one consumer changing its copy changes neither the other's nor a
 // redelivery's.
 func TestInProcessSubscribersGetTheirOwnMetadata(t *testing.T) {
-	b := bus.NewInProcess(1, nil)
-	t.Cleanup(func() { _ = b.Close() })
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	one, err := b.Subscribe(ctx, "t")
-	if err != nil {
-		t.Fatal(err)
-	}
-	two, err := b.Subscribe(ctx, "t")
-	if err != nil {
-		t.Fatal(err)
-	}
+	b, one, two := twoSubscribers(t, 1)
 	sent := bus.NewMessage(eventstore.RecordedEvent{ID: "e-1", StreamID: "partner-a-1", Type: "partner.created",
 		Position: 7, Data: []byte(`{"x":1}`), Metadata: []byte(`{"program":"a","actor":"u"}`)})
 	want := map[string]string(sent.Metadata)
