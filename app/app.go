@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -20,6 +21,7 @@ import (
 	"github.com/partnerd/partnerd/eventstore/embedded"
 	"github.com/partnerd/partnerd/eventstore/kurrentdb"
 	"github.com/partnerd/partnerd/httpapi"
+	"github.com/partnerd/partnerd/internal/idemstore"
 	"github.com/partnerd/partnerd/projections"
 	"github.com/partnerd/partnerd/queries"
 	"github.com/partnerd/partnerd/relay"
@@ -49,6 +51,7 @@ type App struct {
 	Registry *prometheus.Registry
 
 	mini   *miniredis.Miniredis
+	idem   *idemstore.Disk // idempotency records, with the embedded Redis
 	ctx    context.Context
 	rb     rebuilds
 	router *message.Router
@@ -68,6 +71,10 @@ func OpenStore(c Config) (eventstore.Store, error) {
 	}
 	return kurrentdb.Open(c.EventStore)
 }
+
+// IdempotencyDir is the folder under the data folder that keeps
+// idempotency records when Redis is the embedded one.
+const IdempotencyDir = "idempotency"
 
 // OpenRedis connects to the configured Redis, or starts the embedded one
 // (returned so it can be closed).
@@ -139,7 +146,17 @@ func New(c Config, logger *slog.Logger) (*App, error) {
 	a.Relay = &relay.Relay{Store: a.Store, Publisher: a.Bus, Checkpoints: relay.RedisCheckpoints{Client: a.Redis}, Logger: logger}
 	a.Lease = &relay.Lease{Client: a.Redis, Logger: logger}
 	a.lag = newLagTracker()
-	a.HTTP = httpapi.New(httpapi.Deps{Commands: a.Commands, Queries: a.Queries, Redis: a.Redis,
+	var idem httpapi.IdempotencyStore // nil: in Redis
+	if a.mini != nil {
+		// The embedded Redis starts empty; idempotency records are not
+		// rebuilt from the log, so they live on disk, beside it.
+		if a.idem, err = idemstore.Open(filepath.Join(c.Data, IdempotencyDir)); err != nil {
+			a.Close()
+			return nil, err
+		}
+		idem = a.idem
+	}
+	a.HTTP = httpapi.New(httpapi.Deps{Commands: a.Commands, Queries: a.Queries, Redis: a.Redis, Idempotency: idem,
 		Ready: a.ready, Projections: a.projectionStatus, Rebuild: a.StartRebuild, Recovering: a.recoveringNow,
 		Registry: a.Registry, Logger: logger, RateLimit: httpapi.RateLimit{Rate: c.RateLimit, Burst: c.RateBurst}, Hub: a.Hub,
 		StreamBuffer: c.StreamBuffer})
@@ -316,6 +333,11 @@ func (a *App) Close() {
 		}
 		if a.mini != nil {
 			a.mini.Close()
+		}
+		if a.idem != nil {
+			if err := a.idem.Close(); err != nil {
+				a.Logger.Error("closing idempotency store", "err", err)
+			}
 		}
 		if a.Store != nil {
 			if err := a.Store.Close(); err != nil {

@@ -220,6 +220,78 @@ func TestBadInputChangesNothing(t *testing.T) {
 	}
 }
 
+// With the embedded Redis (which starts empty) an Idempotency-Key still
+// holds across a restart: its record is on disk, beside the log.
+func TestIdempotencyKeyOutlivesARestart(t *testing.T) {
+	cfg := config(t, "")
+	h := start(t, cfg)
+	body := map[string]any{"name": "Restarted", "relationship_type": "direct"} // server-assigned ID
+	first := h.do("POST", "/partners", body, "Idempotency-Key", "restart-1")
+	if first.status != 201 {
+		t.Fatal(first.status, string(first.body))
+	}
+	h.stop()
+
+	h = start(t, cfg)
+	head := h.head()
+	again := h.do("POST", "/partners", body, "Idempotency-Key", "restart-1")
+	if again.status != 201 || string(again.body) != string(first.body) || again.header.Get("Idempotent-Replayed") != "true" {
+		t.Fatalf("replay after a restart = %d %s (replayed %q), want the first answer %s",
+			again.status, again.body, again.header.Get("Idempotent-Replayed"), first.body)
+	}
+	if h.head() != head {
+		t.Fatal("a replay after a restart appended events")
+	}
+	if r := h.do("POST", "/partners", map[string]any{"name": "Other", "relationship_type": "direct"}, "Idempotency-Key", "restart-1"); r.status != 422 {
+		t.Fatalf("same key, other body, after a restart: %d %s", r.status, r.body)
+	}
+}
+
+// The same JSON object is the same request, however it is spaced or its
+// keys ordered; repeats sent while the first one runs wait for its answer.
+func TestIdempotencyKeyComparesContentAndWaitsForTheFirst(t *testing.T) {
+	h := start(t, config(t, ""))
+	first := h.do("POST", "/partners", `{"name":"Spaced","relationship_type":"direct","country":"DE"}`, "Idempotency-Key", "json-1")
+	if first.status != 201 {
+		t.Fatal(first.status, string(first.body))
+	}
+	head := h.head()
+	again := h.do("POST", "/partners", "{\n  \"country\": \"DE\",\n  \"relationship_type\": \"direct\", \"name\": \"Spaced\"\n}\n", "Idempotency-Key", "json-1")
+	if again.status != 201 || string(again.body) != string(first.body) {
+		t.Fatalf("the same object respaced = %d %s, want the first answer", again.status, again.body)
+	}
+	if r := h.do("POST", "/partners", `{"name":"Spaced","relationship_type":"direct","country":"FR"}`, "Idempotency-Key", "json-1"); r.status != 422 {
+		t.Fatalf("another value under the same key: %d %s", r.status, r.body)
+	}
+	if h.head() != head {
+		t.Fatal("repeats appended events")
+	}
+
+	// Concurrent repeats: one partner, every answer the same 201.
+	const n = 8
+	answers := make(chan response, n)
+	for range n {
+		go func() {
+			answers <- h.do("POST", "/partners", map[string]any{"name": "Racing", "relationship_type": "direct"}, "Idempotency-Key", "race-1")
+		}()
+	}
+	var want string
+	for range n {
+		r := <-answers
+		if r.status != 201 {
+			t.Fatalf("a concurrent repeat got %d %s, want the first answer", r.status, r.body)
+		}
+		if want == "" {
+			want = string(r.body)
+		} else if string(r.body) != want {
+			t.Fatalf("concurrent repeats answered differently: %s vs %s", r.body, want)
+		}
+	}
+	if got := h.head(); got != head+1 {
+		t.Fatalf("concurrent repeats appended %d events, want 1", got-head)
+	}
+}
+
 func TestIdempotencyKey(t *testing.T) {
 	h := start(t, config(t, ""))
 	body := map[string]any{"name": "Once", "relationship_type": "direct"} // server-assigned ID

@@ -254,7 +254,7 @@ func TestImportIdempotency(t *testing.T) {
 			t.Fatal(r.status, string(r.body))
 		}
 		sum := sha256.Sum256([]byte("imp-1"))
-		if err := h.app.Redis.Del(t.Context(), "pd:idem:{acme}:"+hex.EncodeToString(sum[:])).Err(); err != nil {
+		if err := h.app.HTTP.Idempotency.Delete(t.Context(), "pd:idem:{acme}:"+hex.EncodeToString(sum[:])); err != nil {
 			t.Fatal(err)
 		}
 		head = h.head()

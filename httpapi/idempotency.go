@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -22,11 +23,64 @@ var errIdempotencyInFlight = errors.New("a request with this Idempotency-Key is 
 // unfinished one holds its key. The hold is renewed every quarter of
 // idemLockTTL while the request runs, so it only has to outlive a stall of
 // the process; after a crash mid-request the key is free again (the client
-// may retry for real) within idemLockTTL.
+// may retry for real) within idemLockTTL. A repeat that arrives while the
+// first request runs waits up to idemWait for its answer (then 409).
 const (
 	idemTTL     = 24 * time.Hour
 	idemLockTTL = 30 * time.Second
+	idemWait    = 10 * time.Second
+	idemPoll    = 20 * time.Millisecond
 )
+
+// IdempotencyStore keeps idempotency records: "pending:<fingerprint>"
+// while the first request with a key runs, then its answer.
+type IdempotencyStore interface {
+	// Reserve stores val under key for ttl unless a record is there, and
+	// reports whether it stored.
+	Reserve(ctx context.Context, key, val string, ttl time.Duration) (bool, error)
+	// Get returns the record under key; found is false when there is none.
+	Get(ctx context.Context, key string) (val string, found bool, err error)
+	// Put stores val under key for ttl, as durably as the store can before
+	// it returns: the answer is sent only after.
+	Put(ctx context.Context, key, val string, ttl time.Duration) error
+	// Touch gives the record under key ttl from now.
+	Touch(ctx context.Context, key string, ttl time.Duration) error
+	// Delete removes the record under key.
+	Delete(ctx context.Context, key string) error
+}
+
+// RedisIdempotency keeps idempotency records in Redis (shared by every
+// instance on that Redis).
+type RedisIdempotency struct{ Client redis.UniversalClient }
+
+// Reserve implements IdempotencyStore.
+func (r RedisIdempotency) Reserve(ctx context.Context, key, val string, ttl time.Duration) (bool, error) {
+	return r.Client.SetNX(ctx, key, val, ttl).Result()
+}
+
+// Get implements IdempotencyStore.
+func (r RedisIdempotency) Get(ctx context.Context, key string) (string, bool, error) {
+	v, err := r.Client.Get(ctx, key).Result()
+	if errors.Is(err, redis.Nil) {
+		return "", false, nil
+	}
+	return v, err == nil, err
+}
+
+// Put implements IdempotencyStore.
+func (r RedisIdempotency) Put(ctx context.Context, key, val string, ttl time.Duration) error {
+	return r.Client.Set(ctx, key, val, ttl).Err()
+}
+
+// Touch implements IdempotencyStore.
+func (r RedisIdempotency) Touch(ctx context.Context, key string, ttl time.Duration) error {
+	return r.Client.Expire(ctx, key, ttl).Err()
+}
+
+// Delete implements IdempotencyStore.
+func (r RedisIdempotency) Delete(ctx context.Context, key string) error {
+	return r.Client.Del(ctx, key).Err()
+}
 
 type idemRecord struct {
 	Fingerprint string            `json:"fp"`
@@ -35,19 +89,58 @@ type idemRecord struct {
 	Body        []byte            `json:"body"`
 }
 
-type captureWriter struct {
+// heldWriter keeps a response back: the idempotency middleware sends it
+// only once its record is saved, so an answer a client got is never one a
+// crash could make it get again by applying the command twice.
+type heldWriter struct {
 	gin.ResponseWriter
-	buf bytes.Buffer
+	status int
+	buf    bytes.Buffer
 }
 
-func (w *captureWriter) Write(b []byte) (int, error) {
-	w.buf.Write(b)
-	return w.ResponseWriter.Write(b)
+func (w *heldWriter) WriteHeader(code int) {
+	if code > 0 && w.status == 0 {
+		w.status = code
+	}
 }
 
-func (w *captureWriter) WriteString(s string) (int, error) {
-	w.buf.WriteString(s)
-	return w.ResponseWriter.WriteString(s)
+func (w *heldWriter) WriteHeaderNow() {}
+
+func (w *heldWriter) Flush() {}
+
+func (w *heldWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.buf.Write(b)
+}
+
+func (w *heldWriter) WriteString(s string) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.buf.WriteString(s)
+}
+
+func (w *heldWriter) Status() int {
+	if w.status == 0 {
+		return http.StatusOK
+	}
+	return w.status
+}
+
+func (w *heldWriter) Size() int { return w.buf.Len() }
+
+func (w *heldWriter) Written() bool { return w.status != 0 }
+
+// send writes the held response to the client.
+func (w *heldWriter) send(to gin.ResponseWriter) {
+	to.WriteHeader(w.Status())
+	if w.buf.Len() == 0 {
+		to.WriteHeaderNow()
+		return
+	}
+	_, _ = to.Write(w.buf.Bytes())
 }
 
 // idempotency makes a write with an Idempotency-Key happen once: a repeat
@@ -71,7 +164,11 @@ func (s *Server) idempotency(c *gin.Context) {
 		s.writeError(c, badRequest("Idempotency-Key must be at most 255 characters"))
 		return
 	}
-	var fp string
+	// fp names the request: method, path and body. A JSON body counts by
+	// its content, not its bytes (whitespace and key order aside, the same
+	// object is the same request); rawFP is the bytes' fingerprint, which
+	// records written before that rule hold.
+	var fp, rawFP string
 	if strings.HasPrefix(c.ContentType(), "text/csv") {
 		// A CSV upload goes to disk, not memory; the handler reads it there.
 		sb, err := spool(c, maxCSVBody)
@@ -80,7 +177,7 @@ func (s *Server) idempotency(c *gin.Context) {
 			return
 		}
 		defer sb.Close()
-		fp = sb.Fingerprint
+		fp, rawFP = sb.Fingerprint, sb.Fingerprint
 	} else {
 		body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, maxJSONBody))
 		if err != nil {
@@ -93,53 +190,96 @@ func (s *Server) idempotency(c *gin.Context) {
 			return
 		}
 		c.Request.Body = io.NopCloser(bytes.NewReader(body))
-		h := sha256.New()
-		h.Write(fingerprintPrefix(c))
-		h.Write(body)
-		fp = hex.EncodeToString(h.Sum(nil))
+		fp, rawFP = bodyFingerprints(fingerprintPrefix(c), body)
 	}
 	ks := sha256.Sum256([]byte(key))
 	rkey := "pd:idem:{" + c.GetString(ctxProgram) + "}:" + hex.EncodeToString(ks[:])
 	ctx := c.Request.Context()
 
-	won, err := s.Redis.SetNX(ctx, rkey, "pending:"+fp, idemLockTTL).Result()
-	if err != nil {
-		s.writeError(c, err)
-		return
+	deadline := time.Now().Add(idemWait)
+	for {
+		won, err := s.Idempotency.Reserve(ctx, rkey, "pending:"+fp, idemLockTTL)
+		if err != nil {
+			s.writeError(c, err)
+			return
+		}
+		if won {
+			break
+		}
+		val, found, err := s.Idempotency.Get(ctx, rkey)
+		if err != nil {
+			s.writeError(c, err)
+			return
+		}
+		if !found {
+			continue // freed meanwhile (the first attempt failed): run it
+		}
+		pending, inFlight := strings.CutPrefix(val, "pending:")
+		if !inFlight {
+			s.replay(c, val, fp, rawFP)
+			return
+		}
+		if pending != fp && pending != rawFP {
+			s.writeError(c, fieldError("Idempotency-Key", "was already used with a different request body"))
+			return
+		}
+		// The first request with this key still runs: wait for its answer.
+		if time.Now().After(deadline) {
+			s.writeError(c, errIdempotencyInFlight)
+			return
+		}
+		select {
+		case <-ctx.Done():
+			s.writeError(c, errIdempotencyInFlight)
+			return
+		case <-time.After(idemPoll):
+		}
 	}
-	if !won {
-		s.replay(c, rkey, fp)
-		return
-	}
-	cw := &captureWriter{ResponseWriter: c.Writer}
-	c.Writer = cw
+	real := c.Writer
+	hw := &heldWriter{ResponseWriter: real}
+	c.Writer = hw
 	stop := s.holdIdempotencyLock(ctx, rkey)
+	defer func() {
+		if p := recover(); p != nil {
+			// The recoverer answers 500 on the real writer; the key is
+			// free again, as after any failed attempt.
+			stop()
+			c.Writer = real
+			_ = s.Idempotency.Delete(context.WithoutCancel(ctx), rkey)
+			panic(p)
+		}
+	}()
 	c.Next()
 	stop()
-	status := cw.Status()
+	c.Writer = real
+	status := hw.Status()
 	if status >= 500 || status == http.StatusServiceUnavailable {
-		_ = s.Redis.Del(ctx, rkey).Err() // a failed attempt may be retried for real
+		_ = s.Idempotency.Delete(context.WithoutCancel(ctx), rkey) // a failed attempt may be retried for real
+		hw.send(real)
 		return
 	}
-	rec := idemRecord{Fingerprint: fp, Status: status, Headers: map[string]string{}, Body: cw.buf.Bytes()}
+	rec := idemRecord{Fingerprint: fp, Status: status, Headers: map[string]string{}, Body: hw.buf.Bytes()}
 	if kept, ok := c.Get(ctxIdemBody); ok {
 		rec.Body, _ = kept.([]byte)
 	}
 	for _, name := range []string{"Content-Type", "X-Position", "X-Consistency-Token", "Location", "ETag"} {
-		if v := cw.Header().Get(name); v != "" {
+		if v := hw.Header().Get(name); v != "" {
 			rec.Headers[name] = v
 		}
 	}
 	raw, _ := json.Marshal(rec)
-	if err := s.Redis.Set(ctx, rkey, raw, idemTTL).Err(); err != nil {
-		s.log.Error("saving idempotency record", "err", err)
+	if err := s.Idempotency.Put(context.WithoutCancel(ctx), rkey, string(raw), idemTTL); err != nil {
+		// The command is done; its answer goes out, but a retry would not
+		// find it. Say so loudly: that retry would apply it again.
+		s.log.Error("saving idempotency record; a retry with this key would apply the request again", "err", err)
 	}
+	hw.send(real)
 }
 
 // holdIdempotencyLock keeps an unfinished request's key locked while it
 // runs, however long (a large import), by renewing the lock's TTL; a
 // crashed process stops renewing, so its lock still expires. stop waits for
-// the renewer to end.
+// the renewer to end (calling it again does nothing).
 func (s *Server) holdIdempotencyLock(ctx context.Context, rkey string) (stop func()) {
 	done := make(chan struct{})
 	ended := make(chan struct{})
@@ -152,37 +292,24 @@ func (s *Server) holdIdempotencyLock(ctx context.Context, rkey string) (stop fun
 			case <-done:
 				return
 			case <-t.C:
-				_ = s.Redis.Expire(context.WithoutCancel(ctx), rkey, idemLockTTL).Err()
+				_ = s.Idempotency.Touch(context.WithoutCancel(ctx), rkey, idemLockTTL)
 			}
 		}
 	}()
-	return func() { close(done); <-ended }
+	var once sync.Once
+	return func() { once.Do(func() { close(done); <-ended }) }
 }
 
-func (s *Server) replay(c *gin.Context, rkey, fp string) {
-	val, err := s.Redis.Get(c.Request.Context(), rkey).Result()
-	if errors.Is(err, redis.Nil) {
-		s.writeError(c, errIdempotencyInFlight) // expired between the two calls
-		return
-	}
-	if err != nil {
-		s.writeError(c, err)
-		return
-	}
-	if pending, ok := strings.CutPrefix(val, "pending:"); ok {
-		if pending != fp {
-			s.writeError(c, fieldError("Idempotency-Key", "was already used with a different request body"))
-			return
-		}
-		s.writeError(c, errIdempotencyInFlight)
-		return
-	}
+// replay answers with a finished request's record, if this request has the
+// same body (its canonical or, for records of older versions, its raw
+// fingerprint).
+func (s *Server) replay(c *gin.Context, val, fp, rawFP string) {
 	var rec idemRecord
 	if err := json.Unmarshal([]byte(val), &rec); err != nil {
 		s.writeError(c, err)
 		return
 	}
-	if rec.Fingerprint != fp {
+	if rec.Fingerprint != fp && rec.Fingerprint != rawFP {
 		s.writeError(c, fieldError("Idempotency-Key", "was already used with a different request body"))
 		return
 	}
@@ -192,4 +319,32 @@ func (s *Server) replay(c *gin.Context, rkey, fp string) {
 	c.Header("Idempotent-Replayed", "true")
 	c.Data(rec.Status, rec.Headers["Content-Type"], rec.Body)
 	c.Abort()
+}
+
+// bodyFingerprints returns the fingerprint of a JSON body by its content
+// (canonical: compact, object keys sorted, numbers as written) and of its
+// raw bytes; a body that is not JSON has the raw one twice.
+func bodyFingerprints(prefix, body []byte) (canonical, raw string) {
+	h := sha256.New()
+	h.Write(prefix)
+	h.Write(body)
+	raw = hex.EncodeToString(h.Sum(nil))
+	d := json.NewDecoder(bytes.NewReader(body))
+	d.UseNumber()
+	var v any
+	if err := d.Decode(&v); err != nil || d.More() {
+		return raw, raw
+	}
+	if _, err := d.Token(); err != io.EOF {
+		return raw, raw
+	}
+	norm, err := json.Marshal(v)
+	if err != nil {
+		return raw, raw
+	}
+	h.Reset()
+	h.Write(prefix)
+	h.Write([]byte("json:"))
+	h.Write(norm)
+	return hex.EncodeToString(h.Sum(nil)), raw
 }

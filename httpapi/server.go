@@ -71,8 +71,12 @@ var ErrUnknownProjection = errors.New("no such projection")
 type Deps struct {
 	Commands *commands.Commands
 	Queries  *queries.Queries
-	// Redis holds idempotency records.
+	// Redis holds idempotency records (unless Idempotency is set) and
+	// rate-limit state.
 	Redis redis.UniversalClient
+	// Idempotency keeps idempotency records instead of Redis (optional):
+	// with the embedded Redis, which starts empty, they live on disk.
+	Idempotency IdempotencyStore
 	// Ready runs the readiness checks.
 	Ready func(ctx context.Context) []Check
 	// Projections reports projection progress.
@@ -112,6 +116,9 @@ func New(d Deps) *Server {
 	}
 	if s.Registry == nil {
 		s.Registry = prometheus.NewRegistry()
+	}
+	if s.Idempotency == nil {
+		s.Idempotency = RedisIdempotency{Client: s.Redis}
 	}
 	s.reqDur = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name: "partnerd_http_request_duration_seconds", Help: "HTTP requests by route, method and status.",
