@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/partnerd/partnerd/app"
 )
 
 const (
@@ -43,7 +45,8 @@ func (h *harness) feed(query, tok string) ([]string, map[string]any) {
 }
 
 func TestActivityIngestFeedAndDedupe(t *testing.T) {
-	backends(t, dbActivity, func(t *testing.T, h *harness) {
+	// Fixed dates: keep them whatever day the test runs (no max age).
+	backendsWith(t, dbActivity, func(c *app.Config) { c.ActivityMaxAge = 0 }, func(t *testing.T, h *harness) {
 		h.mustPartner("p1")
 		h.mustPartner("p2")
 		// One activity: 202 with every field it was sent with.
@@ -59,7 +62,7 @@ func TestActivityIngestFeedAndDedupe(t *testing.T) {
 		}
 		// A bad single activity: 422 naming the fields, nothing appended.
 		head := h.head()
-		r = h.do("POST", "/activities", map[string]any{"partner_id": "p1", "flavor": "teleported", "device": "watch", "source_url": "ftp://x"})
+		r = h.do("POST", "/activities", map[string]any{"partner_id": "p1", "flavor": "tele ported", "device": "watch", "source_url": "ftp://x"})
 		if r.status != 422 || !strings.Contains(string(r.body), `"flavor"`) || !strings.Contains(string(r.body), `"device"`) || !strings.Contains(string(r.body), `"source_url"`) {
 			t.Fatalf("bad single: %d %s", r.status, r.body)
 		}
@@ -72,7 +75,7 @@ func TestActivityIngestFeedAndDedupe(t *testing.T) {
 		// A batch: bad items reported by index, good ones kept, the repeat of a1 dropped.
 		batch := map[string]any{"activities": []any{
 			map[string]any{"activity_id": "a2", "partner_id": "p2", "flavor": "message_opened", "message_id": "m1", "occurred_at": "2026-11-01T11:00:00Z"},
-			map[string]any{"activity_id": "bad", "partner_id": "p2", "flavor": "nope"},
+			map[string]any{"activity_id": "bad", "partner_id": "p2", "flavor": "no pe"},
 			map[string]any{"activity_id": "a1", "partner_id": "p1", "flavor": "dashboard_viewed", "occurred_at": "2026-11-01T10:00:00Z"},
 			map[string]any{"activity_id": "a3", "partner_id": "p1", "flavor": "custom.webinar_joined", "occurred_at": "2026-11-01T12:00:00Z"},
 			map[string]any{"activity_id": "a4", "partner_id": "p1", "flavor": "link_clicked", "unknown_field": 1},
@@ -161,8 +164,11 @@ func TestActivityIngestFeedAndDedupe(t *testing.T) {
 				t.Errorf("feed%s = %v, want %s", q, got, want)
 			}
 		}
-		if r := h.do("GET", "/activities?flavor=teleported", nil); r.status != 422 {
-			t.Errorf("unknown flavor filter: %d", r.status)
+		if r := h.do("GET", "/activities?flavor=tele%20ported", nil); r.status != 422 {
+			t.Errorf("invalid flavor filter: %d", r.status)
+		}
+		if got, _ := h.feed("?flavor=teleported", ""); len(got) != 0 {
+			t.Errorf("feed of a flavor nobody sent = %v", got)
 		}
 		if r := h.do("GET", "/activities?since=yesterday", nil); r.status != 400 {
 			t.Errorf("bad since: %d", r.status)

@@ -14,6 +14,7 @@ func TestActivityDedupeSurvivesRestartAndRebuild(t *testing.T) {
 	for name, url := range map[string]func(*testing.T) string{"embedded redis": func(*testing.T) string { return "" }, "real redis": func(t *testing.T) string { return redisDB(t, dbActivityRestart) }} {
 		t.Run(name, func(t *testing.T) {
 			cfg := config(t, url(t))
+			cfg.ActivityMaxAge = 0 // fixed dates: keep them whatever day the test runs
 			batch := map[string]any{"activities": []any{
 				map[string]any{"activity_id": "r1", "partner_id": "p1", "flavor": "logged_in", "occurred_at": "2026-11-01T10:00:00Z"},
 				map[string]any{"activity_id": "r2", "partner_id": "p1", "flavor": "link_clicked", "occurred_at": "2026-11-01T11:00:00Z"},

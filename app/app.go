@@ -131,7 +131,8 @@ func New(c Config, logger *slog.Logger) (*App, error) {
 	}
 	a.Queries = queries.New(a.Redis, a.Store, a)
 	a.Hub = queries.NewActivityHub(a.Queries, logger)
-	deps := commands.Deps{Store: a.Store, AccessLinkSecret: []byte(c.AccessLinkSecret), AccessLinkURL: c.AccessLinkURL, Partners: a.Queries}
+	deps := commands.Deps{Store: a.Store, AccessLinkSecret: []byte(c.AccessLinkSecret), AccessLinkURL: c.AccessLinkURL, Partners: a.Queries,
+		ActivityMaxAge: c.ActivityMaxAge}
 	// Partner snapshots live in the event store, beside the log (both
 	// adapters have them); a store without them folds every stream in full.
 	if snaps, ok := a.Store.(eventstore.Snapshotter); ok {

@@ -34,7 +34,8 @@ type Config struct {
 	RateBurst        int      // PARTNERD_RATE_BURST: token bucket size per API key
 	// ActivityMaxPerProgram caps each program's activity feed (PARTNERD_ACTIVITY_MAX_PER_PROGRAM; 0 = no cap).
 	ActivityMaxPerProgram int
-	// ActivityMaxAge drops feed activities that occurred longer ago (PARTNERD_ACTIVITY_MAX_AGE, e.g. 2160h; 0 = keep).
+	// ActivityMaxAge drops feed activities that occurred longer ago, and
+	// ingest refuses such an activity (PARTNERD_ACTIVITY_MAX_AGE, e.g. 2160h; 0 = keep).
 	ActivityMaxAge time.Duration
 	// StreamBuffer is how many activities a GET /activities/stream client may
 	// fall behind before it is dropped (PARTNERD_STREAM_BUFFER, default 8192).

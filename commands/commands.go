@@ -141,6 +141,10 @@ type Deps struct {
 	// Partners answers "do these partners exist?" for activity ingest; nil
 	// means every check reads the log.
 	Partners PartnerDirectory
+	// ActivityMaxAge is how long the activity feed keeps an activity
+	// (config ActivityMaxAge): ingest refuses an older occurred_at rather
+	// than record one the feed would drop. 0 = no limit.
+	ActivityMaxAge time.Duration
 
 	hashSlots chan struct{}
 }

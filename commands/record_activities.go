@@ -42,7 +42,8 @@ type ActivityOutcome struct {
 	Err     error // a *domain.ValidationError when rejected
 }
 
-// RecordActivitiesHandler records partner activities: validate, check the
+// RecordActivitiesHandler records partner activities: validate (an
+// occurred_at older than Deps.ActivityMaxAge is a field error), check the
 // partners exist (read model first, the log for misses), then append
 // without loading anything, to each partner's activity stream, with
 // expected version "any". The event ID is derived from the program and
@@ -68,7 +69,7 @@ func (h *RecordActivitiesHandler) Handle(ctx context.Context, program string, it
 	var partners []string
 	seen := map[string]bool{}
 	for i, in := range items {
-		a, err := in.Validate(now)
+		a, err := in.Validate(now, h.d.ActivityMaxAge)
 		out[i] = ActivityOutcome{Index: i, Status: ActivityAccepted, Err: err,
 			Activity: domain.ActivityRecorded{ProgramID: program, Activity: a, RecordedAt: now}}
 		if err != nil {

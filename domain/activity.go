@@ -1,11 +1,6 @@
 package domain
 
-import (
-	"regexp"
-	"slices"
-	"strings"
-	"time"
-)
+import "time"
 
 // CategoryActivity is the stream category of partner activity. Each partner
 // has one activity stream, "activity-<program>-<partner_id>": activities
@@ -21,8 +16,9 @@ func ActivityStream(program, partnerID string) string {
 // TypeActivityRecorded is the one activity event type.
 const TypeActivityRecorded = "activity.recorded"
 
-// ActivityFlavors are the known activity flavors (SPEC §4). A brand's own
-// flavors are "custom.<name>" (see ValidFlavor).
+// ActivityFlavors are the well-known activity flavors (SPEC §4), as
+// documentation and for clients to reuse. The list is not closed: any
+// token ValidFlavor accepts is a flavor (e.g. "login", "custom.webinar_joined").
 var ActivityFlavors = []string{
 	"dashboard_viewed",      // the partner opened its dashboard
 	"logged_in",             // the partner logged in
@@ -42,13 +38,14 @@ var ActivityFlavors = []string{
 // Devices is the device enumeration of an activity.
 var Devices = []string{"desktop", "mobile", "tablet"}
 
-var customFlavor = regexp.MustCompile(`^custom\.[a-z0-9][a-z0-9_.-]{0,62}$`)
+// FlavorRule says what ValidFlavor accepts, for error messages.
+const FlavorRule = "must be 1-64 of letters, digits, '_', '.', ':', '-', starting with a letter or digit"
 
-// ValidFlavor reports whether f is a known flavor or custom.<name>
-// (name: 1–63 of a–z, 0–9, '_', '.', '-', starting with a letter or digit).
-func ValidFlavor(f string) bool {
-	return slices.Contains(ActivityFlavors, f) || customFlavor.MatchString(f)
-}
+// ValidFlavor reports whether f may be an activity flavor: a free-form
+// token of 1–64 letters, digits, '_', '.', ':', '-', starting with a
+// letter or digit (the rule of ValidEntityID). ActivityFlavors are the
+// well-known ones; any other such token is as valid.
+func ValidFlavor(f string) bool { return ValidEntityID(f) }
 
 // Activity is something a partner did on its side, as recorded.
 type Activity struct {
@@ -96,8 +93,11 @@ type NewActivity struct {
 
 // Validate checks every field (not the partner's existence, which needs
 // the read side) and returns the activity with occurred_at defaulted to
-// now. It reports every problem at once.
-func (n NewActivity) Validate(now time.Time) (Activity, error) {
+// now. It reports every problem at once. maxAge is how long the activity
+// feed keeps an activity (PARTNERD_ACTIVITY_MAX_AGE): an occurred_at older
+// than now - maxAge is refused, since the feed would drop it; 0 = no limit
+// (only the year 2000 or later).
+func (n NewActivity) Validate(now time.Time, maxAge time.Duration) (Activity, error) {
 	var pr problems
 	a := Activity{ActivityID: n.ActivityID, PartnerID: n.PartnerID, Flavor: n.Flavor, Campaign: n.Campaign,
 		MessageID: n.MessageID, Device: n.Device, Platform: n.Platform, Browser: n.Browser,
@@ -115,7 +115,7 @@ func (n NewActivity) Validate(now time.Time) (Activity, error) {
 	case a.Flavor == "":
 		pr.add("flavor", "is required")
 	case !ValidFlavor(a.Flavor):
-		pr.add("flavor", "is not a known flavor (%s) nor custom.<name>", strings.Join(ActivityFlavors, ", "))
+		pr.add("flavor", FlavorRule)
 	}
 	if n.OccurredAt != "" {
 		t, err := time.Parse(time.RFC3339Nano, n.OccurredAt)
@@ -126,6 +126,8 @@ func (n NewActivity) Validate(now time.Time) (Activity, error) {
 			pr.add("occurred_at", "must not be more than an hour in the future")
 		case t.Year() < 2000:
 			pr.add("occurred_at", "must be in the year 2000 or later")
+		case maxAge > 0 && t.Before(now.Add(-maxAge)):
+			pr.add("occurred_at", "is older than the activity feed keeps (PARTNERD_ACTIVITY_MAX_AGE = %s)", maxAge)
 		default:
 			a.OccurredAt = t.UTC()
 		}

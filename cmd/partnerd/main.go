@@ -104,7 +104,7 @@ func flags(fs *flag.FlagSet) *app.Config {
 	fs.Float64Var(&c.RateLimit, "rate-limit", c.RateLimit, "requests per second per API key, 0 = no limit (PARTNERD_RATE_LIMIT)")
 	fs.IntVar(&c.RateBurst, "rate-burst", c.RateBurst, "burst size of each API key's token bucket (PARTNERD_RATE_BURST)")
 	fs.IntVar(&c.ActivityMaxPerProgram, "activity-max-per-program", c.ActivityMaxPerProgram, "activities kept in each program's feed; 0 = no cap (PARTNERD_ACTIVITY_MAX_PER_PROGRAM)")
-	fs.DurationVar(&c.ActivityMaxAge, "activity-max-age", c.ActivityMaxAge, "feed activities older than this (by occurred_at) are dropped; 0 = keep (PARTNERD_ACTIVITY_MAX_AGE)")
+	fs.DurationVar(&c.ActivityMaxAge, "activity-max-age", c.ActivityMaxAge, "feed activities older than this (by occurred_at) are dropped, and refused at ingest; 0 = keep (PARTNERD_ACTIVITY_MAX_AGE)")
 	fs.IntVar(&c.StreamBuffer, "stream-buffer", c.StreamBuffer, "activities a live stream client may fall behind before it is dropped (PARTNERD_STREAM_BUFFER)")
 	fs.IntVar(&c.GCHeadroomMB, "gc-headroom-mb", c.GCHeadroomMB, "MiB a small heap may grow to before Go collects; 0 = Go's own pacing; GOGC or GOMEMLIMIT turn it off (PARTNERD_GC_HEADROOM_MB)")
 	fs.StringVar(&c.BootstrapKey, "bootstrap-key", c.BootstrapKey, "API key of the bootstrap program (PARTNERD_BOOTSTRAP_KEY)")
