@@ -24,11 +24,13 @@ import (
 
 // Problem is an RFC 9457 problem document.
 type Problem struct {
-	Type   string              `json:"type"`
-	Title  string              `json:"title"`
-	Status int                 `json:"status"`
-	Detail string              `json:"detail,omitempty"`
-	Errors []domain.FieldError `json:"errors,omitempty"`
+	Type   string `json:"type"`
+	Title  string `json:"title"`
+	Status int    `json:"status"`
+	Detail string `json:"detail"`
+	// Errors lists field errors; always present (empty when the problem
+	// is not about fields), so a client can read it without a check.
+	Errors []domain.FieldError `json:"errors"`
 }
 
 // errBadRequest marks malformed input (400).
@@ -125,6 +127,12 @@ func dependencyDown(err error) bool {
 }
 
 func writeProblem(c *gin.Context, p Problem) {
+	if p.Errors == nil {
+		p.Errors = []domain.FieldError{}
+	}
+	if p.Detail == "" {
+		p.Detail = p.Title
+	}
 	body, _ := json.Marshal(p)
 	c.Data(p.Status, "application/problem+json", body)
 	c.Abort()

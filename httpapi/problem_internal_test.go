@@ -2,12 +2,16 @@ package httpapi
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"syscall"
 	"testing"
+
+	"github.com/gin-gonic/gin"
 
 	"github.com/partnerd/partnerd/domain"
 )
@@ -35,6 +39,39 @@ func TestClassifyDependencyDown(t *testing.T) {
 	} {
 		if got := classify(tc.err).Status; got != tc.want {
 			t.Errorf("%s: %d, want %d", tc.name, got, tc.want)
+		}
+	}
+}
+
+// Every problem carries the whole RFC 9457 shape of API.md: errors is an
+// empty list when the problem is not about fields, and detail is never
+// left out.
+func TestProblemsAlwaysCarryErrorsAndDetail(t *testing.T) {
+	for _, p := range []Problem{
+		classify(domain.ErrNotFound),
+		classify(badRequest("the body must be a JSON object")),
+		{Type: "urn:partnerd:problem:method-not-allowed", Title: "Method Not Allowed", Status: 405},
+		classify(fieldError("name", "is required")),
+	} {
+		w := httptest.NewRecorder()
+		c, _ := gin.CreateTestContext(w)
+		writeProblem(c, p)
+		var got map[string]any
+		if err := json.Unmarshal(w.Body.Bytes(), &got); err != nil {
+			t.Fatal(err)
+		}
+		errs, ok := got["errors"].([]any)
+		if !ok {
+			t.Errorf("%d: errors = %#v, want a list: %s", p.Status, got["errors"], w.Body)
+		}
+		if d, _ := got["detail"].(string); d == "" {
+			t.Errorf("%d: no detail: %s", p.Status, w.Body)
+		}
+		if p.Status == 422 && len(errs) != 1 {
+			t.Errorf("422: errors = %v", errs)
+		}
+		if ct := w.Header().Get("Content-Type"); ct != "application/problem+json" {
+			t.Errorf("%d: content type %q", p.Status, ct)
 		}
 	}
 }

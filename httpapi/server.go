@@ -6,6 +6,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -207,6 +208,18 @@ func (s *Server) routes() {
 	p.POST("/activities", s.recordActivities)
 	p.GET("/activities", s.listActivities)
 	p.GET("/activities/stream", s.streamActivities)
+}
+
+// strictQuery refuses a query string that does not parse (a broken
+// %-escape, a ';' separator) with 400. Go's parser drops such a pair and
+// gin reads what is left, so "q=%" would have listed every partner: a
+// broken filter must fail, not widen the result.
+func (s *Server) strictQuery(c *gin.Context) {
+	if _, err := url.ParseQuery(c.Request.URL.RawQuery); err != nil {
+		s.writeError(c, badRequest("the query string is malformed: %v", err))
+		return
+	}
+	c.Next()
 }
 
 func (s *Server) recoverer(c *gin.Context) {
