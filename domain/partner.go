@@ -199,10 +199,23 @@ type editable struct {
 	Personal
 }
 
-// UpdateProfile decides a profile change from a merge patch. Unknown fields
-// and invalid values are reported all at once; a patch that changes nothing
-// yields no event.
+// UpdateProfile decides a profile change from a JSON merge patch (RFC
+// 7396): a field set to null is cleared, and an object field (custom
+// fields) is merged key by key, so {"custom_fields": {"tier": null}} drops
+// one custom field and keeps the others. Unknown fields and invalid values
+// are reported all at once; a patch that changes nothing yields no event.
 func (p *Partner) UpdateProfile(patch Patch, now time.Time) ([]Event, error) {
+	return p.updateProfile(patch, now, true)
+}
+
+// SetProfile is UpdateProfile with each field's value taken whole: an
+// object field becomes exactly the object given (a CSV import's cell holds
+// a field's full value).
+func (p *Partner) SetProfile(patch Patch, now time.Time) ([]Event, error) {
+	return p.updateProfile(patch, now, false)
+}
+
+func (p *Partner) updateProfile(patch Patch, now time.Time, deep bool) ([]Event, error) {
 	if !p.Exists() {
 		return nil, fmt.Errorf("partner: %w", ErrNotFound)
 	}
@@ -221,9 +234,12 @@ func (p *Partner) UpdateProfile(patch Patch, now time.Time) ([]Event, error) {
 			pr.add(k, "is not an editable partner field")
 			continue
 		}
-		if bytes.Equal(bytes.TrimSpace(patch[k]), []byte("null")) {
+		switch {
+		case isJSONNull(patch[k]):
 			delete(doc, k)
-		} else {
+		case deep:
+			doc[k] = mergePatch(doc[k], patch[k])
+		default:
 			doc[k] = patch[k]
 		}
 	}
@@ -247,6 +263,31 @@ func (p *Partner) UpdateProfile(patch Patch, now time.Time) ([]Event, error) {
 	}
 	return []Event{PartnerProfileUpdated{PartnerID: p.id, ProgramID: p.program, Changed: changed,
 		Profile: next.Profile, Personal: next.Personal, UpdatedAt: now}}, nil
+}
+
+func isJSONNull(v json.RawMessage) bool { return bytes.Equal(bytes.TrimSpace(v), []byte("null")) }
+
+// mergePatch applies an RFC 7396 merge patch to a JSON value: a patch that
+// is an object merges into the target's members (null removes one), any
+// other patch replaces the target.
+func mergePatch(target, patch json.RawMessage) json.RawMessage {
+	var pm map[string]json.RawMessage
+	if t := bytes.TrimSpace(patch); len(t) == 0 || t[0] != '{' || json.Unmarshal(patch, &pm) != nil {
+		return patch
+	}
+	tm := map[string]json.RawMessage{}
+	if t := bytes.TrimSpace(target); len(t) > 0 && t[0] == '{' {
+		_ = json.Unmarshal(target, &tm)
+	}
+	for k, v := range pm {
+		if isJSONNull(v) {
+			delete(tm, k)
+		} else {
+			tm[k] = mergePatch(tm[k], v)
+		}
+	}
+	out, _ := json.Marshal(tm)
+	return out
 }
 
 func patchable(field string) bool {

@@ -60,7 +60,7 @@ func (p *Partner) Import(in PartnerImport, now time.Time) ([]Event, error) {
 		}
 	} else {
 		if len(in.Profile) > 0 {
-			if err := step(next.UpdateProfile(in.Profile, now)); err != nil {
+			if err := step(next.SetProfile(in.Profile, now)); err != nil {
 				return nil, err
 			}
 		}

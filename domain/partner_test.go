@@ -225,3 +225,38 @@ func TestDecodeStored(t *testing.T) {
 		t.Fatal("malformed metadata decoded")
 	}
 }
+
+// PATCH is a JSON merge patch all the way down: custom fields merge key by
+// key and null drops one; an import's cell (SetProfile) replaces them whole.
+func TestProfilePatchMergesCustomFields(t *testing.T) {
+	p := created(t)
+	apply := func(evs []domain.Event, err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range evs {
+			p.Apply(e)
+		}
+	}
+	apply(p.UpdateProfile(patch(t, `{"custom_fields":{"tier":"gold","region":"north","team":"a"}}`), now))
+	apply(p.UpdateProfile(patch(t, `{"custom_fields":{"tier":null,"region":"south"}}`), now))
+	if got := p.State().Profile.CustomFields; len(got) != 2 || got["region"] != "south" || got["team"] != "a" {
+		t.Fatalf("after merging = %v, want region south and team a only", got)
+	}
+	evs, err := p.UpdateProfile(patch(t, `{"custom_fields":{"gone":null}}`), now)
+	if err != nil || len(evs) != 0 {
+		t.Fatalf("dropping an absent custom field = %v, %v; want no event", evs, err)
+	}
+	apply(p.SetProfile(patch(t, `{"custom_fields":{"team":"b"}}`), now))
+	if got := p.State().Profile.CustomFields; len(got) != 1 || got["team"] != "b" {
+		t.Fatalf("after setting = %v, want exactly team b", got)
+	}
+	apply(p.UpdateProfile(patch(t, `{"custom_fields":null}`), now))
+	if got := p.State().Profile.CustomFields; len(got) != 0 {
+		t.Fatalf("after clearing = %v", got)
+	}
+	if _, err := p.UpdateProfile(patch(t, `{"custom_fields":{"tier":7}}`), now); err == nil {
+		t.Fatal("a custom field that is not a string was accepted")
+	}
+}

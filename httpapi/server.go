@@ -369,7 +369,9 @@ func meta(c *gin.Context) (commands.Meta, error) {
 	if len(m.CausationID) > 200 {
 		return m, fieldError("X-Causation-ID", "must be at most 200 characters")
 	}
-	if im := c.GetHeader("If-Match"); im != "" {
+	// "If-Match: *" (RFC 9110: any current version) sets no version: every
+	// command on an existing resource already requires it to exist.
+	if im := strings.TrimSpace(c.GetHeader("If-Match")); im != "" && im != "*" {
 		v, err := strconv.ParseUint(strings.Trim(im, `"W/`), 10, 64)
 		if err != nil {
 			return m, badRequest("If-Match must be a resource version number, got %q", im)
