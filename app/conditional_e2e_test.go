@@ -31,3 +31,50 @@ func TestIfMatchTakesAVersionOrAStar(t *testing.T) {
 		t.Fatalf("custom fields after a merge patch: %d %s", r.status, r.body)
 	}
 }
+
+// POST /partners/{id}/deactivate: the partner left the platform, so its
+// contract becomes publisher_deactivated from any stage; a second call
+// changes nothing; a new proposal starts over.
+func TestDeactivateMovesTheContractFromAnyStage(t *testing.T) {
+	h := start(t, config(t, ""))
+	h.mustCreate("/template-terms", map[string]any{"id": "std", "name": "Standard"})
+	for _, id := range []string{"joined", "bare"} {
+		if r := h.do("POST", "/partners", map[string]any{"partner_id": id, "name": id, "relationship_type": "direct"}); r.status != 201 {
+			t.Fatal(r.status, string(r.body))
+		}
+	}
+	if r := h.do("POST", "/partners/joined/contract/propose", map[string]any{"template_term_id": "std"}); r.status != 200 {
+		t.Fatal(r.status, string(r.body))
+	}
+	if r := h.do("POST", "/partners/joined/contract/accept", map[string]any{"by": "publisher"}); r.status != 200 {
+		t.Fatal(r.status, string(r.body))
+	}
+	d := h.do("POST", "/partners/joined/deactivate", nil)
+	if d.status != 200 || contractStage(t, d.json(t)) != "publisher_deactivated" || d.json(t)["deactivated_at"] == nil || d.json(t)["position"] == "" {
+		t.Fatalf("deactivate: %d %s", d.status, d.body)
+	}
+	g := h.do("GET", "/partners/joined", nil, "X-Consistency-Token", d.header.Get("X-Consistency-Token"))
+	if contractStage(t, g.json(t)) != "publisher_deactivated" {
+		t.Fatalf("read model after deactivate: %s", g.body)
+	}
+	head := h.head()
+	if r := h.do("POST", "/partners/joined/deactivate", nil); r.status != 200 || contractStage(t, r.json(t)) != "publisher_deactivated" {
+		t.Fatalf("second deactivate: %d %s", r.status, r.body)
+	}
+	if h.head() != head {
+		t.Fatal("a second deactivate appended events")
+	}
+	if r := h.do("POST", "/partners/joined/contract/propose", map[string]any{"template_term_id": "std"}); r.status != 200 || contractStage(t, r.json(t)) != "awaiting_publisher_approval" {
+		t.Fatalf("a new proposal after leaving: %d %s", r.status, r.body)
+	}
+	// Without a contract, the departure is still recorded.
+	if r := h.do("POST", "/partners/bare/deactivate", nil); r.status != 200 || r.json(t)["deactivated_at"] == nil || r.json(t)["contract"] != nil {
+		t.Fatalf("deactivate without a contract: %d %s", r.status, r.body)
+	}
+	if r := h.do("POST", "/partners/nobody/deactivate", nil); r.status != 404 {
+		t.Fatalf("deactivate an unknown partner: %d %s", r.status, r.body)
+	}
+	if r := h.do("POST", "/partners/bare/deactivate", map[string]any{"why": "x"}); r.status != 422 {
+		t.Fatalf("deactivate with a body field it does not take: %d %s", r.status, r.body)
+	}
+}

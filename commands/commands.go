@@ -83,6 +83,7 @@ type Commands struct {
 
 	Assign           *AssignPartnerHandler
 	SetProspectStage *SetProspectStageHandler
+	Deactivate       *DeactivatePartnerHandler
 	AddNote          *AddNoteHandler
 	// Notes is a read of the write side: notes live only in the partner's stream.
 	Notes            *PartnerNotesHandler
@@ -184,6 +185,7 @@ func New(d Deps) *Commands {
 
 		Assign:           &AssignPartnerHandler{d: d},
 		SetProspectStage: &SetProspectStageHandler{d: d},
+		Deactivate:       &DeactivatePartnerHandler{d: d},
 		AddNote:          &AddNoteHandler{d: d},
 		Notes:            &PartnerNotesHandler{d: d},
 		ChangeSettings:   &ChangePartnerSettingsHandler{d: d},

@@ -49,6 +49,15 @@ func (s *Server) setProspectStage(c *gin.Context) {
 	})
 }
 
+// deactivatePartner records that the partner left the platform: its
+// contract, whatever its stage, becomes publisher_deactivated (no body).
+func (s *Server) deactivatePartner(c *gin.Context) {
+	write(s, c, http.StatusOK, func(_ *noBody, m commands.Meta) (commands.Result, any, error) {
+		res, st, err := s.Commands.Deactivate.Handle(c.Request.Context(), c.GetString(ctxProgram), c.Param("id"), m)
+		return res, projections.ViewOf(st, res.Version), err
+	})
+}
+
 type noteBody struct {
 	Text *string `json:"text"`
 }

@@ -166,6 +166,7 @@ func (s *Server) routes() {
 	p.POST("/partners/:id/contract/:action", s.moveContract)
 	p.PUT("/partners/:id/groups", s.setPartnerGroups)
 	p.PUT("/partners/:id/assigned-to", s.assignPartner)
+	p.POST("/partners/:id/deactivate", s.deactivatePartner)
 	p.PUT("/partners/:id/prospect-stage", s.setProspectStage)
 	p.POST("/partners/:id/notes", s.addNote)
 	p.GET("/partners/:id/notes", s.listNotes)
