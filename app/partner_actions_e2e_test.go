@@ -117,14 +117,14 @@ func TestNotesOverHTTP(t *testing.T) {
 			r := h.expect(201, "POST", "/partners/blog/notes", map[string]any{"text": text}, "X-Actor", "jane@brand.example")
 			n := r.json(t)
 			if n["text"] != text || !strings.HasPrefix(n["author"].(string), "user:jane@brand.example via apikey:") ||
-				n["created_at"] == nil || n["position"] == "" || r.header.Get("X-Position") == "" {
+				n["created_at"] == nil || n["version"] != 1.0 || n["position"] == "" || r.header.Get("X-Position") == "" {
 				t.Fatalf("note %d = %s", i, r.body)
 			}
 			ids = append(ids, n["id"].(string))
 		}
 		page := h.expect(200, "GET", "/partners/blog/notes?limit=2", nil).json(t)
 		items := page["items"].([]any)
-		if page["total"] != 3.0 || len(items) != 2 || items[0].(map[string]any)["id"] != ids[2] || page["next_cursor"] != ids[1] {
+		if page["total"] != 3.0 || len(items) != 2 || items[0].(map[string]any)["id"] != ids[2] || items[0].(map[string]any)["version"] != 1.0 || page["next_cursor"] != ids[1] {
 			t.Fatalf("first page = %v", page)
 		}
 		page = h.expect(200, "GET", "/partners/blog/notes?limit=2&cursor="+ids[1], nil).json(t)

@@ -68,8 +68,15 @@ func (s *Server) addNote(c *gin.Context) {
 			return commands.Result{}, nil, fieldError("text", "is required")
 		}
 		res, note, err := s.Commands.AddNote.Handle(c.Request.Context(), c.GetString(ctxProgram), c.Param("id"), *body.Text, m)
-		return res, note, err
+		return res, noteView{Note: note, Version: 1}, err
 	})
+}
+
+// noteView is a note as the API shows it. A note never changes once
+// written, so its version is always 1.
+type noteView struct {
+	domain.Note
+	Version uint64 `json:"version"`
 }
 
 // listNotes pages through a partner's notes, newest first. The cursor is
@@ -96,10 +103,13 @@ func (s *Server) listNotes(c *gin.Context) {
 		start = i + 1
 	}
 	page := struct {
-		Items      []domain.Note `json:"items"`
-		NextCursor *string       `json:"next_cursor"`
-		Total      int           `json:"total"`
-	}{Items: append([]domain.Note{}, notes[start:min(start+limit, len(notes))]...), Total: len(notes)}
+		Items      []noteView `json:"items"`
+		NextCursor *string    `json:"next_cursor"`
+		Total      int        `json:"total"`
+	}{Items: []noteView{}, Total: len(notes)}
+	for _, n := range notes[start:min(start+limit, len(notes))] {
+		page.Items = append(page.Items, noteView{Note: n, Version: 1})
+	}
 	if start+limit < len(notes) {
 		next := page.Items[len(page.Items)-1].ID
 		page.NextCursor = &next
