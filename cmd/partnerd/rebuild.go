@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -42,15 +41,21 @@ func rebuild(args []string, stdout, stderr io.Writer) error {
 	if len(todo) == 0 {
 		return usageError{fmt.Sprintf("rebuild: unknown projection %q (have %s)", target, strings.Join(names, ", "))}
 	}
-	if cfg.RedisURL == "" {
-		return errors.New("rebuild: PARTNERD_REDIS_URL is not set. With the embedded Redis every start rebuilds the read models; " +
-			"to rebuild inside a running server, POST /v1/projections/{name}/rebuild")
-	}
 	store, err := app.OpenStore(*cfg)
 	if err != nil {
 		return fmt.Errorf("%w (with the embedded store, stop the server or POST /v1/projections/{name}/rebuild to it)", err)
 	}
 	defer store.Close()
+	if cfg.RedisURL == "" {
+		// The embedded Redis lives inside a server and starts empty: the
+		// next start rebuilds every read model from the log, so there is
+		// nothing to rebuild out here (the log opened: no server holds it).
+		for _, p := range todo {
+			fmt.Fprintf(stdout, "%s: nothing to rebuild: with the embedded Redis (PARTNERD_REDIS_URL unset) partnerd rebuilds it from the log when it starts; "+
+				"to rebuild a running server's, POST /v1/projections/%s/rebuild\n", p.Name(), p.Name())
+		}
+		return nil
+	}
 	rdb, _, err := app.OpenRedis(*cfg)
 	if err != nil {
 		return err

@@ -9,6 +9,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/partnerd/partnerd/app"
 	"github.com/partnerd/partnerd/internal/testenv"
 )
 
@@ -46,7 +47,21 @@ func TestRebuildCommand(t *testing.T) {
 	if code := run([]string{"rebuild", "nosuch", "--data", dir, "--redis-url", u.String()}, &out, &errOut); code != 2 {
 		t.Fatalf("unknown projection: exit %d", code)
 	}
-	if code := run([]string{"rebuild", "all", "--data", dir, "--redis-url", ""}, &out, &errOut); code != 1 || !strings.Contains(errOut.String(), "PARTNERD_REDIS_URL") {
-		t.Fatalf("without Redis: exit %d %q", code, errOut.String())
+	// With the embedded Redis the next start rebuilds everything: there is
+	// nothing to do, which is a success that says so, per projection.
+	out.Reset()
+	if code := run([]string{"rebuild", "all", "--data", dir, "--redis-url", ""}, &out, &errOut); code != 0 ||
+		!strings.Contains(out.String(), "partners: nothing to rebuild") || !strings.Contains(out.String(), "PARTNERD_REDIS_URL") {
+		t.Fatalf("with the embedded Redis: exit %d %q %q", code, out.String(), errOut.String())
+	}
+	// A store another process holds is an error that says what to do.
+	store, err := app.OpenStore(app.Config{EventStore: "embedded", Data: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	errOut.Reset()
+	if code := run([]string{"rebuild", "all", "--data", dir, "--redis-url", ""}, &out, &errOut); code != 1 || !strings.Contains(errOut.String(), "stop the server") {
+		t.Fatalf("with the store held by a server: exit %d %q", code, errOut.String())
 	}
 }
