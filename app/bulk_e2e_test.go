@@ -42,8 +42,10 @@ func TestBulkActions(t *testing.T) {
 	if res["a"]["status"] != "unchanged" || res["c"]["status"] != "ok" {
 		t.Fatalf("second bulk groups = %v", res)
 	}
-	if r := h.do("POST", "/bulk/groups", map[string]any{"partner_ids": []string{"a"}, "add": []string{"nosuch"}}); bulkResults(t, r)["a"]["code"] != 422.0 {
-		t.Fatalf("unknown group: %s", r.body)
+	// A group that does not exist fails the request as a whole.
+	if r := h.do("POST", "/bulk/groups", map[string]any{"partner_ids": []string{"a"}, "add": []string{"vip", "nosuch"}}); r.status != 422 ||
+		r.json(t)["errors"].([]any)[0].(map[string]any)["field"] != "add[1]" {
+		t.Fatalf("unknown group: %d %s", r.status, r.body)
 	}
 	// Contract: propose to all, then accept in bulk as the publisher; an
 	// illegal move fails for that partner only and appends nothing there.
@@ -86,6 +88,8 @@ func TestBulkActions(t *testing.T) {
 		{path: "/bulk/contract", body: map[string]any{"partner_ids": []string{"a"}, "action": "teleport"}, want: 422},
 		{path: "/bulk/assigned-to", body: map[string]any{"partner_ids": []string{"a"}}, want: 422},
 		{path: "/bulk/email", body: map[string]any{"partner_ids": []string{"a"}, "colour": "red"}, want: 422},
+		{path: "/bulk/email", body: map[string]any{"partner_ids": []string{"a", "b"}, "subject": "s"}, want: 422},
+		{path: "/bulk/email", body: map[string]any{"partner_ids": []string{"a"}, "body": "b"}, want: 422},
 	} {
 		if r := h.do("POST", tc.path, tc.body); r.status != tc.want {
 			t.Errorf("%s %v: %d, want %d: %s", tc.path, tc.body, r.status, tc.want, r.body)

@@ -54,7 +54,7 @@ func (h *SetPartnerGroupsHandler) change(ctx context.Context, program, partnerID
 			return nil, err
 		}
 		if first {
-			first, checked = false, h.checkGroups(ctx, program, check)
+			first, checked = false, h.CheckGroups(ctx, program, "groups", check)
 		}
 		added = nil
 		for _, ev := range evs {
@@ -90,7 +90,9 @@ func (h *SetPartnerGroupsHandler) change(ctx context.Context, program, partnerID
 
 // checkGroups reports every group of the set that does not exist or was
 // deleted, at once.
-func (h *SetPartnerGroupsHandler) checkGroups(ctx context.Context, program string, groups []string) error {
+// CheckGroups reports, as a ValidationError naming field[i], every group
+// of groups that does not exist in the program or was deleted.
+func (h *SetPartnerGroupsHandler) CheckGroups(ctx context.Context, program, field string, groups []string) error {
 	var bad []domain.FieldError
 	seen := map[string]bool{}
 	for i, id := range groups {
@@ -102,12 +104,12 @@ func (h *SetPartnerGroupsHandler) checkGroups(ctx context.Context, program strin
 		if err != nil {
 			return err
 		}
-		field := "groups[" + strconv.Itoa(i) + "]"
+		name := field + "[" + strconv.Itoa(i) + "]"
 		switch {
 		case !g.Exists():
-			bad = append(bad, domain.FieldError{Field: field, Message: "no group " + id + " in this program"})
+			bad = append(bad, domain.FieldError{Field: name, Message: "no group " + id + " in this program"})
 		case g.Deleted():
-			bad = append(bad, domain.FieldError{Field: field, Message: "group " + id + " was deleted"})
+			bad = append(bad, domain.FieldError{Field: name, Message: "group " + id + " was deleted"})
 		}
 	}
 	if len(bad) > 0 {

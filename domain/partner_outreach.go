@@ -79,6 +79,28 @@ type NewMessage struct {
 	Body      string
 }
 
+// ValidateContent checks what a message says, apart from whom it goes to
+// and its ID: channel (empty: message), subject and body. A bulk send
+// checks it once for all its partners.
+func (m NewMessage) ValidateContent() error { return m.validate(false) }
+
+func (m NewMessage) validate(withID bool) error {
+	channel := m.Channel
+	if channel == "" {
+		channel = "message"
+	}
+	var pr problems
+	if withID && !ValidEntityID(m.MessageID) {
+		pr.add("message_id", "must be 1-64 of letters, digits, '_', '.', ':', '-', starting with a letter or digit")
+	}
+	if !oneOf(channel, MessageChannels) {
+		pr.add("channel", "must be one of %s", strings.Join(MessageChannels, ", "))
+	}
+	pr.text("subject", m.Subject, MaxSubjectLen, true)
+	pr.text("body", m.Body, MaxMessageBodyLen, true)
+	return pr.err()
+}
+
 // SendMessage decides a message to the partner. An e-mail needs the
 // partner's e-mail address; a partner that left the platform gets nothing.
 // Contacting a new prospect without a contract also moves its prospect
@@ -90,16 +112,7 @@ func (p *Partner) SendMessage(m NewMessage, now time.Time) ([]Event, error) {
 	if m.Channel == "" {
 		m.Channel = "message"
 	}
-	var pr problems
-	if !ValidEntityID(m.MessageID) {
-		pr.add("message_id", "must be 1-64 of letters, digits, '_', '.', ':', '-', starting with a letter or digit")
-	}
-	if !oneOf(m.Channel, MessageChannels) {
-		pr.add("channel", "must be one of %s", strings.Join(MessageChannels, ", "))
-	}
-	pr.text("subject", m.Subject, MaxSubjectLen, true)
-	pr.text("body", m.Body, MaxMessageBodyLen, true)
-	if err := pr.err(); err != nil {
+	if err := m.validate(true); err != nil {
 		return nil, err
 	}
 	if err := p.reachable(); err != nil {

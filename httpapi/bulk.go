@@ -82,6 +82,12 @@ func (s *Server) bulk(c *gin.Context) {
 			s.writeError(c, fieldError("add", "add or remove at least one group"))
 			return
 		}
+		// A group that does not exist fails the whole request (422), not
+		// every partner one by one; each change checks again as it runs.
+		if err := s.Commands.SetGroups.CheckGroups(c.Request.Context(), program, "add", b.Add); err != nil {
+			s.writeError(c, err)
+			return
+		}
 		target = &b.bulkTarget
 		run = func(ctx context.Context, id string, m commands.Meta) (commands.Result, error) {
 			res, _, err := s.Commands.SetGroups.Change(ctx, program, id, b.Add, b.Remove, m)
@@ -106,6 +112,10 @@ func (s *Server) bulk(c *gin.Context) {
 	case "email":
 		var b bulkEmailBody
 		if err := decodeJSON(c, &b); err != nil {
+			s.writeError(c, err)
+			return
+		}
+		if err := (domain.NewMessage{Channel: "email", Subject: b.Subject, Body: b.Body}).ValidateContent(); err != nil {
 			s.writeError(c, err)
 			return
 		}
