@@ -79,10 +79,11 @@ func TestCommandTravelsToQuery(t *testing.T) {
 		}
 		l := h.do("GET", "/partners?limit=3", nil)
 		page := l.json(t)
-		if page["total"] != 6.0 || len(page["items"].([]any)) != 3 || page["next_cursor"] != "z-1" {
+		next, _ := page["next_cursor"].(string)
+		if page["total"] != 6.0 || len(page["items"].([]any)) != 3 || next == "" {
 			t.Fatalf("first page = %s", l.body)
 		}
-		l2 := h.do("GET", "/partners?limit=3&cursor=z-1", nil).json(t)
+		l2 := h.do("GET", "/partners?limit=3&cursor="+next, nil).json(t)
 		if len(l2["items"].([]any)) != 3 || l2["next_cursor"] != nil {
 			t.Fatalf("second page = %v", l2)
 		}

@@ -1,7 +1,6 @@
 package httpapi
 
 import (
-	"encoding/csv"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -194,9 +193,8 @@ func (s *Server) exportPartners(c *gin.Context) {
 	c.Header("Content-Type", "text/csv; charset=utf-8")
 	c.Header("Content-Disposition", `attachment; filename="partners.csv"`)
 	c.Status(http.StatusOK)
-	w := csv.NewWriter(c.Writer)
-	w.UseCRLF = true // RFC 4180
-	_ = w.Write(columns)
+	w := newCSVWriter(c.Writer) // RFC 4180: CRLF record ends, values verbatim
+	w.Write(columns)
 	for {
 		for _, doc := range page.Items {
 			rec, err := queries.CSVRecord(doc, columns)
@@ -205,10 +203,9 @@ func (s *Server) exportPartners(c *gin.Context) {
 				c.Abort()
 				return
 			}
-			_ = w.Write(rec)
+			w.Write(rec)
 		}
-		w.Flush()
-		if err := w.Error(); err != nil {
+		if err := w.Flush(); err != nil {
 			return // the client went away
 		}
 		c.Writer.Flush()

@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"encoding/json"
+	"errors"
 	"net/http"
 
 	"github.com/gin-gonic/gin"
@@ -9,6 +10,7 @@ import (
 	"github.com/partnerd/partnerd/commands"
 	"github.com/partnerd/partnerd/domain"
 	"github.com/partnerd/partnerd/projections"
+	"github.com/partnerd/partnerd/queries"
 )
 
 // segmentBody is the body of POST and PUT /segments. Conditions stay raw
@@ -85,17 +87,37 @@ func (s *Server) segmentMembers(c *gin.Context) {
 		s.writeError(c, domain.ErrNotFound)
 		return
 	}
-	limit, cursor, err := idPageParams(c)
+	limit, cursor, err := segmentPageParams(c)
 	if err != nil {
 		s.writeError(c, err)
 		return
 	}
 	page, err := s.Queries.SegmentMembers(c.Request.Context(), c.GetString(ctxProgram), id, limit, cursor)
+	if errors.Is(err, queries.ErrBadCursor) {
+		err = badRequest("cursor is not one this server issued")
+	}
 	if err != nil {
 		s.writeError(c, err)
 		return
 	}
 	c.JSON(http.StatusOK, page)
+}
+
+// The routes of the segments read model's queries (see Server.consistency).
+const (
+	segmentPreviewRoute = "/v1/programs/:program/segments/preview"
+	segmentMembersRoute = "/v1/programs/:program/segments/:id/members"
+)
+
+// segmentPageParams reads the query string of segment members and of a
+// preview: limit and an opaque cursor (checked by the query), nothing else.
+func segmentPageParams(c *gin.Context) (int, string, error) {
+	for name := range c.Request.URL.Query() {
+		if name != "limit" && name != "cursor" {
+			return 0, "", badRequest("unknown parameter %s", quoteField(name))
+		}
+	}
+	return pageParams(c)
 }
 
 type previewBody struct {
@@ -110,7 +132,7 @@ func (s *Server) previewSegment(c *gin.Context) {
 		s.writeError(c, err)
 		return
 	}
-	limit, cursor, err := idPageParams(c)
+	limit, cursor, err := segmentPageParams(c)
 	if err != nil {
 		s.writeError(c, err)
 		return
@@ -125,6 +147,9 @@ func (s *Server) previewSegment(c *gin.Context) {
 		return
 	}
 	page, err := s.Queries.PreviewSegment(c.Request.Context(), c.GetString(ctxProgram), conds, limit, cursor)
+	if errors.Is(err, queries.ErrBadCursor) {
+		err = badRequest("cursor is not one this server issued")
+	}
 	if err != nil {
 		s.writeError(c, err)
 		return

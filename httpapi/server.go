@@ -349,14 +349,21 @@ func (s *Server) token(c *gin.Context, w queries.Writes) string {
 	return tok
 }
 
-// consistency makes a GET with X-Consistency-Token wait for its write.
+// consistency makes a query with X-Consistency-Token wait for its write: a
+// GET, or POST /segments/preview (a query with a body). The queries of
+// the segments read model wait for its projection (WaitForSegments).
 func (s *Server) consistency(c *gin.Context) {
 	tok := c.GetHeader("X-Consistency-Token")
-	if tok == "" || c.Request.Method != http.MethodGet {
+	preview := c.Request.Method == http.MethodPost && c.FullPath() == segmentPreviewRoute
+	if tok == "" || (c.Request.Method != http.MethodGet && !preview) {
 		c.Next()
 		return
 	}
-	if err := s.Queries.WaitFor(c.Request.Context(), c.GetString(ctxProgram), tok); err != nil {
+	wait := s.Queries.WaitFor
+	if preview || c.FullPath() == segmentMembersRoute {
+		wait = s.Queries.WaitForSegments
+	}
+	if err := wait(c.Request.Context(), c.GetString(ctxProgram), tok); err != nil {
 		s.writeError(c, err)
 		return
 	}

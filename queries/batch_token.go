@@ -85,8 +85,9 @@ func batchTokenID(tok string) (string, bool) {
 var ErrTokenExpired = errors.New("unknown or expired consistency token")
 
 // waitForBatch waits until every stream of batch token id is applied to
-// at least its version, polling each projection's guards in one round trip.
-func (q *Queries) waitForBatch(ctx context.Context, program, id string) error {
+// at least its version, polling each projection's guards in one round trip;
+// readers names the projections to wait on for a stream.
+func (q *Queries) waitForBatch(ctx context.Context, program, id string, readers readersOf) error {
 	all, err := q.rdb.HGetAll(ctx, batchTokenKey(id)).Result()
 	if err != nil {
 		return fmt.Errorf("read-your-writes check: %w", err)
@@ -111,17 +112,19 @@ func (q *Queries) waitForBatch(ctx context.Context, program, id string) error {
 		if err != nil {
 			return ErrBadToken
 		}
-		name, tag, ok := projectionOf(s)
+		names, tag, ok := readers(s)
 		if !ok || (tag != projections.ProgramsTag && tag != program) {
 			return ErrBadToken
 		}
-		g := groups[name+"\x00"+tag]
-		if g == nil {
-			g = &want{name: name, tag: tag}
-			groups[name+"\x00"+tag] = g
+		for _, name := range names {
+			g := groups[name+"\x00"+tag]
+			if g == nil {
+				g = &want{name: name, tag: tag}
+				groups[name+"\x00"+tag] = g
+			}
+			g.streams = append(g.streams, s)
+			g.versions = append(g.versions, v)
 		}
-		g.streams = append(g.streams, s)
-		g.versions = append(g.versions, v)
 	}
 	order := make([]string, 0, len(groups))
 	for k := range groups {

@@ -43,22 +43,14 @@ type PartnerListQuery struct {
 var ErrBadCursor = errors.New("cursor is not one this server issued")
 
 // partnerCursor is the position after an item: the sort, the item's score
-// and its ID. Sorting by partner ID ascending (the default) the cursor is
-// just the last ID, as before sorting and filters existed.
+// and its ID, opaque (base64url) for every sort, the default partner ID
+// order too, so that a cursor this server did not issue is refused rather
+// than read as a partner ID.
 func partnerCursor(sort, score, id string) string {
-	if sort == "partner_id" {
-		return id
-	}
 	return base64.RawURLEncoding.EncodeToString([]byte(sort + "\x00" + score + "\x00" + id))
 }
 
 func parsePartnerCursor(c, sort string) (score, id string, err error) {
-	if sort == "partner_id" {
-		if !domain.ValidEntityID(c) {
-			return "", "", ErrBadCursor
-		}
-		return "0", c, nil
-	}
 	raw, err := base64.RawURLEncoding.DecodeString(c)
 	if err != nil {
 		return "", "", ErrBadCursor
@@ -70,7 +62,20 @@ func parsePartnerCursor(c, sort string) (score, id string, err error) {
 	if _, err := strconv.ParseFloat(parts[1], 64); err != nil {
 		return "", "", ErrBadCursor
 	}
+	if sort == "partner_id" && !domain.ValidEntityID(parts[2]) {
+		return "", "", ErrBadCursor
+	}
 	return parts[1], parts[2], nil
+}
+
+// idCursor is the cursor after partner id of a list in partner ID order
+// (segment members, a segment preview): the default-sort list cursor.
+func idCursor(id string) string { return partnerCursor("partner_id", "0", id) }
+
+// parseIDCursor reads an idCursor (ErrBadCursor for anything else).
+func parseIDCursor(c string) (string, error) {
+	_, id, err := parsePartnerCursor(c, "partner_id")
+	return id, err
 }
 
 // pageScript reads one page of the sorted set KEYS[1] (the sort zset itself,

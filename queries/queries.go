@@ -126,23 +126,61 @@ func projectionOf(stream string) (name, tag string, ok bool) {
 // A token of another program never matches anything and so also times out;
 // callers check the program before.
 func (q *Queries) WaitFor(ctx context.Context, program, token string) error {
+	return q.waitFor(ctx, program, token, ownProjection)
+}
+
+// WaitForSegments is WaitFor for a query of the segments read model
+// (segment members, a segment preview): it reads partner facts and
+// memberships, which the segments projection applies, and partner
+// documents, which the partners projection applies; a partner's write is
+// waited for in both.
+func (q *Queries) WaitForSegments(ctx context.Context, program, token string) error {
+	return q.waitFor(ctx, program, token, segmentsReaders)
+}
+
+// readersOf names the projections a query must wait on for a write of
+// stream, and their hash tag.
+type readersOf func(stream string) (names []string, tag string, ok bool)
+
+// ownProjection is the projection that reflects the stream (projectionOf).
+func ownProjection(stream string) ([]string, string, bool) {
+	name, tag, ok := projectionOf(stream)
+	return []string{name}, tag, ok
+}
+
+// segmentsReaders: a partner's events reach the segments read model through
+// the segments projection, its documents through the partners projection.
+func segmentsReaders(stream string) ([]string, string, bool) {
+	name, tag, ok := projectionOf(stream)
+	if ok && name == "partners" {
+		return []string{name, segments}, tag, true
+	}
+	return []string{name}, tag, ok
+}
+
+func (q *Queries) waitFor(ctx context.Context, program, token string, readers readersOf) error {
 	if id, ok := batchTokenID(token); ok {
-		return q.waitForBatch(ctx, program, id)
+		return q.waitForBatch(ctx, program, id, readers)
 	}
 	stream, version, err := parseToken(token)
 	if err != nil {
 		return err
 	}
-	name, tag, ok := projectionOf(stream)
+	names, tag, ok := readers(stream)
 	if !ok || (tag != projections.ProgramsTag && tag != program) {
 		return ErrBadToken
 	}
 	return q.poll(ctx, func() (bool, error) {
-		v, err := q.rdb.HGet(ctx, q.keys(name, tag).Guard(), stream).Uint64()
-		if err != nil && !errors.Is(err, redis.Nil) {
-			return false, fmt.Errorf("read-your-writes check: %w", err)
+		for _, name := range names {
+			v, err := q.rdb.HGet(ctx, q.keys(name, tag).Guard(), stream).Uint64()
+			if err != nil && !errors.Is(err, redis.Nil) {
+				return false, fmt.Errorf("read-your-writes check: %w", err)
+			}
+			if v < version {
+				return false, nil
+			}
 		}
-		return v >= version, nil
+		return true, nil
 	})
 }
 

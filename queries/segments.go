@@ -39,7 +39,11 @@ func (q *Queries) SegmentMembers(ctx context.Context, program, id string, limit 
 	ks := q.keys(segments, program)
 	min := "-"
 	if cursor != "" {
-		min = "(" + cursor
+		after, err := parseIDCursor(cursor)
+		if err != nil {
+			return Page[json.RawMessage]{}, err
+		}
+		min = "(" + after
 	}
 	pipe := q.rdb.Pipeline()
 	live := pipe.Exists(ctx, ks.Key("segdoc", id))
@@ -64,13 +68,20 @@ func (q *Queries) SegmentMemberIDs(ctx context.Context, program, id string) ([]s
 // as the saved segment's membership, so a saved segment gets exactly these
 // members once the projection has caught up.
 func (q *Queries) PreviewSegment(ctx context.Context, program string, c domain.Conditions, limit int, cursor string) (Page[json.RawMessage], error) {
+	var after string
+	if cursor != "" {
+		var err error
+		if after, err = parseIDCursor(cursor); err != nil {
+			return Page[json.RawMessage]{}, err
+		}
+	}
 	ids, err := q.PreviewSegmentIDs(ctx, program, c)
 	if err != nil {
 		return Page[json.RawMessage]{}, err
 	}
 	total := int64(len(ids))
-	from, _ := slices.BinarySearch(ids, cursor)
-	if cursor != "" && from < len(ids) && ids[from] == cursor {
+	from, _ := slices.BinarySearch(ids, after)
+	if after != "" && from < len(ids) && ids[from] == after {
 		from++
 	}
 	ids = ids[from:min(len(ids), from+limit+1)]
@@ -104,7 +115,7 @@ func (q *Queries) partnerPage(ctx context.Context, program string, ids []string,
 	page := Page[json.RawMessage]{Items: []json.RawMessage{}, Total: total}
 	if len(ids) > limit {
 		ids = ids[:limit]
-		next := ids[len(ids)-1]
+		next := idCursor(ids[len(ids)-1])
 		page.NextCursor = &next
 	}
 	docs, err := q.partnerDocs(ctx, program, ids)

@@ -1,0 +1,206 @@
+package app_test
+
+import (
+	"bytes"
+	"encoding/csv"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/partnerd/partnerd/domain"
+	"github.com/partnerd/partnerd/queries"
+)
+
+// badParam checks a 400 problem+json whose detail names want.
+func (h *harness) badParam(r response, want string) {
+	h.t.Helper()
+	if r.status != 400 || r.header.Get("Content-Type") != "application/problem+json" {
+		h.t.Fatalf("status %d %s, want 400 problem+json: %s", r.status, r.header.Get("Content-Type"), r.body)
+	}
+	if d, _ := r.json(h.t)["detail"].(string); !strings.Contains(d, want) {
+		h.t.Fatalf("detail %q does not name %q", d, want)
+	}
+}
+
+// Values with line breaks, commas and quotes leave GET /partners.csv byte
+// for byte (inside quotes, records ending with CRLF). Imported again, a
+// value with LF line breaks is unchanged; one with CRLF comes back with LF
+// (the import reads a quoted CRLF as a line break, like encoding/csv, so
+// that files written with CRLF throughout import with LF).
+func TestPartnerExportKeepsLineBreaks(t *testing.T) {
+	h := start(t, config(t, ""))
+	names := map[string]string{
+		"lb1": "theta\nNewline",
+		"lb2": "crlf\r\nName",
+		"lb3": "Comma, \"Quoted\"\nand\r\nmore",
+	}
+	for _, id := range []string{"lb1", "lb2", "lb3"} {
+		h.mustCreate("/partners", map[string]any{"partner_id": id, "name": names[id], "relationship_type": "direct"})
+	}
+	h.caughtUp()
+	exp := h.do("GET", "/partners.csv?columns=partner_id,name,relationship_type&sort=partner_id", nil)
+	if exp.status != 200 {
+		t.Fatalf("export: %d %s", exp.status, exp.body)
+	}
+	want := "partner_id,name,relationship_type\r\n" +
+		"lb1,\"theta\nNewline\",direct\r\n" +
+		"lb2,\"crlf\r\nName\",direct\r\n" +
+		"lb3,\"Comma, \"\"Quoted\"\"\nand\r\nmore\",direct\r\n"
+	if string(exp.body) != want {
+		t.Fatalf("export body\n%q\nwant\n%q", exp.body, want)
+	}
+	recs, err := csv.NewReader(bytes.NewReader(exp.body)).ReadAll()
+	if err != nil || len(recs) != 4 {
+		t.Fatalf("parse: %q %v", recs, err)
+	}
+	for _, rec := range recs[1:] {
+		// encoding/csv's reader turns a quoted CRLF into LF; the bytes above are exact.
+		if rec[1] != strings.ReplaceAll(names[rec[0]], "\r\n", "\n") {
+			t.Errorf("%s read back as %q, want %q", rec[0], rec[1], names[rec[0]])
+		}
+	}
+
+	// Imported again: the LF value is unchanged, the CRLF ones read as LF.
+	r, rows := h.importCSV(string(exp.body))
+	if r.status != 200 || len(rows) != 3 {
+		t.Fatalf("re-import: %d %s", r.status, r.body)
+	}
+	wantStatus(t, rows, 2, "unchanged")
+	for i, id := range []string{"lb1", "lb2", "lb3"} {
+		if i > 0 {
+			wantStatus(t, rows, i+2, "ok")
+		}
+		if got, want := h.partner(id)["name"], strings.ReplaceAll(names[id], "\r\n", "\n"); got != want {
+			t.Errorf("re-imported %s: name %q, want %q", id, got, want)
+		}
+	}
+	// Imported as new partners: the same names (CRLF read as LF).
+	r, rows = h.importCSV(strings.ReplaceAll(string(exp.body), "\r\nlb", "\r\nim")) // IDs lb1-3 → im1-3
+	if r.status != 200 || len(rows) != 3 {
+		t.Fatalf("import: %d %s", r.status, r.body)
+	}
+	for i, id := range []string{"lb1", "lb2", "lb3"} {
+		wantStatus(t, rows, i+2, "ok")
+		if got, want := h.partner("im" + id[2:])["name"], strings.ReplaceAll(names[id], "\r\n", "\n"); got != want {
+			t.Errorf("imported %s: name %q, want %q", "im"+id[2:], got, want)
+		}
+	}
+	// An export of only LF line breaks imports again unchanged, appending nothing.
+	exp = h.do("GET", "/partners.csv?columns=partner_id,name,relationship_type&sort=partner_id", nil)
+	head := h.head()
+	if r, rows = h.importCSV(string(exp.body)); r.status != 200 || len(rows) != 6 {
+		t.Fatalf("re-import: %d %s", r.status, r.body)
+	}
+	for row := 2; row <= 7; row++ {
+		wantStatus(t, rows, row, "unchanged")
+	}
+	if h.head() != head {
+		t.Fatal("re-importing the export appended events")
+	}
+}
+
+// The default-sort partner list, segment members and a preview page with
+// opaque cursors: one this server did not issue (garbage, or a bare
+// partner ID) is 400 naming cursor, and next_cursor walks every match once.
+func TestDefaultSortCursorsAreValidated(t *testing.T) {
+	h := start(t, config(t, ""))
+	var ids []string
+	for i := 0; i < 7; i++ {
+		id := fmt.Sprintf("cur-%d", i)
+		ids = append(ids, id)
+		h.mustCreate("/partners", map[string]any{"partner_id": id, "name": id, "relationship_type": "direct", "country": "DE"})
+	}
+	conds := rows(row("country", "eq", "DE"))
+	h.mustCreate("/segments", map[string]any{"id": "de", "name": "DE", "conditions": conds})
+	h.caughtUp()
+
+	for _, cur := range []string{"garbage", "cur-2", "Z2FyYmFnZQ", "%00"} {
+		h.badParam(h.do("GET", "/partners?cursor="+cur, nil), "cursor")
+		h.badParam(h.do("GET", "/partners?limit=2&country=DE&cursor="+cur, nil), "cursor")
+		h.badParam(h.do("POST", "/segments/preview?cursor="+cur, map[string]any{"conditions": conds}), "cursor")
+		h.badParam(h.do("GET", "/segments/de/members?cursor="+cur, nil), "cursor")
+	}
+	// A cursor of another sort is refused too.
+	first := h.expect(200, "GET", "/partners?limit=2", nil).json(t)
+	h.badParam(h.do("GET", "/partners?limit=2&sort=-partner_id&cursor="+first["next_cursor"].(string), nil), "cursor")
+
+	// Walking the pages returns every match exactly once.
+	var listed []string
+	for cursor := ""; ; {
+		page := h.expect(200, "GET", "/partners?limit=2"+cursor, nil).json(t)
+		for _, it := range page["items"].([]any) {
+			listed = append(listed, it.(map[string]any)["partner_id"].(string))
+		}
+		next, _ := page["next_cursor"].(string)
+		if next == "" {
+			break
+		}
+		cursor = "&cursor=" + next
+	}
+	if !slices.Equal(listed, ids) {
+		t.Errorf("list pages = %v, want %v", listed, ids)
+	}
+	if got := h.previewIDs(conds); !slices.Equal(got, ids) {
+		t.Errorf("preview pages = %v, want %v", got, ids)
+	}
+	if got := h.memberIDs("de"); !slices.Equal(got, ids) {
+		t.Errorf("member pages = %v, want %v", got, ids)
+	}
+}
+
+// Segment members and a preview know limit and cursor only, like the
+// other lists.
+func TestSegmentQueriesRefuseUnknownParameters(t *testing.T) {
+	h := start(t, config(t, ""))
+	conds := rows(row("country", "eq", "DE"))
+	h.mustCreate("/segments", map[string]any{"id": "de", "name": "DE", "conditions": conds})
+	h.caughtUp()
+	for _, q := range []string{"foo=1", "limit=2&foo=1", "sort=name", "q=x"} {
+		h.badParam(h.do("POST", "/segments/preview?"+q, map[string]any{"conditions": conds}), "unknown parameter")
+		h.badParam(h.do("GET", "/segments/de/members?"+q, nil), "unknown parameter")
+	}
+	h.expect(200, "POST", "/segments/preview?limit=2", map[string]any{"conditions": conds})
+	h.expect(200, "GET", "/segments/de/members?limit=2", nil)
+}
+
+// POST /segments/preview (and segment members) honour X-Consistency-Token:
+// a garbage token is 400, a partner's token shows that partner, a token
+// the read model never reaches is 503 with Retry-After.
+func TestSegmentPreviewReadsYourWrites(t *testing.T) {
+	h := start(t, config(t, ""))
+	conds := rows(row("country", "eq", "NL"))
+	h.mustCreate("/segments", map[string]any{"id": "nl", "name": "NL", "conditions": conds})
+	h.caughtUp()
+	body := map[string]any{"conditions": conds}
+	h.badParam(h.do("POST", "/segments/preview", body, "X-Consistency-Token", "garbage!"), "X-Consistency-Token")
+	h.badParam(h.do("GET", "/segments/nl/members", nil, "X-Consistency-Token", "garbage!"), "X-Consistency-Token")
+
+	for i := 0; i < 20; i++ {
+		id := fmt.Sprintf("ryw-%02d", i)
+		tok := h.expect(201, "POST", "/partners", map[string]any{"partner_id": id, "name": id, "relationship_type": "direct", "country": "NL"}).
+			header.Get("X-Consistency-Token")
+		page := h.expect(200, "POST", "/segments/preview?limit=1000", body, "X-Consistency-Token", tok).json(t)
+		if !slices.Contains(pageIDs(page), id) || page["total"] != float64(i+1) {
+			t.Fatalf("preview with the token of %s: %v", id, page)
+		}
+		page = h.expect(200, "GET", "/segments/nl/members?limit=1000", nil, "X-Consistency-Token", tok).json(t)
+		if !slices.Contains(pageIDs(page), id) {
+			t.Fatalf("members with the token of %s: %v", id, page)
+		}
+	}
+
+	ahead := queries.ConsistencyToken(domain.PartnerStream("acme", "ryw-00"), 99)
+	r := h.do("POST", "/segments/preview", body, "X-Consistency-Token", ahead)
+	if r.status != 503 || r.header.Get("Retry-After") == "" || r.header.Get("Content-Type") != "application/problem+json" {
+		t.Fatalf("token never reached: %d Retry-After %q %s", r.status, r.header.Get("Retry-After"), r.body)
+	}
+}
+
+func pageIDs(page map[string]any) []string {
+	var out []string
+	for _, it := range page["items"].([]any) {
+		out = append(out, it.(map[string]any)["partner_id"].(string))
+	}
+	return out
+}
