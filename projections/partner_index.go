@@ -5,7 +5,10 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
+
+	"golang.org/x/text/unicode/norm"
 
 	"github.com/partnerd/partnerd/domain"
 )
@@ -48,8 +51,10 @@ const (
 // 2 (never released) dropped the 2-gram sets; layout 3 keeps one gram per
 // position of a part: the 3 characters starting there, or the 1 or 2 that
 // end the part (~34 sets a partner), and a q of 1 or 2 characters is the
-// union of the sets of the grams it begins (the registry ngr).
-const PartnersLayout = 3
+// union of the sets of the grams it begins (the registry ngr). Layout 4
+// changed only the name sort's scores (NameScore: accented letters as
+// their base letter, other scripts after z; layout 3 put both before a).
+const PartnersLayout = 4
 
 // Filter names of the list screen (API.md GET /partners), with custom.<name> apart.
 var PartnerFilters = []string{"status", "contract_stage", "group", "template_term", "terms_update",
@@ -129,33 +134,58 @@ func (k Keyspace) RecentlyExpiredKey() string { return k.Key(recentlyExpiredKey)
 func (k Keyspace) SearchKey() string { return k.Key(searchKey) }
 
 // NameScore maps a name to a sorted-set score that orders names case-
-// insensitively by their first 10 characters: each character becomes a
-// digit of base 38 (0 end of name, 1 space, punctuation and any other
-// character, 2–11 digits, 12–37 letters), which fits the 53 bits a double
-// holds exactly. Names equal in those 10 characters tie and are ordered by
-// partner ID.
+// insensitively by their first 10 letters: each character becomes a digit
+// of base 39 (0 end of name, 1 space, punctuation and any other character,
+// 2–11 digits, 12–37 the letters a–z, 38 a letter of another script), which
+// fits the 53 bits a double holds exactly (39^10 < 2^53). Accented Latin
+// letters count as their base letter (É as e, ß as ss), so "Épsilon" sorts
+// between "Delta" and "Foxtrot", not before "A". Names equal in those 10
+// characters tie and are ordered by partner ID.
 func NameScore(name string) float64 {
 	var n int64
 	i := 0
-	for _, r := range strings.ToLower(name) {
+	digit := func(d int64) {
+		if i < 10 {
+			n = n*39 + d
+			i++
+		}
+	}
+	lower := strings.ToLower(name)
+	if !isASCII(lower) {
+		lower = norm.NFD.String(lower)
+	}
+	for _, r := range lower {
 		if i == 10 {
 			break
 		}
-		var d int64 = 1
 		switch {
 		case r >= '0' && r <= '9':
-			d = 2 + int64(r-'0')
+			digit(2 + int64(r-'0'))
 		case r >= 'a' && r <= 'z':
-			d = 12 + int64(r-'a')
+			digit(12 + int64(r-'a'))
+		case r < utf8.RuneSelf:
+			digit(1)
+		case unicode.Is(unicode.Mn, r):
+			// a combining accent of the letter before it (after NFD)
+		case latinFolds[r] != "":
+			for _, b := range latinFolds[r] {
+				digit(12 + int64(b-'a'))
+			}
+		case unicode.IsLetter(r):
+			digit(38)
+		default:
+			digit(1)
 		}
-		n = n*38 + d
-		i++
 	}
 	for ; i < 10; i++ {
-		n *= 38
+		n *= 39
 	}
 	return float64(n)
 }
+
+// latinFolds are the Latin letters NFD does not decompose into a base
+// letter and accents.
+var latinFolds = map[rune]string{'ß': "ss", 'æ': "ae", 'œ': "oe", 'ø': "o", 'ł': "l", 'đ': "d", 'ð': "d", 'þ': "th", 'ı': "i", 'ŋ': "n", 'ħ': "h"}
 
 // SearchText is the lower-case searchable text of a partner: name, ID, URL.
 func SearchText(s domain.PartnerState) []string {

@@ -33,6 +33,20 @@ func TestNameScoreOrder(t *testing.T) {
 	if projections.NameScore("Alpha") != projections.NameScore("ALPHA") {
 		t.Error("NameScore is case-sensitive")
 	}
+	// Accented Latin letters sort as their base letter, other scripts
+	// after z; none of them before "a" as punctuation does.
+	names = []string{"a", "Alpha", "Delta", "Épsilon", "ÉPSILON 2", "Foxtrot", "straße", "strasse b", "Über", "Zeta", "Ωmega", "日本語ショップ"}
+	for i := 1; i < len(names); i++ {
+		if !(projections.NameScore(names[i-1]) < projections.NameScore(names[i])) {
+			t.Errorf("NameScore(%q) !< NameScore(%q)", names[i-1], names[i])
+		}
+	}
+	if projections.NameScore("Café") != projections.NameScore("cafe") || projections.NameScore("Ærø") != projections.NameScore("aero") {
+		t.Error("accents count apart from their letters")
+	}
+	if s := projections.NameScore("日本語ショップ日本語ショップ"); s >= 1<<53 {
+		t.Errorf("NameScore exceeds 2^53: %v", s)
+	}
 	if s := projections.NameScore("zzzzzzzzzzzz"); s >= 1<<53 {
 		t.Errorf("NameScore exceeds 2^53: %v", s)
 	}
