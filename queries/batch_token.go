@@ -41,12 +41,12 @@ func (w Writes) Add(stream string, version uint64) {
 }
 
 // Token returns one consistency token for every write in w: the plain token
-// for one stream, a batch token for more ("" for none). program is the
-// program the writes belong to; the token is valid there only.
+// for one stream, a batch token for none or more (none: a request that
+// wrote nothing, e.g. a bulk action that failed for every partner, still
+// answers a token, which a query passes at once). program is the program
+// the writes belong to; the token is valid there only.
 func (q *Queries) Token(ctx context.Context, program string, w Writes) (string, error) {
 	switch len(w) {
-	case 0:
-		return "", nil
 	case 1:
 		for s, v := range w {
 			return ConsistencyToken(s, v), nil

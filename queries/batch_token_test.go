@@ -60,14 +60,23 @@ func TestBatchConsistencyToken(t *testing.T) {
 		if err := q.WaitFor(ctx, program, tok); !errors.Is(err, queries.ErrTokenExpired) {
 			t.Fatalf("expired token: %v", err)
 		}
-		// One stream: the plain token, nothing stored; none: no token.
+		// One stream: the plain token, nothing stored; none: a batch token
+		// that waits for nothing, valid in its program only.
 		one := queries.Writes{}
 		one.Add(a, 3)
 		if tok, _ := q.Token(ctx, program, one); tok != queries.ConsistencyToken(a, 3) {
 			t.Fatalf("one stream: %q", tok)
 		}
-		if tok, err := q.Token(ctx, program, queries.Writes{}); tok != "" || err != nil {
-			t.Fatalf("no writes: %q %v", tok, err)
+		none, err := q.Token(ctx, program, queries.Writes{})
+		if err != nil || none == "" {
+			t.Fatalf("no writes: %q %v", none, err)
+		}
+		tokenID(t, none)
+		if err := q.WaitFor(ctx, program, none); err != nil {
+			t.Fatalf("waiting on a token of no writes: %v", err)
+		}
+		if err := q.WaitFor(ctx, "other-"+program, none); !errors.Is(err, queries.ErrBadToken) {
+			t.Fatalf("a token of no writes in another program: %v", err)
 		}
 	})
 }
