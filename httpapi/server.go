@@ -140,7 +140,7 @@ func (s *Server) Routes() gin.RoutesInfo { return s.engine.Routes() }
 func (s *Server) routes() {
 	e := s.engine
 	e.HandleMethodNotAllowed = true
-	e.Use(s.recoverer, s.requestID, s.metrics)
+	e.Use(s.recoverer, s.requestID, s.metrics, s.strictQuery)
 	e.NoRoute(func(c *gin.Context) {
 		writeProblem(c, Problem{Type: "urn:partnerd:problem:not-found", Title: "Not Found", Status: 404, Detail: "no such route"})
 	})
