@@ -167,6 +167,10 @@ func (w *Writes) XAdd(stream string, maxLen int64, fieldValues ...any) {
 // planned against, meanwhile; the runner re-reads and retries).
 // PD_ANNOUNCE, PD_GRAMADD (PD_GRAMREG on an older layout) and PD_GRAMREM
 // are composite ops (see Writes.Announce, Writes.GramAdd, Writes.GramRem).
+// PD_GRAMADD asks EXISTS before its SADD, not SCARD after it: both are
+// O(1) in Redis, but the embedded Redis (miniredis) sorts a set's members
+// for SCARD, which made the default mode's projection slow down with every
+// partner (430 partner creations/s at 20k partners).
 const applyScript = `
 local n = tonumber(ARGV[1])
 local i = 2
@@ -219,8 +223,9 @@ for o = 1, nops do
       redis.call('RPUSH', KEYS[tonumber(ARGV[i+1])], seq .. '|' .. ARGV[i+3] .. '|' .. ARGV[i+4])
     end
   elseif cmd == 'PD_GRAMADD' or cmd == 'PD_GRAMREG' then
+    local fresh = cmd == 'PD_GRAMREG' or redis.call('EXISTS', key) == 0
     local added = redis.call('SADD', key, unpack(ARGV, i + 2, i + na - 1))
-    if added > 0 and (cmd == 'PD_GRAMREG' or redis.call('SCARD', key) == added) then
+    if added > 0 and fresh then
       redis.call('ZADD', KEYS[tonumber(ARGV[i])], 0, ARGV[i+1])
     end
   elseif cmd == 'PD_GRAMREM' then
