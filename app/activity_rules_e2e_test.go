@@ -19,20 +19,6 @@ const (
 	dbActivityNoAge   = 34
 )
 
-// backendsWith is backends with the config edited first.
-func backendsWith(t *testing.T, db int, edit func(*app.Config), f func(t *testing.T, h *harness)) {
-	t.Run("embedded redis", func(t *testing.T) {
-		c := config(t, "")
-		edit(&c)
-		f(t, start(t, c))
-	})
-	t.Run("real redis", func(t *testing.T) {
-		c := config(t, redisDB(t, db))
-		edit(&c)
-		f(t, start(t, c))
-	})
-}
-
 // Flavors are free-form tokens: one outside domain.ActivityFlavors is
 // recorded, listed and streamed; one that breaks the token rule is 422 on
 // ingest, on the feed and on the stream.

@@ -6,12 +6,32 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/partnerd/partnerd/app"
 )
 
 // backends runs f on the embedded Redis and on real Redis.
 func backends(t *testing.T, db int, f func(t *testing.T, h *harness)) {
-	t.Run("embedded redis", func(t *testing.T) { f(t, start(t, config(t, ""))) })
-	t.Run("real redis", func(t *testing.T) { f(t, start(t, config(t, redisDB(t, db)))) })
+	backendsWith(t, db, func(*app.Config) {}, f)
+}
+
+// backendsWith is backends with the config edited first.
+func backendsWith(t *testing.T, db int, edit func(*app.Config), f func(t *testing.T, h *harness)) {
+	for _, real := range []bool{false, true} {
+		name := "embedded redis"
+		if real {
+			name = "real redis"
+		}
+		t.Run(name, func(t *testing.T) {
+			url := ""
+			if real {
+				url = redisDB(t, db)
+			}
+			c := config(t, url)
+			edit(&c)
+			f(t, start(t, c))
+		})
+	}
 }
 
 func TestCommandTravelsToQuery(t *testing.T) {
