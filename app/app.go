@@ -59,9 +59,13 @@ type App struct {
 	epoch  string // see EpochKey
 	// recovering is set while the read models are rebuilt after Redis lost its data.
 	recovering atomic.Bool
-	cancel     context.CancelFunc
-	wg         sync.WaitGroup
-	closed     sync.Once
+	// startHead is the log head when Start began; caughtUp is set once
+	// every projection reached it (see startingUp).
+	startHead atomic.Uint64
+	caughtUp  atomic.Bool
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
+	closed    sync.Once
 }
 
 // OpenStore opens the configured event store.
@@ -214,6 +218,11 @@ func (a *App) Start(ctx context.Context) error {
 	if err := a.initEpoch(ctx); err != nil {
 		return err
 	}
+	head, err := a.Store.Head(ctx)
+	if err != nil {
+		return fmt.Errorf("log head: %w", err)
+	}
+	a.startHead.Store(uint64(head))
 	for _, r := range a.Runners {
 		if err := r.Start(ctx); err != nil {
 			return err

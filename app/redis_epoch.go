@@ -39,9 +39,10 @@ func (a *App) initEpoch(ctx context.Context) error {
 }
 
 // recoveringNow reports whether the read models are being rebuilt because
-// Redis lost them, or are gone and about to be (the epoch is missing).
+// Redis lost them, or are gone and about to be (the epoch is missing), or
+// are still being built at start (startingUp).
 func (a *App) recoveringNow(ctx context.Context) bool {
-	if a.recovering.Load() {
+	if a.recovering.Load() || a.startingUp(ctx) {
 		return true
 	}
 	n, err := a.Redis.Exists(ctx, EpochKey).Result()

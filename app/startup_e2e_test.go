@@ -1,0 +1,43 @@
+package app_test
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/partnerd/partnerd/eventstore"
+)
+
+// Until the read models hold the log as it was at start, /readyz is 503
+// and an API key the programs read model does not know yet is a 503 with
+// Retry-After, not a 401 (with the embedded Redis every start rebuilds
+// them, keys included). Once they reached it, it stays so.
+func TestNotReadyUntilTheLogAtStartIsProjected(t *testing.T) {
+	h := start(t, config(t, ""))
+	if code, body := h.readyz(); code != 200 {
+		t.Fatalf("readyz once caught up: %d %s", code, body)
+	}
+	h.app.PretendStartedAt(eventstore.Position(h.head() + 1000))
+	code, body := h.readyz()
+	if code != 503 || !strings.Contains(body, "when partnerd started") {
+		t.Fatalf("readyz before the log at start is projected: %d %s", code, body)
+	}
+	r := h.do("GET", "/partners", nil, "Authorization", "Bearer not-projected-yet-0123456789")
+	if r.status != 503 || r.header.Get("Retry-After") == "" {
+		t.Fatalf("an unknown key while starting up: %d %s", r.status, r.body)
+	}
+	if r := h.do("GET", "/partners", nil); r.status != 200 {
+		t.Fatalf("a known key while starting up: %d %s", r.status, r.body)
+	}
+	h.app.PretendStartedAt(eventstore.Position(h.head()))
+	if code, body := h.readyz(); code != 200 {
+		t.Fatalf("readyz once the log at start is projected: %d %s", code, body)
+	}
+	if r := h.do("GET", "/partners", nil, "Authorization", "Bearer not-projected-yet-0123456789"); r.status != 401 {
+		t.Fatalf("an unknown key once started: %d %s", r.status, r.body)
+	}
+}
+
+func (h *harness) readyz() (int, string) {
+	r := h.do("GET", h.srv.URL+"/readyz", nil)
+	return r.status, string(r.body)
+}
