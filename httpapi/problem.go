@@ -162,6 +162,9 @@ func decodeJSONBytes(body []byte, v any) error {
 	if len(strings.TrimSpace(string(body))) == 0 {
 		return badRequest("a JSON body is required")
 	}
+	if err := checkJSONText(body); err != nil {
+		return err
+	}
 	if err := checkJSONShape(body); err != nil {
 		return err
 	}

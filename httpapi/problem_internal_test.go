@@ -75,3 +75,30 @@ func TestProblemsAlwaysCarryErrorsAndDetail(t *testing.T) {
 		}
 	}
 }
+
+// A body that is not UTF-8, or escapes half a surrogate pair, is 400:
+// the decoder would store U+FFFD instead of the text sent.
+func TestJSONBodiesMustBeText(t *testing.T) {
+	for body, ok := range map[string]bool{
+		`{"name":"a\u00e9b"}`:                       true,
+		`{"name":"😀 \ud83d\ude00"}`:                 true,
+		`{"name":"\\ud800 is text, not an escape"}`: true,
+		`{"name":"tab\t\"q\" \\"}`:                  true,
+		"{\"name\":\"a\xff\xfeb\"}":                 false,
+		`{"name":"\ud800"}`:                         false,
+		`{"name":"\udc00x"}`:                        false,
+		`{"name":"\ud800\u0041"}`:                   false,
+		`{"name":"\ud83d"}`:                         false,
+	} {
+		var v struct {
+			Name string `json:"name"`
+		}
+		err := decodeJSONBytes([]byte(body), &v)
+		if ok && err != nil {
+			t.Errorf("%q: %v", body, err)
+		}
+		if !ok && classify(err).Status != 400 {
+			t.Errorf("%q: %v, want a 400", body, err)
+		}
+	}
+}
