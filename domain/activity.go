@@ -139,9 +139,7 @@ func (n NewActivity) Validate(now time.Time, maxAge time.Duration) (Activity, er
 		pr.add("device", "must be one of desktop, mobile, tablet")
 	}
 	for _, f := range []struct{ name, v string }{{"campaign", a.Campaign}, {"platform", a.Platform}, {"browser", a.Browser}} {
-		if len(f.v) > 200 {
-			pr.add(f.name, "must be at most 200 characters")
-		}
+		pr.text(f.name, f.v, 200, false)
 	}
 	if a.SourceURL != "" && !validURL(a.SourceURL) {
 		pr.add("source_url", "must be an absolute http(s) URL of at most 2048 characters")

@@ -206,12 +206,36 @@ func (p *Partner) AddNote(noteID, author, text string, now time.Time) ([]Event, 
 // text checks a free-text field: at most max characters (runes), valid
 // UTF-8, and not blank when required.
 func (pr *problems) text(field, s string, max int, required bool) {
-	switch {
-	case !utf8.ValidString(s):
-		pr.add(field, "must be valid UTF-8 text")
-	case required && strings.TrimSpace(s) == "":
-		pr.add(field, "is required")
-	case utf8.RuneCountInString(s) > max:
-		pr.add(field, "must be at most %d characters", max)
+	if msg := textProblem(s, max, required); msg != "" {
+		pr.add(field, "%s", msg)
 	}
+}
+
+// textProblem says what is wrong with a text field ("" when nothing): not
+// UTF-8; a control character other than tab and line breaks (NUL, ESC...:
+// they break the CSV export, logs and terminals downstream); blank while
+// required (nothing visible: only spaces and format characters such as a
+// zero-width space); more than max characters (not bytes).
+func textProblem(s string, max int, required bool) string {
+	if !utf8.ValidString(s) {
+		return "must be valid UTF-8 text"
+	}
+	visible, n := false, 0
+	for _, r := range s {
+		n++
+		switch {
+		case r == '\t' || r == '\n' || r == '\r':
+		case r < 0x20 || r == 0x7f || (r >= 0x80 && r <= 0x9f):
+			return "must not contain control characters (other than tab and line breaks)"
+		case !visible && !unicode.IsSpace(r) && !unicode.Is(unicode.Cf, r):
+			visible = true
+		}
+	}
+	switch {
+	case required && !visible:
+		return "is required"
+	case n > max:
+		return fmt.Sprintf("must be at most %d characters", max)
+	}
+	return ""
 }

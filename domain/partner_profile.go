@@ -1,6 +1,7 @@
 package domain
 
 import (
+	"fmt"
 	"net/mail"
 	"net/url"
 	"sort"
@@ -64,17 +65,11 @@ func validURL(s string) bool {
 // Field names are those of the API.
 func (p Profile) Validate(personal Personal) error {
 	var pr problems
-	if strings.TrimSpace(p.Name) == "" {
-		pr.add("name", "is required")
-	} else if len(p.Name) > 200 {
-		pr.add("name", "must be at most 200 characters")
-	}
+	pr.text("name", p.Name, 200, true)
 	if p.URL != "" && !validURL(p.URL) {
 		pr.add("url", "must be an absolute http or https URL")
 	}
-	if len(p.Description) > 5000 {
-		pr.add("description", "must be at most 5000 characters")
-	}
+	pr.text("description", p.Description, 5000, false)
 	if p.Country != "" && !IsCountry(p.Country) {
 		pr.add("country", "must be an ISO 3166-1 alpha-2 code, e.g. DE")
 	}
@@ -87,9 +82,7 @@ func (p Profile) Validate(personal Personal) error {
 			break
 		}
 	}
-	if len(p.State) > 100 {
-		pr.add("state", "must be at most 100 characters")
-	}
+	pr.text("state", p.State, 100, false)
 	if p.Size != "" && !oneOf(p.Size, Sizes) {
 		pr.add("size", "must be one of %s", strings.Join(Sizes, ", "))
 	}
@@ -116,14 +109,22 @@ func (p Profile) Validate(personal Personal) error {
 	if len(p.MediaProperties) > 100 || len(p.Categories) > 100 {
 		pr.add("media_properties", "at most 100 entries each for media properties and categories")
 	}
+	for _, l := range []struct {
+		field string
+		list  []string
+	}{{"media_properties", p.MediaProperties}, {"categories", p.Categories}} {
+		for i, v := range l.list {
+			pr.text(fmt.Sprintf("%s[%d]", l.field, i), v, 1000, false)
+		}
+	}
 	if len(p.CustomFields) > 100 {
 		pr.add("custom_fields", "at most 100 custom fields")
 	}
 	for _, k := range sortedKeys(p.CustomFields) {
 		if !ValidEntityID(k) {
 			pr.add("custom_fields."+k, "name must be 1-64 of letters, digits, '_', '.', ':', '-'")
-		} else if len(p.CustomFields[k]) > 1000 {
-			pr.add("custom_fields."+k, "value must be at most 1000 characters")
+		} else if msg := textProblem(p.CustomFields[k], 1000, false); msg != "" {
+			pr.add("custom_fields."+k, "value %s", msg)
 		}
 	}
 	if personal.Email != "" {
@@ -131,8 +132,9 @@ func (p Profile) Validate(personal Personal) error {
 			pr.add("email", "must be a plain e-mail address like name@example.com")
 		}
 	}
-	if len(personal.Address) > 1000 {
-		pr.add("address", "must be at most 1000 characters")
+	pr.text("address", personal.Address, 1000, false)
+	for i, name := range personal.ContactNames {
+		pr.text(fmt.Sprintf("contact_names[%d]", i), name, 200, false)
 	}
 	return pr.err()
 }

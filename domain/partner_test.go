@@ -260,3 +260,38 @@ func TestProfilePatchMergesCustomFields(t *testing.T) {
 		t.Fatal("a custom field that is not a string was accepted")
 	}
 }
+
+// Text fields count characters, not bytes; refuse control characters other
+// than tab and line breaks; and a required one needs something visible.
+func TestProfileTextRules(t *testing.T) {
+	p := created(t)
+	for _, tc := range []struct {
+		patch string
+		field string // "" = valid
+	}{
+		{`{"name":"` + strings.Repeat("漢", 200) + `"}`, ""},
+		{`{"name":"` + strings.Repeat("😀", 201) + `"}`, "name"},
+		{`{"state":"` + strings.Repeat("ü", 100) + `"}`, ""},
+		{`{"description":"` + strings.Repeat("😀", 5000) + `"}`, ""},
+		{`{"custom_fields":{"k":"` + strings.Repeat("😀", 1000) + `"}}`, ""},
+		{`{"name":"two\nlines\tand a tab"}`, ""},
+		{`{"name":"ab\u0000cd"}`, "name"},
+		{`{"name":"ab\u001bcd"}`, "name"},
+		{`{"name":"\u200b\u200b"}`, "name"},
+		{`{"name":" \u00a0 "}`, "name"},
+		{`{"custom_fields":{"k":"a\u0000"}}`, "custom_fields.k"},
+		{`{"categories":["ok","bad\u0007"]}`, "categories[1]"},
+		{`{"contact_names":["Ann\u0000"]}`, "contact_names[0]"},
+	} {
+		_, err := p.UpdateProfile(patch(t, tc.patch), now)
+		got := ""
+		if fs := fields(err); len(fs) > 0 {
+			got = fs[0]
+		} else if err != nil {
+			t.Fatalf("%.60s: %v", tc.patch, err)
+		}
+		if got != tc.field {
+			t.Errorf("%.60s: error on %q, want %q (%v)", tc.patch, got, tc.field, err)
+		}
+	}
+}

@@ -90,9 +90,7 @@ func (p *Program) CreateProgram(id, name, keyID, keyHash string, now time.Time) 
 	if name == "" {
 		name = id
 	}
-	if len(name) > 200 {
-		pr.add("name", "must be at most 200 characters")
-	}
+	pr.text("name", name, 200, false)
 	if err := pr.err(); err != nil {
 		return nil, err
 	}

@@ -212,17 +212,13 @@ func (t *TemplateTerm) Usable(id string) error {
 // name trims and checks a display name.
 func (pr *problems) name(s string, required bool) string {
 	s = strings.TrimSpace(s)
-	switch {
-	case s == "" && required:
-		pr.add("name", "is required")
-	case len(s) > maxNameLen:
-		pr.add("name", "must be at most %d characters", maxNameLen)
+	if s == "" && !required {
+		return s
 	}
+	pr.text("name", s, maxNameLen, required)
 	return s
 }
 
 func (pr *problems) description(s string) {
-	if len(s) > maxDescriptionLen {
-		pr.add("description", "must be at most %d characters", maxDescriptionLen)
-	}
+	pr.text("description", s, maxDescriptionLen, false)
 }
