@@ -1,6 +1,8 @@
 package app_test
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"slices"
 	"strings"
@@ -265,6 +267,55 @@ func TestIdempotencyKeyOutlivesARestart(t *testing.T) {
 	}
 	if r := h.do("POST", "/partners", map[string]any{"name": "Other", "relationship_type": "direct"}, "Idempotency-Key", "restart-1"); r.status != 422 {
 		t.Fatalf("same key, other body, after a restart: %d %s", r.status, r.body)
+	}
+}
+
+// A crash between a keyed command's append and the saving of its answer
+// loses the record (here: deleted by hand). The retry then runs again, but
+// finds its key in the stream: it appends nothing, and a partner created
+// without an ID is the one the first attempt created.
+func TestIdempotencyKeyWithoutItsRecordAppliesNothingTwice(t *testing.T) {
+	h := start(t, config(t, ""))
+	forget := func(key string) {
+		t.Helper()
+		sum := sha256.Sum256([]byte(key))
+		if err := h.app.HTTP.Idempotency.Delete(t.Context(), "pd:idem:{acme}:"+hex.EncodeToString(sum[:])); err != nil {
+			t.Fatal(err)
+		}
+	}
+	body := map[string]any{"name": "Crashed", "relationship_type": "direct"}
+	first := h.do("POST", "/partners", body, "Idempotency-Key", "crash-1")
+	if first.status != 201 {
+		t.Fatal(first.status, string(first.body))
+	}
+	id := first.json(t)["partner_id"].(string)
+	note := h.do("POST", "/partners/"+id+"/notes", map[string]any{"text": "once"}, "Idempotency-Key", "crash-2")
+	if note.status != 201 {
+		t.Fatal(note.status, string(note.body))
+	}
+	forget("crash-1")
+	forget("crash-2")
+	head := h.head()
+	again := h.do("POST", "/partners", body, "Idempotency-Key", "crash-1")
+	if again.status != 201 || again.json(t)["partner_id"] != id {
+		t.Fatalf("retry of the create: %d %s, want partner %s", again.status, again.body, id)
+	}
+	if r := h.do("POST", "/partners/"+id+"/notes", map[string]any{"text": "once"}, "Idempotency-Key", "crash-2"); r.status != 201 {
+		t.Fatalf("retry of the note: %d %s", r.status, r.body)
+	}
+	if h.head() != head {
+		t.Fatalf("retries without their records appended %d events", h.head()-head)
+	}
+	if notes := h.do("GET", "/partners/"+id+"/notes", nil).json(t); notes["total"] != 1.0 {
+		t.Fatalf("notes after the retry: %v", notes)
+	}
+	// The same key with another body is another request: it applies.
+	if r := h.do("POST", "/partners/"+id+"/notes", map[string]any{"text": "twice"}, "Idempotency-Key", "crash-3"); r.status != 201 || h.head() != head+1 {
+		t.Fatalf("a new keyed note: %d %s", r.status, r.body)
+	}
+	hist := h.do("GET", "/partners/"+id+"/history", nil).json(t)["items"].([]any)
+	if k, _ := hist[0].(map[string]any)["idempotency_key"].(string); !strings.HasPrefix(k, "crash-1#") {
+		t.Fatalf("the creation's idempotency key = %q, want crash-1#<fingerprint>", k)
 	}
 }
 

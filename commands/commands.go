@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -415,13 +416,25 @@ func encode(d Deps, program string, meta Meta, evs []domain.Event) ([]eventstore
 
 // randomID returns n random characters of a lower-case base-32 alphabet.
 func randomID(n int) string {
-	const alphabet = "abcdefghijkmnpqrstuvwxyz23456789"
 	b := make([]byte, n)
 	if _, err := rand.Read(b); err != nil {
 		panic(err) // crypto/rand never fails on supported platforms
 	}
+	return idOf(b)
+}
+
+// derivedID is an ID of n characters, like randomID's, that depends only on
+// seed: a retried request derives the ID its first attempt chose.
+func derivedID(n int, seed string) string {
+	sum := sha256.Sum256([]byte(seed))
+	return idOf(sum[:n])
+}
+
+func idOf(b []byte) string {
+	const alphabet = "abcdefghijkmnpqrstuvwxyz23456789"
+	out := make([]byte, len(b))
 	for i := range b {
-		b[i] = alphabet[int(b[i])%len(alphabet)]
+		out[i] = alphabet[int(b[i])%len(alphabet)]
 	}
-	return string(b)
+	return string(out)
 }

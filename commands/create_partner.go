@@ -11,10 +11,16 @@ import (
 type CreatePartnerHandler struct{ d Deps }
 
 // Handle creates the partner; an empty PartnerID is assigned ("p_" + 12
-// random characters). It returns the partner's state after the command.
+// random characters; with Meta.Once, derived from the program and the
+// idempotency key, so that a retry finds the partner its first attempt
+// created). It returns the partner's state after the command.
 func (h *CreatePartnerHandler) Handle(ctx context.Context, in domain.NewPartner, meta Meta) (Result, domain.PartnerState, error) {
 	if in.PartnerID == "" {
-		in.PartnerID = "p_" + randomID(12)
+		if meta.Once && meta.IdempotencyKey != "" {
+			in.PartnerID = "p_" + derivedID(12, in.ProgramID+"\n"+meta.IdempotencyKey)
+		} else {
+			in.PartnerID = "p_" + randomID(12)
+		}
 	}
 	res, p, err := executeNew(ctx, h.d, domain.PartnerStream(in.ProgramID, in.PartnerID), in.ProgramID, meta, func(p *domain.Partner) ([]domain.Event, error) {
 		return p.Create(in, h.d.Now().UTC())

@@ -192,6 +192,7 @@ func (s *Server) idempotency(c *gin.Context) {
 		c.Request.Body = io.NopCloser(bytes.NewReader(body))
 		fp, rawFP = bodyFingerprints(fingerprintPrefix(c), body)
 	}
+	c.Set(ctxIdemOnce, key+"#"+fp[:16])
 	ks := sha256.Sum256([]byte(key))
 	rkey := "pd:idem:{" + c.GetString(ctxProgram) + "}:" + hex.EncodeToString(ks[:])
 	ctx := c.Request.Context()

@@ -32,6 +32,9 @@ const (
 	// idempotency layer keeps for replays instead of the one sent: the
 	// answer without a secret shown once.
 	ctxIdemBody = "idempotency_body"
+	// ctxIdemOnce is the key a keyed request's events carry: the client's
+	// Idempotency-Key and its body's fingerprint (see meta).
+	ctxIdemOnce = "idempotency_once"
 )
 
 // Check is one readiness probe.
@@ -374,6 +377,14 @@ func (s *Server) consistency(c *gin.Context) {
 func meta(c *gin.Context) (commands.Meta, error) {
 	m := commands.Meta{Actor: c.GetString(ctxActor), CorrelationID: c.GetString(ctxRequestID),
 		CausationID: c.GetHeader("X-Causation-ID"), IdempotencyKey: c.GetHeader("Idempotency-Key")}
+	// A keyed request's events carry its key and body fingerprint, and the
+	// command is not decided again where its stream already holds them: a
+	// retry after a crash that came between the append and the saving of
+	// the answer applies nothing twice (and finds the partner its first
+	// attempt created, whose ID is derived from the key).
+	if once := c.GetString(ctxIdemOnce); once != "" {
+		m.IdempotencyKey, m.Once = once, true
+	}
 	if len(m.CausationID) > 200 {
 		return m, fieldError("X-Causation-ID", "must be at most 200 characters")
 	}

@@ -72,7 +72,7 @@ func (q *Queries) PartnerHistoryWithActivity(ctx context.Context, program, id, c
 		_ = json.Unmarshal(e.Metadata, &m)
 		page.Items = append(page.Items, HistoryItem{Stream: e.StreamID, HistoryEntry: HistoryEntry{Type: e.Type, Version: e.Version + 1,
 			Position: e.Position.String(), RecordedAt: e.RecordedAt.UTC(), Actor: m.Actor, CorrelationID: m.CorrelationID,
-			CausationID: m.CausationID, EventID: e.ID, Data: json.RawMessage(e.Data)}})
+			CausationID: m.CausationID, IdempotencyKey: m.IdempotencyKey, EventID: e.ID, Data: json.RawMessage(e.Data)}})
 	}
 	if k[0] < len(evs[0]) || k[1] < len(evs[1]) {
 		c := strconv.FormatUint(next[0], 10) + "." + strconv.FormatUint(next[1], 10)

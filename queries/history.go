@@ -15,21 +15,25 @@ import (
 
 // HistoryEntry is one event of a resource's history.
 type HistoryEntry struct {
-	Type          string          `json:"type"`
-	Version       uint64          `json:"version"`
-	Position      string          `json:"position"`
-	RecordedAt    time.Time       `json:"recorded_at"`
-	Actor         string          `json:"actor"`
-	CorrelationID string          `json:"correlation_id,omitempty"`
-	CausationID   string          `json:"causation_id,omitempty"`
-	EventID       string          `json:"event_id"`
-	Data          json.RawMessage `json:"data"`
+	Type          string    `json:"type"`
+	Version       uint64    `json:"version"`
+	Position      string    `json:"position"`
+	RecordedAt    time.Time `json:"recorded_at"`
+	Actor         string    `json:"actor"`
+	CorrelationID string    `json:"correlation_id,omitempty"`
+	CausationID   string    `json:"causation_id,omitempty"`
+	// IdempotencyKey is the Idempotency-Key of the request that made the
+	// event, with its body's fingerprint (see EVENTS.md).
+	IdempotencyKey string          `json:"idempotency_key,omitempty"`
+	EventID        string          `json:"event_id"`
+	Data           json.RawMessage `json:"data"`
 }
 
 type storedMeta struct {
-	Actor         string `json:"actor"`
-	CorrelationID string `json:"correlation_id"`
-	CausationID   string `json:"causation_id"`
+	Actor          string `json:"actor"`
+	CorrelationID  string `json:"correlation_id"`
+	CausationID    string `json:"causation_id"`
+	IdempotencyKey string `json:"idempotency_key"`
 }
 
 // HistoryFilter narrows a history. Zero fields do not filter.
@@ -115,7 +119,7 @@ func (q *Queries) History(ctx context.Context, category, program, id string, aft
 		var m storedMeta
 		_ = json.Unmarshal(e.Metadata, &m)
 		page.Items = append(page.Items, HistoryEntry{Type: e.Type, Version: e.Version + 1, Position: e.Position.String(),
-			RecordedAt: e.RecordedAt.UTC(), Actor: m.Actor, CorrelationID: m.CorrelationID, CausationID: m.CausationID,
+			RecordedAt: e.RecordedAt.UTC(), Actor: m.Actor, CorrelationID: m.CorrelationID, CausationID: m.CausationID, IdempotencyKey: m.IdempotencyKey,
 			EventID: e.ID, Data: json.RawMessage(e.Data)})
 	}
 	return page, nil
