@@ -256,7 +256,23 @@ func ParseConditions(root string, data []byte) (Conditions, error) {
 	if err := c.Validate(root); err != nil {
 		return Conditions{}, err
 	}
+	c.normalize()
 	return c, nil
+}
+
+// normalize writes values the way partners keep them: a country code in
+// upper case (validation takes "de", as a partner's country does, and the
+// partner keeps it as "DE"; compared as given, "de" matched no one).
+func (c *Conditions) normalize() {
+	for bi := range c.Any {
+		for ri := range c.Any[bi].All {
+			if r := &c.Any[bi].All[ri]; r.Field == "country" {
+				for i := range r.Values {
+					r.Values[i].S = strings.ToUpper(r.Values[i].S)
+				}
+			}
+		}
+	}
 }
 
 // Equal reports whether two conditions are the same rows in the same order.

@@ -128,6 +128,15 @@ func parseListQuery(params url.Values, pageKeys ...string) (queries.PartnerListQ
 					bad(name, "must be a value of 1-256 bytes")
 				}
 			}
+			if name == "country" {
+				// Partners keep country codes in upper case ("de" is
+				// stored as "DE"): a filter matches them in any case.
+				up := make([]string, len(vals))
+				for i, v := range vals {
+					up[i] = strings.ToUpper(v)
+				}
+				vals = up
+			}
 			lq.Filters[name] = vals
 		default:
 			return lq, nil, badRequest("unknown parameter %s", quoteField(name))
