@@ -67,6 +67,15 @@ type usageError struct{ msg string }
 
 func (e usageError) Error() string { return e.msg }
 
+// flagError is a usage error (exit 2) for a flag that does not parse (the
+// flag set already printed its usage); --help stays flag.ErrHelp (exit 0).
+func flagError(err error) error {
+	if errors.Is(err, flag.ErrHelp) {
+		return err
+	}
+	return usageError{err.Error()}
+}
+
 func usage(w io.Writer) {
 	fmt.Fprint(w, `partnerd — event-sourced back end for partner programs
 

@@ -20,7 +20,7 @@ func rebuild(args []string, stdout, stderr io.Writer) error {
 		target, args = args[0], args[1:]
 	}
 	if err := fs.Parse(args); err != nil {
-		return err
+		return flagError(err)
 	}
 	if target == "" && fs.NArg() == 1 {
 		target = fs.Arg(0)

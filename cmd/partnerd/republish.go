@@ -5,10 +5,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
+	"strings"
 
 	"github.com/ThreeDotsLabs/watermill"
 
 	"github.com/partnerd/partnerd/app"
+	"github.com/partnerd/partnerd/bus"
+	"github.com/partnerd/partnerd/domain"
 	"github.com/partnerd/partnerd/eventstore"
 	"github.com/partnerd/partnerd/relay"
 )
@@ -20,7 +24,7 @@ func republish(args []string, stdout, stderr io.Writer) error {
 	to := fs.String("to", "", "last log position to publish (inclusive; default: the head)")
 	category := fs.String("category", "", "only this stream category (partner) or topic (partnerd.partners)")
 	if err := fs.Parse(args); err != nil {
-		return err
+		return flagError(err)
 	}
 	if fs.NArg() > 0 {
 		return usageError{fmt.Sprintf("republish takes no arguments, got %q", fs.Args())}
@@ -37,9 +41,16 @@ func republish(args []string, stdout, stderr io.Writer) error {
 		if rg.To, err = eventstore.ParsePosition(*to); err != nil {
 			return usageError{"republish --to: " + err.Error()}
 		}
+		if rg.To == 0 {
+			return usageError{"republish --to: 0 is no event's position (the first is 1; leave --to out for the head)"}
+		}
 		if rg.To < rg.From {
 			return usageError{"republish: --to is before --from"}
 		}
+	}
+	if c := *category; c != "" && !knownCategory(c) {
+		return usageError{fmt.Sprintf("republish --category: unknown %q: a stream category (%s) or a topic (%s)",
+			c, strings.Join(categories, ", "), strings.Join(bus.Topics(), ", "))}
 	}
 	rg.Category = *category
 	if len(cfg.KafkaBrokers) == 0 {
@@ -68,4 +79,13 @@ func republish(args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "republished %d events\n", n)
 	return nil
+}
+
+// categories are the stream categories of the log.
+var categories = []string{domain.CategoryPartner, domain.CategoryGroup, domain.CategoryTemplateTerm, domain.CategorySegment,
+	domain.CategoryActivity, domain.CategoryConnection, domain.CategoryCredential, domain.CategoryProgram}
+
+// knownCategory: c is a stream category or the topic of one.
+func knownCategory(c string) bool {
+	return slices.Contains(categories, c) || slices.Contains(bus.Topics(), c)
 }

@@ -66,3 +66,24 @@ func TestRepublishCommand(t *testing.T) {
 		t.Fatalf("missing --from: exit %d", code)
 	}
 }
+
+// Every argument mistake is a usage error (exit 2) that says what is
+// wrong, before anything is opened or published (no broker needed).
+func TestRepublishRefusesBadArguments(t *testing.T) {
+	dir := t.TempDir()
+	var out, errOut bytes.Buffer
+	for _, args := range [][]string{
+		{},
+		{"--from", "x"},
+		{"--from", "5", "--to", "4"},
+		{"--from", "1", "--bogus", "1"},
+		{"--from", "1", "--to", "0"},
+		{"--from", "1", "--category", "nosuch"},
+		{"--from", "1", "--category", "partnerd.nosuch"},
+	} {
+		errOut.Reset()
+		if code := run(append([]string{"republish", "--data", dir}, args...), &out, &errOut); code != 2 || errOut.Len() == 0 {
+			t.Errorf("republish %v: exit %d %q, want 2 and a message", args, code, errOut.String())
+		}
+	}
+}

@@ -24,7 +24,7 @@ func serve(args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("serve", stderr)
 	cfg := flags(fs)
 	if err := fs.Parse(args); err != nil {
-		return err
+		return flagError(err)
 	}
 	if fs.NArg() > 0 {
 		return usageError{fmt.Sprintf("serve takes no arguments, got %q", fs.Args())}
