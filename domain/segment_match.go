@@ -139,7 +139,11 @@ func compileRow(r Condition) rowMatcher {
 	default:
 		rm.set = make(map[string]bool, len(r.Values))
 		for _, v := range r.Values {
-			rm.set[v.S] = true
+			s := v.S
+			if r.Field == "country" {
+				s = strings.ToUpper(s) // partners keep it so; older segments may hold "de"
+			}
+			rm.set[s] = true
 		}
 	}
 	return rm

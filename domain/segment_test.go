@@ -384,3 +384,24 @@ func FuzzParseConditions(f *testing.F) {
 		c.Matcher().Match(&facts)
 	})
 }
+
+// A country condition matches in any case: new conditions are stored upper
+// case, and one stored before that ("de") still matches a partner's "DE".
+func TestCountryConditionsIgnoreCase(t *testing.T) {
+	parsed, err := domain.ParseConditions("conditions", []byte(`{"any":[{"all":[{"field":"country","op":"any_of","values":["de","Fr"]}]}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := parsed.Any[0].All[0].Values; v[0].S != "DE" || v[1].S != "FR" {
+		t.Fatalf("parsed values = %+v, want DE and FR", v)
+	}
+	old := domain.Conditions{Any: []domain.ConditionBlock{{All: []domain.Condition{{Field: "country", Op: "any_of", Values: []domain.ConditionValue{{S: "de"}}}}}}}
+	f := domain.PartnerFacts{PartnerID: "p", Name: "n", Country: "DE"}
+	if !parsed.Matcher().Match(&f) || !old.Matcher().Match(&f) {
+		t.Fatal("a lower-case country condition did not match DE")
+	}
+	f.Country = "IT"
+	if old.Matcher().Match(&f) {
+		t.Fatal("a de condition matched IT")
+	}
+}
