@@ -280,9 +280,6 @@ func (s *Server) listActivities(c *gin.Context) {
 		return
 	}
 	page, err := s.Queries.Activities(c.Request.Context(), c.GetString(ctxProgram), f, limit, cursor)
-	if errors.Is(err, queries.ErrBadCursor) {
-		err = badRequest("cursor is not one this server issued")
-	}
 	if err != nil {
 		s.writeError(c, err)
 		return
@@ -435,9 +432,6 @@ func (s *Server) partnerHistoryWithActivity(c *gin.Context, include string, limi
 		return
 	}
 	page, err := s.Queries.PartnerHistoryWithActivity(c.Request.Context(), c.GetString(ctxProgram), id, cursor, limit, f)
-	if errors.Is(err, queries.ErrBadCursor) {
-		err = badRequest("cursor is not one this server issued")
-	}
 	if err != nil {
 		s.writeError(c, err)
 		return

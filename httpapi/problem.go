@@ -88,6 +88,8 @@ func classify(err error) Problem {
 	case errors.Is(err, domain.ErrAlreadyExists), errors.Is(err, domain.ErrConflict), errors.Is(err, commands.ErrStale),
 		errors.Is(err, projections.ErrRebuildRunning), errors.Is(err, errIdempotencyInFlight):
 		p = Problem{Status: http.StatusConflict, Title: "Conflict", Detail: err.Error()}
+	case errors.Is(err, queries.ErrBadCursor):
+		p = Problem{Status: http.StatusBadRequest, Title: "Bad Request", Detail: queries.ErrBadCursor.Error()}
 	case errors.Is(err, queries.ErrBadToken), errors.Is(err, queries.ErrTokenExpired):
 		p = Problem{Status: http.StatusBadRequest, Title: "Bad Request", Detail: "X-Consistency-Token: " + err.Error()}
 	case errors.Is(err, queries.ErrNotCaughtUp):

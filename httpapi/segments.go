@@ -2,7 +2,6 @@ package httpapi
 
 import (
 	"encoding/json"
-	"errors"
 	"net/http"
 
 	"github.com/gin-gonic/gin"
@@ -10,7 +9,6 @@ import (
 	"github.com/partnerd/partnerd/commands"
 	"github.com/partnerd/partnerd/domain"
 	"github.com/partnerd/partnerd/projections"
-	"github.com/partnerd/partnerd/queries"
 )
 
 // segmentBody is the body of POST and PUT /segments. Conditions stay raw
@@ -93,9 +91,6 @@ func (s *Server) segmentMembers(c *gin.Context) {
 		return
 	}
 	page, err := s.Queries.SegmentMembers(c.Request.Context(), c.GetString(ctxProgram), id, limit, cursor)
-	if errors.Is(err, queries.ErrBadCursor) {
-		err = badRequest("cursor is not one this server issued")
-	}
 	if err != nil {
 		s.writeError(c, err)
 		return
@@ -147,9 +142,6 @@ func (s *Server) previewSegment(c *gin.Context) {
 		return
 	}
 	page, err := s.Queries.PreviewSegment(c.Request.Context(), c.GetString(ctxProgram), conds, limit, cursor)
-	if errors.Is(err, queries.ErrBadCursor) {
-		err = badRequest("cursor is not one this server issued")
-	}
 	if err != nil {
 		s.writeError(c, err)
 		return
