@@ -57,7 +57,7 @@ func (h *ImportPartnerHandler) Handle(ctx context.Context, in domain.PartnerImpo
 	}
 	if !domain.ValidEntityID(in.PartnerID) {
 		return fail(&domain.ValidationError{Fields: []domain.FieldError{{Field: "partner_id",
-			Message: "must be 1-64 of letters, digits, '_', '.', ':', '-', starting with a letter or digit"}}})
+			Message: domain.EntityIDRule}}})
 	}
 	if in.Groups != nil {
 		if err := h.checkGroups(ctx, in.ProgramID, *in.Groups, groups); err != nil {

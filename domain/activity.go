@@ -38,9 +38,6 @@ var ActivityFlavors = []string{
 // Devices is the device enumeration of an activity.
 var Devices = []string{"desktop", "mobile", "tablet"}
 
-// FlavorRule says what ValidFlavor accepts, for error messages.
-const FlavorRule = "must be 1-64 of letters, digits, '_', '.', ':', '-', starting with a letter or digit"
-
 // ValidFlavor reports whether f may be an activity flavor: a free-form
 // token of 1–64 letters, digits, '_', '.', ':', '-', starting with a
 // letter or digit (the rule of ValidEntityID). ActivityFlavors are the
@@ -103,7 +100,7 @@ func (n NewActivity) Validate(now time.Time, maxAge time.Duration) (Activity, er
 		MessageID: n.MessageID, Device: n.Device, Platform: n.Platform, Browser: n.Browser,
 		SourceURL: n.SourceURL, ReferrerURL: n.ReferrerURL, OccurredAt: now.UTC()}
 	if a.ActivityID != "" && !ValidEntityID(a.ActivityID) {
-		pr.add("activity_id", "must be 1-64 of letters, digits, '_', '.', ':', '-', starting with a letter or digit")
+		pr.add("activity_id", EntityIDRule)
 	}
 	switch {
 	case a.PartnerID == "":
@@ -115,7 +112,7 @@ func (n NewActivity) Validate(now time.Time, maxAge time.Duration) (Activity, er
 	case a.Flavor == "":
 		pr.add("flavor", "is required")
 	case !ValidFlavor(a.Flavor):
-		pr.add("flavor", FlavorRule)
+		pr.add("flavor", EntityIDRule)
 	}
 	if n.OccurredAt != "" {
 		t, err := time.Parse(time.RFC3339Nano, n.OccurredAt)

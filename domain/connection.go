@@ -158,7 +158,7 @@ type NewConnection struct {
 func (c *Connection) Create(in NewConnection, cred *Credential, now time.Time) ([]Event, error) {
 	var pr problems
 	if !ValidEntityID(in.ID) {
-		pr.add("id", "must be 1-64 of letters, digits, '_', '.', ':', '-', starting with a letter or digit")
+		pr.add("id", EntityIDRule)
 	}
 	cfg := pr.config(in.ConnectionConfig, cred)
 	if err := pr.err(); err != nil {

@@ -25,7 +25,7 @@ func (pr *problems) termID(id string, required bool) {
 	case id == "" && required:
 		pr.add("template_term_id", "is required")
 	case id != "" && !ValidEntityID(id):
-		pr.add("template_term_id", "must be 1-64 of letters, digits, '_', '.', ':', '-', starting with a letter or digit")
+		pr.add("template_term_id", EntityIDRule)
 	}
 }
 

@@ -191,7 +191,7 @@ type NewCredential struct {
 func (c *Credential) Create(in NewCredential, now time.Time) ([]Event, error) {
 	var pr problems
 	if !ValidEntityID(in.ID) {
-		pr.add("id", "must be 1-64 of letters, digits, '_', '.', ':', '-', starting with a letter or digit")
+		pr.add("id", EntityIDRule)
 	}
 	name := pr.name(in.Name, true)
 	secret := pr.secret(in.Type, in.PublicKey, in.PasswordHash)

@@ -127,7 +127,7 @@ type NewGroup struct {
 func (g *Group) Create(in NewGroup, now time.Time) ([]Event, error) {
 	var pr problems
 	if !ValidEntityID(in.ID) {
-		pr.add("id", "must be 1-64 of letters, digits, '_', '.', ':', '-', starting with a letter or digit")
+		pr.add("id", EntityIDRule)
 	}
 	name := pr.name(in.Name, true)
 	if err := pr.err(); err != nil {

@@ -26,6 +26,9 @@ func ValidProgramID(id string) bool { return programIDPattern.MatchString(id) }
 // 1–64 of letters, digits, '_', '.', ':', '-', starting with a letter or digit.
 func ValidEntityID(id string) bool { return entityIDPattern.MatchString(id) }
 
+// EntityIDRule says what ValidEntityID accepts, for field errors.
+const EntityIDRule = "must be 1-64 of letters, digits, '_', '.', ':', '-', starting with a letter or digit"
+
 // ProgramStream is the stream of a program aggregate.
 func ProgramStream(program string) string { return CategoryProgram + "-" + program }
 

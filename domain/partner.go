@@ -167,7 +167,7 @@ func (p *Partner) Create(in NewPartner, now time.Time) ([]Event, error) {
 	in.Profile = in.Profile.normalize()
 	var pr problems
 	if !ValidEntityID(in.PartnerID) {
-		pr.add("partner_id", "must be 1-64 of letters, digits, '_', '.', ':', '-', starting with a letter or digit")
+		pr.add("partner_id", EntityIDRule)
 	}
 	if in.ProspectStage == "" {
 		in.ProspectStage = "new"

@@ -96,7 +96,7 @@ func (p *Partner) IssueAccessLink(linkID string, expiresAt, now time.Time) ([]Ev
 	}
 	var pr problems
 	if !ValidEntityID(linkID) {
-		pr.add("link_id", "must be 1-64 of letters, digits, '_', '.', ':', '-', starting with a letter or digit")
+		pr.add("link_id", EntityIDRule)
 	}
 	if !expiresAt.After(now) || expiresAt.Sub(now) > MaxAccessLinkTTL {
 		pr.add("ttl_seconds", "an access link lives more than 0 seconds and at most %d", int(MaxAccessLinkTTL.Seconds()))

@@ -190,7 +190,7 @@ func (p *Partner) AddNote(noteID, author, text string, now time.Time) ([]Event, 
 	}
 	var pr problems
 	if !ValidEntityID(noteID) {
-		pr.add("id", "must be 1-64 of letters, digits, '_', '.', ':', '-', starting with a letter or digit")
+		pr.add("id", EntityIDRule)
 	}
 	pr.text("text", text, MaxNoteLen, true)
 	if err := pr.err(); err != nil {

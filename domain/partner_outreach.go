@@ -91,7 +91,7 @@ func (m NewMessage) validate(withID bool) error {
 	}
 	var pr problems
 	if withID && !ValidEntityID(m.MessageID) {
-		pr.add("message_id", "must be 1-64 of letters, digits, '_', '.', ':', '-', starting with a letter or digit")
+		pr.add("message_id", EntityIDRule)
 	}
 	if !oneOf(channel, MessageChannels) {
 		pr.add("channel", "must be one of %s", strings.Join(MessageChannels, ", "))
@@ -146,7 +146,7 @@ func (p *Partner) Invite(in NewInvite, now time.Time) ([]Event, error) {
 	}
 	var pr problems
 	if !ValidEntityID(in.InviteID) {
-		pr.add("invite_id", "must be 1-64 of letters, digits, '_', '.', ':', '-', starting with a letter or digit")
+		pr.add("invite_id", EntityIDRule)
 	}
 	if !oneOf(in.Kind, InviteKinds) {
 		pr.add("kind", "must be one of %s", strings.Join(InviteKinds, ", "))

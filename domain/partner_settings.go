@@ -196,7 +196,7 @@ func (pr *problems) clientCost(s ClientCostSettings) {
 		at := "exceptions[" + strconv.Itoa(i) + "]"
 		switch {
 		case !ValidEntityID(e.ActionTrackerID):
-			pr.add(at+".action_tracker_id", "must be 1-64 of letters, digits, '_', '.', ':', '-', starting with a letter or digit")
+			pr.add(at+".action_tracker_id", EntityIDRule)
 		case seen[e.ActionTrackerID]:
 			pr.add(at+".action_tracker_id", "action tracker %s has an exception already", e.ActionTrackerID)
 		}

@@ -162,7 +162,7 @@ func validConditions(pr *problems, c *Conditions) {
 func (s *Segment) Create(in NewSegment, now time.Time) ([]Event, error) {
 	var pr problems
 	if !ValidEntityID(in.ID) {
-		pr.add("id", "must be 1-64 of letters, digits, '_', '.', ':', '-', starting with a letter or digit")
+		pr.add("id", EntityIDRule)
 	}
 	name := pr.name(in.Name, true)
 	validConditions(&pr, in.Conditions)

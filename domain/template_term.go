@@ -126,7 +126,7 @@ type NewTemplateTerm struct {
 func (t *TemplateTerm) Create(in NewTemplateTerm, now time.Time) ([]Event, error) {
 	var pr problems
 	if !ValidEntityID(in.ID) {
-		pr.add("id", "must be 1-64 of letters, digits, '_', '.', ':', '-', starting with a letter or digit")
+		pr.add("id", EntityIDRule)
 	}
 	name := pr.name(in.Name, true)
 	pr.description(in.Description)

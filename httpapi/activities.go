@@ -229,7 +229,7 @@ func activityFilter(c *gin.Context, allowed ...string) (queries.ActivityFilter, 
 		case "flavor":
 			for _, v := range vals {
 				if !domain.ValidFlavor(v) {
-					bad(name, fmt.Sprintf("%q: a flavor %s", v, domain.FlavorRule))
+					bad(name, fmt.Sprintf("%q: a flavor %s", v, domain.EntityIDRule))
 				}
 			}
 			f.Flavors = vals
