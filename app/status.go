@@ -69,6 +69,17 @@ func (a *App) checkpoint(ctx context.Context, i int) eventstore.Position {
 	return max(a.Runners[i].Checkpoint(), a.published(ctx))
 }
 
+// checkpoints is checkpoint of every runner, reading the published
+// position (a Redis read) once.
+func (a *App) checkpoints(ctx context.Context) []eventstore.Position {
+	pub := a.published(ctx)
+	out := make([]eventstore.Position, len(a.Runners))
+	for i, r := range a.Runners {
+		out[i] = max(r.Checkpoint(), pub)
+	}
+	return out
+}
+
 func (a *App) ready(ctx context.Context) []httpapi.Check {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
@@ -88,8 +99,9 @@ func (a *App) ready(ctx context.Context) []httpapi.Check {
 	if !ok {
 		past, what = eventstore.Position(a.startHead.Load()), "when partnerd started"
 	}
+	cps := a.checkpoints(ctx)
 	for i, r := range a.Runners {
-		if cp := a.checkpoint(ctx, i); cp < past {
+		if cp := cps[i]; cp < past {
 			lagErr = errors.Join(lagErr, fmt.Errorf("%s at %d, log was at %d %s", r.Projection().Name(), cp, past, what))
 		}
 	}
@@ -106,8 +118,8 @@ func (a *App) projectionStatus(ctx context.Context) []httpapi.ProjectionStatus {
 	pub := a.published(ctx)
 	out = append(out, httpapi.ProjectionStatus{Name: "relay", Checkpoint: pub.String(), Head: head.String(),
 		LagEvents: uint64(head - min(head, pub)), Applied: a.Relay.Published(), LagSeconds: a.lagSeconds(ctx, pub, head)})
-	for i, r := range a.Runners {
-		cp := a.checkpoint(ctx, i)
+	for _, r := range a.Runners {
+		cp := max(r.Checkpoint(), pub)
 		st := httpapi.ProjectionStatus{Name: r.Projection().Name(), Generation: r.Generation(),
 			Checkpoint: cp.String(), Head: head.String(), LagEvents: uint64(head - min(head, cp)), Applied: r.Applied(),
 			LagSeconds: a.lagSeconds(ctx, cp, head)}
@@ -146,8 +158,8 @@ func (a *App) startingUp(ctx context.Context) bool {
 		return false
 	}
 	start := eventstore.Position(a.startHead.Load())
-	for i := range a.Runners {
-		if a.checkpoint(ctx, i) < start {
+	for _, cp := range a.checkpoints(ctx) {
+		if cp < start {
 			return true
 		}
 	}
