@@ -191,6 +191,42 @@ func TestPartnerAsOfVersion(t *testing.T) {
 	})
 }
 
+// as_of=<the updated_at a command answered> shows the version that command
+// made: as_of folds by the decision time each event's metadata holds
+// (occurred_at, taken just before the command decided, so at or before every
+// time it wrote), not by the later recording. A nanosecond before the
+// decision shows the version before.
+func TestPartnerAsOfItsOwnUpdatedAt(t *testing.T) {
+	backends(t, dbHistory+2, func(t *testing.T, h *harness) {
+		h.expect(201, "POST", "/partners", map[string]any{"partner_id": "w", "name": "One", "relationship_type": "direct"})
+		two := h.expect(200, "PATCH", "/partners/w", map[string]any{"name": "Two"}).json(t)
+		at, err := time.Parse(time.RFC3339Nano, fmt.Sprint(two["updated_at"]))
+		if err != nil {
+			t.Fatalf("updated_at of %v: %v", two, err)
+		}
+		asOf := func(at time.Time) map[string]any {
+			return h.expect(200, "GET", "/partners/w?as_of="+url.QueryEscape(at.Format(time.RFC3339Nano)), nil).json(t)
+		}
+		if v := asOf(at); v["name"] != "Two" || v["version"] != 2.0 {
+			t.Fatalf("as of its own updated_at %s: %v", at.Format(time.RFC3339Nano), v)
+		}
+		hist := h.expect(200, "GET", "/partners/w/history", nil).json(t)
+		items, _ := hist["items"].([]any)
+		if len(items) != 2 {
+			t.Fatalf("history %v", hist)
+		}
+		e := items[1].(map[string]any)
+		occurred, err1 := time.Parse(time.RFC3339Nano, fmt.Sprint(e["occurred_at"]))
+		recorded, err2 := time.Parse(time.RFC3339Nano, fmt.Sprint(e["recorded_at"]))
+		if err1 != nil || err2 != nil || occurred.After(at) || recorded.Before(occurred) {
+			t.Fatalf("history entry %v: occurred_at must be at or before updated_at %s and recorded_at", e, at.Format(time.RFC3339Nano))
+		}
+		if v := asOf(occurred.Add(-time.Nanosecond)); v["name"] != "One" || v["version"] != 1.0 {
+			t.Fatalf("as of a nanosecond before its decision %s: %v", occurred.Format(time.RFC3339Nano), v)
+		}
+	})
+}
+
 // /metrics exports each projection's head, lag and rebuild progress, and
 // GET /v1/projections the same figures.
 func TestProjectionProgressMetrics(t *testing.T) {

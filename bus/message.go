@@ -32,6 +32,7 @@ const (
 	MetaCorrelation = "partnerd_correlation_id"
 	MetaCausation   = "partnerd_causation_id"
 	MetaSchema      = "partnerd_schema"
+	MetaOccurredAt  = "partnerd_occurred_at"
 )
 
 // Topic returns the bus topic of a stream category ("partner" → "partnerd.partners").
@@ -67,6 +68,7 @@ type storedMeta struct {
 	Actor         string `json:"actor"`
 	CorrelationID string `json:"correlation_id"`
 	CausationID   string `json:"causation_id"`
+	OccurredAt    string `json:"occurred_at"`
 }
 
 // metaOf reads what the bus needs from an event's stored metadata; a
@@ -106,6 +108,9 @@ func NewMessage(ev eventstore.RecordedEvent) *message.Message {
 	}
 	if sm.CausationID != "" {
 		m.Set(MetaCausation, sm.CausationID)
+	}
+	if sm.OccurredAt != "" {
+		m.Set(MetaOccurredAt, sm.OccurredAt)
 	}
 	return msg
 }

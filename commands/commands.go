@@ -56,6 +56,15 @@ type EventMeta struct {
 	CorrelationID  string `json:"correlation_id,omitempty"`
 	CausationID    string `json:"causation_id,omitempty"`
 	IdempotencyKey string `json:"idempotency_key,omitempty"`
+	// OccurredAt is when the events took effect: the command's clock just
+	// before it decided, so every time the command wrote into the data
+	// (updated_at, created_at…) is at or after it; for a scheduled move
+	// (domain.Scheduled), the time it was due, when earlier. The log records
+	// the events later (recorded_at, after the sync; a scheduled move when
+	// the scheduler ran). as_of folds by it, so the version a command
+	// answered is the one as_of=<its updated_at> shows, and a contract that
+	// expired at T shows as expired as of T.
+	OccurredAt time.Time `json:"occurred_at,omitzero"`
 }
 
 // Result tells where a command's events landed.
@@ -336,6 +345,7 @@ func run[T any, PT interface {
 		var seen bool
 		var err error
 		guess := assumeNew && attempt == 0
+		decidedAt := d.Now().UTC()
 		switch {
 		case guess:
 			agg, version = PT(new(T)), -1
@@ -363,7 +373,7 @@ func run[T any, PT interface {
 		if len(evs) == 0 {
 			return Result{Stream: stream, Version: uint64(version + 1), Position: pos}, agg, nil
 		}
-		data, err := encode(d, program, meta, evs)
+		data, err := encode(d, program, meta, decidedAt, evs)
 		if err != nil {
 			return Result{}, nil, err
 		}
@@ -397,11 +407,15 @@ func run[T any, PT interface {
 	}
 }
 
-func encode(d Deps, program string, meta Meta, evs []domain.Event) ([]eventstore.EventData, error) {
+func encode(d Deps, program string, meta Meta, decidedAt time.Time, evs []domain.Event) ([]eventstore.EventData, error) {
 	out := make([]eventstore.EventData, len(evs))
 	for i, ev := range evs {
+		at := decidedAt
+		if sc, ok := ev.(domain.Scheduled); ok && !sc.TakesEffectAt().IsZero() && sc.TakesEffectAt().Before(at) {
+			at = sc.TakesEffectAt().UTC()
+		}
 		md, err := json.Marshal(EventMeta{Schema: domain.SchemaOf(ev.EventType()), Program: program, Actor: meta.Actor,
-			CorrelationID: meta.CorrelationID, CausationID: meta.CausationID, IdempotencyKey: meta.IdempotencyKey})
+			CorrelationID: meta.CorrelationID, CausationID: meta.CausationID, IdempotencyKey: meta.IdempotencyKey, OccurredAt: at})
 		if err != nil {
 			return nil, err
 		}

@@ -86,7 +86,7 @@ func (h *RecordActivitiesHandler) Handle(ctx context.Context, program string, it
 		return nil, Result{}, err
 	}
 	md, err := json.Marshal(EventMeta{Schema: domain.SchemaVersion, Program: program, Actor: meta.Actor,
-		CorrelationID: meta.CorrelationID, CausationID: meta.CausationID, IdempotencyKey: meta.IdempotencyKey})
+		CorrelationID: meta.CorrelationID, CausationID: meta.CausationID, IdempotencyKey: meta.IdempotencyKey, OccurredAt: now})
 	if err != nil {
 		return nil, Result{}, err
 	}

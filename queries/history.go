@@ -15,13 +15,16 @@ import (
 
 // HistoryEntry is one event of a resource's history.
 type HistoryEntry struct {
-	Type          string    `json:"type"`
-	Version       uint64    `json:"version"`
-	Position      string    `json:"position"`
-	RecordedAt    time.Time `json:"recorded_at"`
-	Actor         string    `json:"actor"`
-	CorrelationID string    `json:"correlation_id,omitempty"`
-	CausationID   string    `json:"causation_id,omitempty"`
+	Type       string    `json:"type"`
+	Version    uint64    `json:"version"`
+	Position   string    `json:"position"`
+	RecordedAt time.Time `json:"recorded_at"`
+	// OccurredAt is when the event took effect (see commands.EventMeta;
+	// absent on events written before partnerd recorded it); as_of folds by it.
+	OccurredAt    *time.Time `json:"occurred_at,omitempty"`
+	Actor         string     `json:"actor"`
+	CorrelationID string     `json:"correlation_id,omitempty"`
+	CausationID   string     `json:"causation_id,omitempty"`
 	// IdempotencyKey is the Idempotency-Key of the request that made the
 	// event, with its body's fingerprint (see EVENTS.md).
 	IdempotencyKey string          `json:"idempotency_key,omitempty"`
@@ -30,10 +33,11 @@ type HistoryEntry struct {
 }
 
 type storedMeta struct {
-	Actor          string `json:"actor"`
-	CorrelationID  string `json:"correlation_id"`
-	CausationID    string `json:"causation_id"`
-	IdempotencyKey string `json:"idempotency_key"`
+	Actor          string    `json:"actor"`
+	CorrelationID  string    `json:"correlation_id"`
+	CausationID    string    `json:"causation_id"`
+	IdempotencyKey string    `json:"idempotency_key"`
+	OccurredAt     time.Time `json:"occurred_at"`
 }
 
 // HistoryFilter narrows a history. Zero fields do not filter.
@@ -118,16 +122,25 @@ func (q *Queries) History(ctx context.Context, category, program, id string, aft
 	for _, e := range matched {
 		var m storedMeta
 		_ = json.Unmarshal(e.Metadata, &m)
+		var occurred *time.Time
+		if !m.OccurredAt.IsZero() {
+			t := m.OccurredAt.UTC()
+			occurred = &t
+		}
 		page.Items = append(page.Items, HistoryEntry{Type: e.Type, Version: e.Version + 1, Position: e.Position.String(),
-			RecordedAt: e.RecordedAt.UTC(), Actor: m.Actor, CorrelationID: m.CorrelationID, CausationID: m.CausationID, IdempotencyKey: m.IdempotencyKey,
+			RecordedAt: e.RecordedAt.UTC(), OccurredAt: occurred, Actor: m.Actor, CorrelationID: m.CorrelationID, CausationID: m.CausationID, IdempotencyKey: m.IdempotencyKey,
 			EventID: e.ID, Data: json.RawMessage(e.Data)})
 	}
 	return page, nil
 }
 
-// AsOf says which past state to fold: the events recorded at or before
-// Time (when set) and up to resource version Version (when not 0). With
-// both, the earlier state wins.
+// AsOf says which past state to fold: the events that took effect at or
+// before Time (their metadata occurred_at; events without it by when they
+// were recorded), stopping at the first that did not, and up to resource
+// version Version (when not 0). With both, the earlier state wins. Taking
+// effect, not recording, is the moment: a command answers updated_at = its
+// decision time and the log records the events a little later, and a
+// scheduled expiry at T is recorded when the scheduler next runs.
 type AsOf struct {
 	Time    time.Time
 	Version uint64
@@ -154,7 +167,7 @@ func (q *Queries) fold(ctx context.Context, stream string, at AsOf, apply func(d
 			return 0, err
 		}
 		for _, re := range evs {
-			if (!at.Time.IsZero() && re.RecordedAt.After(at.Time)) || (at.Version > 0 && re.Version+1 > at.Version) {
+			if (!at.Time.IsZero() && occurredAt(re).After(at.Time)) || (at.Version > 0 && re.Version+1 > at.Version) {
 				return version, nil
 			}
 			ev, err := domain.DecodeStored(re.Type, re.Metadata, re.Data)
@@ -172,6 +185,18 @@ func (q *Queries) fold(ctx context.Context, stream string, at AsOf, apply func(d
 		}
 		from = evs[len(evs)-1].Version + 1
 	}
+}
+
+// occurredAt is the event's metadata occurred_at, or its recorded_at when
+// it has none (events older than the field).
+func occurredAt(re eventstore.RecordedEvent) time.Time {
+	var m struct {
+		OccurredAt time.Time `json:"occurred_at"`
+	}
+	if json.Unmarshal(re.Metadata, &m) == nil && !m.OccurredAt.IsZero() {
+		return m.OccurredAt
+	}
+	return re.RecordedAt
 }
 
 // PartnerAsOf folds a partner's events up to a past moment or version.
