@@ -164,6 +164,43 @@ func TestSegmentQueriesRefuseUnknownParameters(t *testing.T) {
 	h.expect(200, "GET", "/segments/de/members?limit=2", nil)
 }
 
+// Every endpoint refuses a query parameter its operation in openapi.json
+// does not declare: a misspelt as_of_version must not answer the current
+// state, nor a misspelt limit the default page.
+func TestEndpointsRefuseUndeclaredParameters(t *testing.T) {
+	h := start(t, config(t, ""))
+	h.mustCreate("/partners", map[string]any{"partner_id": "p1", "name": "One", "relationship_type": "direct"})
+	h.mustCreate("/groups", map[string]any{"id": "g1", "name": "G"})
+	h.expect(200, "PATCH", "/partners/p1", map[string]any{"name": "Two"})
+	for _, c := range []struct{ method, path, want string }{
+		{"GET", "/partners/p1?as_of_versoin=1", "'as_of_versoin': this endpoint takes only as_of, as_of_version"},
+		{"GET", "/groups?limt=1", "'limt'"},
+		{"GET", "/groups/g1?foo=1", "'foo'"},
+		{"GET", "/template-terms?sort=name", "'sort'"},
+		{"GET", "/connections?q=x", "'q'"},
+		{"GET", "/credentials?limit=1&x=1", "'x'"},
+		{"GET", "/segments?limit=5&cursr=a", "'cursr'"},
+		{"GET", "/partners/p1/notes?type=x", "'type'"},
+		{"GET", "/partners/p1/history?sinse=2026-01-01T00:00:00Z", "'sinse'"},
+		{"GET", "/activities?partner=p1", "'partner'"},
+		{"PATCH", "/partners/p1?dry_run=1", "takes no query parameters"},
+	} {
+		var body any
+		if c.method == "PATCH" {
+			body = map[string]any{"name": "Three"}
+		}
+		h.badParam(h.do(c.method, c.path, body), c.want)
+	}
+	if v := h.expect(200, "GET", "/partners/p1?as_of_version=1", nil).json(t); v["name"] != "One" {
+		t.Fatalf("as_of_version=1: %v", v)
+	}
+	if v := h.expect(200, "GET", "/partners/p1", nil).json(t); v["name"] != "Two" || v["version"] != 2.0 {
+		t.Fatalf("the refused PATCH changed the partner: %v", v)
+	}
+	h.expect(200, "GET", "/groups?limit=1", nil)
+	h.expect(200, "GET", "/partners/p1/history?type=partner.profile_updated&limit=1", nil)
+}
+
 // POST /segments/preview (and segment members) honour X-Consistency-Token:
 // a garbage token is 400, a partner's token shows that partner, a token
 // the read model never reaches is 503 with Retry-After.

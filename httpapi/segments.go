@@ -85,7 +85,7 @@ func (s *Server) segmentMembers(c *gin.Context) {
 		s.writeError(c, domain.ErrNotFound)
 		return
 	}
-	limit, cursor, err := segmentPageParams(c)
+	limit, cursor, err := pageParams(c)
 	if err != nil {
 		s.writeError(c, err)
 		return
@@ -104,17 +104,6 @@ const (
 	segmentMembersRoute = "/v1/programs/:program/segments/:id/members"
 )
 
-// segmentPageParams reads the query string of segment members and of a
-// preview: limit and an opaque cursor (checked by the query), nothing else.
-func segmentPageParams(c *gin.Context) (int, string, error) {
-	for name := range c.Request.URL.Query() {
-		if name != "limit" && name != "cursor" {
-			return 0, "", badRequest("unknown parameter %s", quoteField(name))
-		}
-	}
-	return pageParams(c)
-}
-
 type previewBody struct {
 	Conditions json.RawMessage `json:"conditions"`
 }
@@ -127,7 +116,7 @@ func (s *Server) previewSegment(c *gin.Context) {
 		s.writeError(c, err)
 		return
 	}
-	limit, cursor, err := segmentPageParams(c)
+	limit, cursor, err := pageParams(c)
 	if err != nil {
 		s.writeError(c, err)
 		return

@@ -218,10 +218,20 @@ func (s *Server) routes() {
 // %-escape, a ';' separator) with 400. Go's parser drops such a pair and
 // gin reads what is left, so "q=%" would have listed every partner: a
 // broken filter must fail, not widen the result.
+//
+// It also refuses, on the API's routes, a parameter the route's operation
+// in openapi.json does not declare (see declaredParams).
 func (s *Server) strictQuery(c *gin.Context) {
-	if _, err := url.ParseQuery(c.Request.URL.RawQuery); err != nil {
+	q, err := url.ParseQuery(c.Request.URL.RawQuery)
+	if err != nil {
 		s.writeError(c, badRequest("the query string is malformed: %v", err))
 		return
+	}
+	if route := c.FullPath(); strings.HasPrefix(route, "/v1/") && len(q) > 0 { // not probes and scrapers
+		if err := unknownParam(c.Request.Method, route, q); err != nil {
+			s.writeError(c, err)
+			return
+		}
 	}
 	c.Next()
 }
