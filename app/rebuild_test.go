@@ -10,6 +10,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/partnerd/partnerd/app"
 	"github.com/partnerd/partnerd/eventstore"
 	"github.com/partnerd/partnerd/internal/testenv"
 	"github.com/partnerd/partnerd/projections"
@@ -28,7 +29,9 @@ func keysOf(t *testing.T, rdb redis.UniversalClient, name string, gen int64) map
 }
 
 func TestRebuildWithoutDowntime(t *testing.T) {
-	backends(t, dbEndToEnd, func(t *testing.T, h *harness) {
+	// The live load runs as fast as the machine lets it: no rate limit, or
+	// its reads answer 429 on a fast one.
+	backendsWith(t, dbEndToEnd, func(c *app.Config) { c.RateLimit = 0 }, func(t *testing.T, h *harness) {
 		ctx := context.Background()
 		for i := 0; i < 200; i++ {
 			h.do("POST", "/partners", map[string]any{"partner_id": fmt.Sprintf("p%03d", i), "name": "P", "relationship_type": "direct", "country": []string{"DE", "FR"}[i%2]})
