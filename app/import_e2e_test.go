@@ -6,7 +6,10 @@ import (
 	"encoding/csv"
 	"encoding/hex"
 	"fmt"
+	"io"
+	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -219,6 +222,10 @@ func TestImportRefusesBadUploadsWhole(t *testing.T) {
 			t.Fatalf("%s appended events", tc.name)
 		}
 	}
+	// Media types ignore case (RFC 9110).
+	if r := h.do("POST", "/partners/import", "partner_id,name,relationship_type\r\ncase1,Case,direct\r\n", "Content-Type", "Text/CSV; charset=UTF-8"); r.status != 200 {
+		t.Fatalf("Text/CSV: %d %s", r.status, r.body)
+	}
 	// A JSON body keeps its 1 MiB limit.
 	if r := h.do("POST", "/groups", `{"name":"`+strings.Repeat("g", 1<<20)+`"}`); r.status != 413 {
 		t.Fatalf("a JSON body over 1 MiB: %d", r.status)
@@ -284,6 +291,108 @@ func TestImportIdempotency(t *testing.T) {
 			t.Fatal("without a key the anonymous row reused the keyed ID")
 		}
 	})
+}
+
+// cancelOnEOF cancels a request's context a moment after its body was read
+// to the end: a client that sent the whole upload, then went away.
+type cancelOnEOF struct {
+	r      *strings.Reader
+	cancel context.CancelFunc
+	after  time.Duration
+	once   sync.Once
+}
+
+func (b *cancelOnEOF) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	if err == io.EOF {
+		b.once.Do(func() { time.AfterFunc(b.after, b.cancel) })
+	}
+	return n, err
+}
+
+// A keyed import whose client leaves once the body is in runs to its end:
+// the answer saved for its key tells every row's outcome, so the retry
+// gets them all, and every row is applied once. (The rows after the
+// disconnect failed with "500" and were replayed as failures forever.)
+func TestImportRunsToItsEndWhenTheClientLeaves(t *testing.T) {
+	h := start(t, config(t, ""))
+	const n = 3000
+	var b strings.Builder
+	b.WriteString("partner_id,name,relationship_type\n")
+	for i := range n {
+		fmt.Fprintf(&b, "gone%04d,Gone %d,direct\n", i, i)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, "POST", h.base+"/partners/import", &cancelOnEOF{r: strings.NewReader(b.String()), cancel: cancel, after: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.ContentLength = int64(b.Len())
+	req.Header.Set("Content-Type", "text/csv")
+	req.Header.Set("Authorization", "Bearer "+h.key)
+	req.Header.Set("Idempotency-Key", "imp-gone")
+	if resp, err := http.DefaultClient.Do(req); err == nil {
+		resp.Body.Close()
+		t.Log("the import answered before the client left; this run checks only the replay")
+	}
+	var retry response
+	var rows map[int]importRow
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		retry, rows = h.importCSV(b.String(), "Idempotency-Key", "imp-gone")
+		if retry.status != 409 || time.Now().After(deadline) { // 409: the first attempt still runs
+			break
+		}
+	}
+	if retry.status != 200 || len(rows) != n {
+		t.Fatalf("retry: %d, %d rows: %.300s", retry.status, len(rows), retry.body)
+	}
+	for row := 2; row <= n+1; row++ {
+		wantStatus(t, rows, row, "ok")
+	}
+	h.caughtUp()
+	if list := h.do("GET", "/partners?q=gone&limit=1", nil).json(t); list["total"] != float64(n) {
+		t.Fatalf("partners after the import: %v, want %d", list["total"], n)
+	}
+
+	// A bulk action the same way: every partner joins the group, once.
+	h.mustCreate("/groups", map[string]any{"id": "left", "name": "Left"})
+	body := `{"filter":{"q":["gone"]},"add":["left"]}`
+	ctx, cancel = context.WithCancel(t.Context())
+	defer cancel()
+	req, err = http.NewRequestWithContext(ctx, "POST", h.base+"/bulk/groups", &cancelOnEOF{r: strings.NewReader(body), cancel: cancel, after: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.ContentLength = int64(len(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+h.key)
+	req.Header.Set("Idempotency-Key", "bulk-gone")
+	if resp, err := http.DefaultClient.Do(req); err == nil {
+		resp.Body.Close()
+		t.Log("the bulk action answered before the client left; this run checks only the replay")
+	}
+	var again response
+	for deadline := time.Now().Add(60 * time.Second); ; {
+		again = h.do("POST", "/bulk/groups", body, "Idempotency-Key", "bulk-gone")
+		if again.status != 409 || time.Now().After(deadline) {
+			break
+		}
+	}
+	results, _ := again.json(t)["results"].([]any)
+	if again.status != 200 || len(results) != n {
+		t.Fatalf("bulk retry: %d, %d results: %.300s", again.status, len(results), again.body)
+	}
+	for _, r := range results {
+		if st := r.(map[string]any)["status"]; st != "ok" {
+			t.Fatalf("bulk result %v", r)
+		}
+	}
+	h.caughtUp()
+	if list := h.do("GET", "/partners?group=left&limit=1", nil).json(t); list["total"] != float64(n) {
+		t.Fatalf("partners in the group after the bulk action: %v, want %d", list["total"], n)
+	}
 }
 
 // A file of 100k rows (7.5 MB; 10k under the race detector, which slows

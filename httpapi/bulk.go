@@ -168,7 +168,11 @@ func (s *Server) bulk(c *gin.Context) {
 		s.writeError(c, badRequest("If-Match does not apply to a bulk action"))
 		return
 	}
-	results, last, writes := s.runBulk(c.Request.Context(), ids, m, run)
+	// Run to the end even if the client goes away (see importPartners).
+	results, last, writes := s.runBulk(context.WithoutCancel(c.Request.Context()), ids, m, run)
+	if slices.ContainsFunc(results, func(r BulkResult) bool { return r.Code >= 500 }) {
+		c.Set(ctxIdemRetry, true)
+	}
 	tok := s.token(c, writes)
 	c.Header("X-Position", last.Position.String())
 	c.JSON(http.StatusOK, gin.H{"results": results, "position": last.Position.String(), "consistency_token": tok})

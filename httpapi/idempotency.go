@@ -254,7 +254,7 @@ func (s *Server) idempotency(c *gin.Context) {
 	stop()
 	c.Writer = real
 	status := hw.Status()
-	if status >= 500 || status == http.StatusServiceUnavailable {
+	if status >= 500 || status == http.StatusServiceUnavailable || c.GetBool(ctxIdemRetry) {
 		_ = s.Idempotency.Delete(context.WithoutCancel(ctx), rkey) // a failed attempt may be retried for real
 		hw.send(real)
 		return

@@ -10,6 +10,7 @@ import (
 	"hash/fnv"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -56,7 +57,7 @@ type importJob struct {
 // carry a key derived from it, the body and the row, so a retry after a
 // crash applies only the rows the first attempt did not.
 func (s *Server) importPartners(c *gin.Context) {
-	if ct := c.ContentType(); ct != "text/csv" {
+	if ct := c.ContentType(); !strings.EqualFold(ct, "text/csv") { // media types ignore case (RFC 9110 §8.3.1)
 		writeProblem(c, Problem{Type: "urn:partnerd:problem:unsupported-media-type", Title: "Unsupported Media Type",
 			Status: http.StatusUnsupportedMediaType, Detail: "the body must be text/csv (RFC 4180) with a header row"})
 		return
@@ -99,7 +100,12 @@ func (s *Server) importPartners(c *gin.Context) {
 	var last eventstore.Position
 	writes := queries.Writes{}
 	groups := commands.NewGroupCache()
-	ctx := c.Request.Context()
+	// The body is all here: the import runs to its end even if the client
+	// goes away, so that the answer saved for its Idempotency-Key tells
+	// every row's outcome (a cancelled context made the rest "500" rows,
+	// replayed as such forever) and an import without a key is not cut off
+	// at a random row.
+	ctx := context.WithoutCancel(c.Request.Context())
 	queues := make([]chan importJob, importWorkers)
 	var wg sync.WaitGroup
 	for w := range queues {
@@ -141,6 +147,9 @@ func (s *Server) importPartners(c *gin.Context) {
 	if readErr != nil { // the file changed under us: it is ours alone, so this is an I/O failure
 		s.writeError(c, readErr)
 		return
+	}
+	if slices.ContainsFunc(results, func(r ImportResult) bool { return r.Code >= 500 }) {
+		c.Set(ctxIdemRetry, true)
 	}
 	tok := s.token(c, writes)
 	c.Header("X-Position", last.String())

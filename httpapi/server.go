@@ -35,6 +35,12 @@ const (
 	// ctxIdemOnce is the key a keyed request's events carry: the client's
 	// Idempotency-Key and its body's fingerprint (see meta).
 	ctxIdemOnce = "idempotency_once"
+	// ctxIdemRetry, when a handler sets it, keeps the idempotency layer
+	// from saving a 2xx answer: some of its items failed on the server's
+	// side (a per-row or per-partner 500), and a retry must run them again
+	// (their events' Once keys skip the items that did apply) rather than
+	// replay those failures forever.
+	ctxIdemRetry = "idempotency_retry"
 )
 
 // Check is one readiness probe.
