@@ -208,3 +208,25 @@ func TestPartnerExportLarge(t *testing.T) {
 	}
 	_, _ = io.Copy(io.Discard, resp.Body)
 }
+
+// A q of "-" or "+" finds the partners whose name, ID or URL holds it, and
+// only those, on both Redis backends (the embedded one read the registry
+// range "[-" as -inf and "[+" as +inf).
+func TestPartnerSearchForPunctuation(t *testing.T) {
+	backends(t, dbEndToEnd, func(t *testing.T, h *harness) {
+		for id, name := range map[string]string{"plain": "Plain Name", "plus": "C+ Club", "dash": "Dash-Board", "both": "A+B-C"} {
+			h.mustCreate("/partners", map[string]any{"partner_id": id, "name": name, "relationship_type": "direct"})
+		}
+		h.caughtUp()
+		for q, want := range map[string]string{"-": "both dash", "+": "both plus", "c+": "plus", "-b": "dash", "+b": "both"} {
+			page := h.expect(200, "GET", "/partners?sort=partner_id&q="+url.QueryEscape(q), nil).json(t)
+			var got []string
+			for _, it := range page["items"].([]any) {
+				got = append(got, it.(map[string]any)["partner_id"].(string))
+			}
+			if strings.Join(got, " ") != want || page["total"] != float64(len(got)) {
+				t.Errorf("q=%s: %v (total %v), want %s", q, got, page["total"], want)
+			}
+		}
+	})
+}

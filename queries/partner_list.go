@@ -362,7 +362,11 @@ func (q *Queries) SearchPartnerIDs(ctx context.Context, program string, lq Partn
 			// renamed since, so their text is checked). The script meets
 			// the union with the other terms last, or checks the text of
 			// what they left when that is cheaper (a negative key count).
-			grams, err := q.rdb.ZRangeByLex(ctx, ks.GramRegistryKey(), &redis.ZRangeBy{Min: "[" + needle, Max: "(" + needle + "\xff"}).Result()
+			// The grams longer than q (q's own set is in the term anyway),
+			// from q+"\x00" on: a bare "[-" or "[+" would be read as -inf /
+			// +inf by the embedded Redis (miniredis), so q=- matched every
+			// partner and q=+ none.
+			grams, err := q.rdb.ZRangeByLex(ctx, ks.GramRegistryKey(), &redis.ZRangeBy{Min: "[" + needle + "\x00", Max: "(" + needle + "\xff"}).Result()
 			if err != nil {
 				return PartnerIDs{}, fmt.Errorf("list partners: gram registry: %w", err)
 			}
