@@ -43,6 +43,7 @@ func (p *Partner) Switch(by Side, termID string, effectiveAt, now time.Time) ([]
 	var pr problems
 	by = pr.side(by)
 	pr.termID(termID, true)
+	pr.notBeforeToday("effective_at", effectiveAt, now)
 	if err := pr.err(); err != nil {
 		return nil, err
 	}
@@ -74,6 +75,17 @@ func (p *Partner) switched(by Side, termID string, at time.Time) ContractSwitche
 	return ContractSwitched{PartnerID: p.id, ProgramID: p.program, ContractID: p.nextContractID(),
 		PreviousContractID: c.ID, By: by, Stage: StageJoined, TemplateTermID: termID,
 		PreviousTemplateTermID: c.TemplateTermID, EndDate: c.EndDate, SwitchedAt: at.UTC()}
+}
+
+// notBeforeToday refuses a move's date on a day before now's (UTC): the
+// log cannot backdate a move, and acting now instead would silently differ
+// from the date given. A time earlier today (a date-only value for today,
+// or a clock a little behind) means now.
+func (pr *problems) notBeforeToday(field string, at, now time.Time) {
+	now = now.UTC()
+	if !at.IsZero() && at.Before(time.Date(now.Year(), now.Month(), now.Day(), 0, 0, 0, 0, time.UTC)) {
+		pr.add(field, "is in the past (%s): a move cannot be backdated; leave it out to act now", at.UTC().Format(time.RFC3339))
+	}
 }
 
 func (pr *problems) switchBeforeEnd(at time.Time, end *time.Time) {
@@ -123,6 +135,7 @@ func (p *Partner) Expire(by Side, effectiveAt time.Time, reason string, now time
 		return nil, err
 	}
 	by, pr := brandInput(by, reason)
+	pr.notBeforeToday("effective_at", effectiveAt, now)
 	if err := pr.err(); err != nil {
 		return nil, err
 	}
@@ -136,6 +149,11 @@ func (p *Partner) Expire(by Side, effectiveAt time.Time, reason string, now time
 	}
 	if c.StartDate != nil && !effectiveAt.After(*c.StartDate) {
 		pr.add("effective_at", "must be after the contract's start_date (%s)", c.StartDate.Format(time.RFC3339))
+		return nil, pr.err()
+	}
+	if sw := c.ScheduledSwitch; sw != nil && !sw.EffectiveAt.Before(effectiveAt) {
+		pr.add("effective_at", "must be after the scheduled switch (%s); revert the switch first (modify with revert [\"switch\"])",
+			sw.EffectiveAt.Format(time.RFC3339))
 		return nil, pr.err()
 	}
 	if sameTime(c.EndDate, &effectiveAt) {

@@ -76,7 +76,11 @@ func (p *Partner) Modify(by Side, ch ContractChange, now time.Time) ([]Event, er
 			pr.switchBeforeEnd(sw.EffectiveAt, end)
 		}
 	} else if old := c.ScheduledSwitch; old != nil && !ch.RevertSwitch && !ch.EndDate.IsZero() {
-		pr.switchBeforeEnd(old.EffectiveAt, end) // a new end date must not strand the scheduled switch
+		// A new end date must not strand the scheduled switch; the request
+		// set end_date only, so the problem is named after it.
+		if !old.EffectiveAt.Before(*end) {
+			pr.add("end_date", "must be after the scheduled switch (%s); revert the switch in the same request", old.EffectiveAt.Format(time.RFC3339))
+		}
 	}
 	if err := pr.err(); err != nil {
 		return nil, err

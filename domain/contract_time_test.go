@@ -152,7 +152,7 @@ func TestScheduledSwitch(t *testing.T) {
 
 	// Modify moves it; an end date before it would strand it.
 	applyTo(t, &p)(p.Modify(adv, domain.ContractChange{SwitchAt: days(25)}, days(2)))
-	if _, err := p.Modify(adv, domain.ContractChange{EndDate: days(22)}, days(2)); !equalFields(err, "effective_at") {
+	if _, err := p.Modify(adv, domain.ContractChange{EndDate: days(22)}, days(2)); !equalFields(err, "end_date") {
 		t.Fatalf("end date before the scheduled switch: %v", err)
 	}
 	evs, err = p.ScheduledSwitchReached(days(21))
@@ -219,10 +219,17 @@ func TestTickCatchesUp(t *testing.T) {
 		t.Fatalf("after tick: %+v", p.State().Contract)
 	}
 
-	// An expiry before a scheduled switch wins; the switch never happens.
+	// An expiry scheduled before a scheduled switch is refused now (the
+	// switch must be reverted first); in a stream written before that rule,
+	// the expiry wins and the switch never happens.
 	q := reach(t, domain.StageJoined)
 	applyTo(t, &q)(q.Switch(adv, "t2", days(50), days(1)))
-	applyTo(t, &q)(q.Expire(adv, days(40), "", days(1)))
+	if _, err := q.Expire(adv, days(40), "", days(1)); !equalFields(err, "effective_at") {
+		t.Fatalf("expiry before the scheduled switch: %v", err)
+	}
+	st := q.State()
+	applyTo(t, &q)([]domain.Event{domain.ContractExpiryScheduled{PartnerID: st.PartnerID, ProgramID: st.ProgramID,
+		ContractID: st.Contract.ID, By: adv, EndDate: days(40), ScheduledAt: days(1)}}, nil)
 	if _, err := q.ScheduledSwitchReached(days(60)); !errors.Is(err, domain.ErrConflict) {
 		t.Fatalf("switch while the expiry is due first: %v", err)
 	}
@@ -346,5 +353,24 @@ func TestPartnerCopiesDoNotShareContracts(t *testing.T) {
 	applyTo(t, &k)(k.Modify(adv, domain.ContractChange{EndDate: days(50)}, days(1)))
 	if c := j.State().Contract; c.Stage != domain.StageJoined || !c.EndDate.Equal(days(100)) {
 		t.Fatalf("folding a copy changed the original's contract: %+v", c)
+	}
+}
+
+// A move's date on a day before today is refused, not turned into "now":
+// the log cannot backdate a move. Earlier today means now.
+func TestMovesCannotBeBackdated(t *testing.T) {
+	t.Parallel()
+	p := reach(t, domain.StageJoined)
+	at := days(10).Add(6 * time.Hour) // 18:00
+	yesterday, midnight := at.Add(-day), time.Date(at.Year(), at.Month(), at.Day(), 0, 0, 0, 0, time.UTC)
+	if _, err := p.Expire(adv, yesterday, "", at); !equalFields(err, "effective_at") {
+		t.Fatalf("expire yesterday: %v", err)
+	}
+	if _, err := p.Switch(adv, "t2", yesterday, at); !equalFields(err, "effective_at") {
+		t.Fatalf("switch yesterday: %v", err)
+	}
+	evs, err := p.Expire(adv, midnight, "", at)
+	if err != nil || len(evs) != 1 || evs[0].(domain.ContractExpired).ExpiredAt != at {
+		t.Fatalf("expire on today's date = %v, %v; want expired now", evs, err)
 	}
 }
