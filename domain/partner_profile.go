@@ -18,7 +18,7 @@ type Profile struct {
 	Size                       string            `json:"size,omitempty"`
 	BusinessModel              string            `json:"business_model,omitempty"`
 	MediaProperties            []string          `json:"media_properties,omitempty"`
-	SocialReach                *int64            `json:"social_reach,omitempty"`
+	SocialReach                *int64            `json:"social_reach,omitempty"` // 0..MaxSocialReach
 	AudienceCountry            string            `json:"audience_country,omitempty"`
 	PromotionalAreas           []string          `json:"promotional_areas,omitempty"`
 	MozDomainAuthority         *int              `json:"moz_domain_authority,omitempty"`
@@ -99,6 +99,8 @@ func (p Profile) Validate(personal Personal) error {
 	}
 	if p.SocialReach != nil && *p.SocialReach < 0 {
 		pr.add("social_reach", "must be 0 or more")
+	} else if p.SocialReach != nil && *p.SocialReach > MaxSocialReach {
+		pr.add("social_reach", "must be at most %d (2^53 - 1: JSON readers and the sort keep integers exact only up to it)", int64(MaxSocialReach))
 	}
 	if p.MozDomainAuthority != nil && (*p.MozDomainAuthority < 0 || *p.MozDomainAuthority > 100) {
 		pr.add("moz_domain_authority", "must be between 0 and 100")
@@ -162,3 +164,9 @@ func (p Profile) normalize() Profile {
 	}
 	return p
 }
+
+// MaxSocialReach is the largest social_reach a profile takes: 2^53 - 1, the
+// last integer a float64 (a JavaScript number, a Redis sorted-set score)
+// holds exactly, so that every reader sees the number sent and the sort
+// orders it.
+const MaxSocialReach = 1<<53 - 1

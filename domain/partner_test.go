@@ -51,6 +51,8 @@ func TestCreatePartnerValidation(t *testing.T) {
 			p.Country, p.AudienceCountry, p.PromotionalAreas = "XX", "DEU", []string{"DE", "ZZ"}
 		}, want: []string{"audience_country", "country", "promotional_areas"}},
 		{name: "ranges", profile: func(p *domain.Profile) { p.SocialReach, p.MozDomainAuthority = ptr(int64(-1)), ptr(101) }, want: []string{"moz_domain_authority", "social_reach"}},
+		{name: "reach past 2^53", profile: func(p *domain.Profile) { p.SocialReach = ptr(int64(domain.MaxSocialReach + 1)) }, want: []string{"social_reach"}},
+		{name: "reach at 2^53 - 1", profile: func(p *domain.Profile) { p.SocialReach = ptr(int64(domain.MaxSocialReach)) }},
 		{name: "negative moz", profile: func(p *domain.Profile) { p.MozDomainAuthority = ptr(-1) }, want: []string{"moz_domain_authority"}},
 		{name: "bad url", profile: func(p *domain.Profile) { p.URL = "javascript:alert(1)" }, want: []string{"url"}},
 		{name: "relative url", profile: func(p *domain.Profile) { p.URL = "/blog" }, want: []string{"url"}},
