@@ -222,6 +222,19 @@ func TestImportRefusesBadUploadsWhole(t *testing.T) {
 			t.Fatalf("%s appended events", tc.name)
 		}
 	}
+	// Header cells name columns in any case, with spaces or hyphens for
+	// underscores, as a spreadsheet writes them; a file with CR-only line
+	// ends is refused with a hint.
+	_, rows := h.importCSV("Partner ID, NAME ,Relationship-Type\r\nhdr1,Header Case,direct\r\n")
+	if r := wantStatus(t, rows, 2, "ok"); r["partner_id"] != "hdr1" {
+		t.Fatalf("row of a spreadsheet header: %v", r)
+	}
+	if r := h.do("POST", "/partners/import", "partner_id,Name,name\r\na,B,C\r\n", "Content-Type", "text/csv"); r.status != 422 || !strings.Contains(string(r.body), "twice") {
+		t.Fatalf("Name and name: %d %s", r.status, r.body)
+	}
+	if r := h.do("POST", "/partners/import", "partner_id,name,relationship_type\rcr1,CR,direct\r", "Content-Type", "text/csv"); r.status != 422 || !strings.Contains(string(r.body), "CR alone") {
+		t.Fatalf("CR-only line ends: %d %s", r.status, r.body)
+	}
 	// Media types ignore case (RFC 9110).
 	if r := h.do("POST", "/partners/import", "partner_id,name,relationship_type\r\ncase1,Case,direct\r\n", "Content-Type", "Text/CSV; charset=UTF-8"); r.status != 200 {
 		t.Fatalf("Text/CSV: %d %s", r.status, r.body)

@@ -82,6 +82,14 @@ const (
 // parseImportHeader checks a header row: every column must be a list
 // column, once. Unknown or repeated columns are one ValidationError naming
 // each (422 for the whole upload).
+// importColumnName is a header cell as a column name: trimmed, in lower
+// case, with spaces and hyphens as underscores, so that a spreadsheet's
+// "Partner ID" or "Date-Joined" names partner_id and date_joined.
+func importColumnName(raw string) string {
+	name := strings.ToLower(strings.TrimSpace(raw))
+	return strings.Join(strings.FieldsFunc(name, func(r rune) bool { return r == ' ' || r == '-' || r == '\t' }), "_")
+}
+
 func parseImportHeader(header []string) (*importPlan, error) {
 	if len(header) > 0 {
 		header[0] = strings.TrimPrefix(header[0], "\ufeff")
@@ -92,11 +100,13 @@ func parseImportHeader(header []string) (*importPlan, error) {
 	}
 	p := &importPlan{}
 	for i, raw := range header {
-		name := strings.TrimSpace(raw)
+		name := importColumnName(raw)
 		kind, ok := importColumnKinds[name]
 		switch {
 		case name == "":
 			bad = append(bad, domain.FieldError{Field: "header[" + strconv.Itoa(i) + "]", Message: "a column needs a name"})
+		case strings.Contains(raw, "\r"):
+			return nil, fieldError("body", "has lines that end with CR alone (an old Mac format); save the file with CRLF or LF line ends")
 		case !ok:
 			bad = append(bad, domain.FieldError{Field: "header[" + strconv.Itoa(i) + "]",
 				Message: "unknown column " + quoteField(name) + "; columns are those of the partner list"})
