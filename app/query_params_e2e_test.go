@@ -241,3 +241,32 @@ func pageIDs(page map[string]any) []string {
 	}
 	return out
 }
+
+// List cells export with ';' and '\' inside an item escaped, and import
+// back unchanged; list items are kept trimmed, as an import reads them.
+func TestPartnerExportImportsBackListItems(t *testing.T) {
+	h := start(t, config(t, ""))
+	created := h.expect(201, "POST", "/partners", map[string]any{"partner_id": "w1", "name": "W", "relationship_type": "direct",
+		"media_properties": []string{"https://x.example/a;b", `C:\media\feed`, "plain"}, "contact_names": []string{"Doe; John"},
+		"categories": []string{" padded ", "  ", "x"}}).json(t)
+	if fmt.Sprint(created["categories"]) != "[padded x]" {
+		t.Fatalf("categories kept as %v, want trimmed without the empty item", created["categories"])
+	}
+	h.caughtUp()
+	exp := h.expect(200, "GET", "/partners.csv?q=w1&columns=partner_id,name,relationship_type,media_properties,contact_names,categories", nil)
+	if want := `w1,W,direct,https://x.example/a\;b;C:\\media\\feed;plain,Doe\; John,padded;x`; !strings.Contains(string(exp.body), want) {
+		t.Fatalf("export\n%s\nwant the row %s", exp.body, want)
+	}
+	_, rows := h.importCSV(string(exp.body))
+	wantStatus(t, rows, 2, "unchanged")
+	p := h.partner("w1")
+	if fmt.Sprint(p["media_properties"], p["contact_names"]) != `[https://x.example/a;b C:\media\feed plain] [Doe; John]` {
+		t.Fatalf("after the import: %v %v", p["media_properties"], p["contact_names"])
+	}
+	// A backslash before anything else is itself.
+	_, rows = h.importCSV("partner_id,categories\r\nw1,a\\b;c\r\n")
+	wantStatus(t, rows, 2, "ok")
+	if p := h.partner("w1"); fmt.Sprint(p["categories"]) != `[a\b c]` {
+		t.Fatalf("categories a\\b;c: %v", p["categories"])
+	}
+}

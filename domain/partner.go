@@ -164,7 +164,7 @@ type NewPartner struct {
 
 // Create decides the creation of a partner.
 func (p *Partner) Create(in NewPartner, now time.Time) ([]Event, error) {
-	in.Profile = in.Profile.normalize()
+	in.Profile, in.Personal = in.Profile.normalize(), in.Personal.normalize()
 	var pr problems
 	if !ValidEntityID(in.PartnerID) {
 		pr.add("partner_id", EntityIDRule)
@@ -253,7 +253,7 @@ func (p *Partner) updateProfile(patch Patch, now time.Time, deep bool) ([]Event,
 	if err := pr.err(); err != nil {
 		return nil, err
 	}
-	next.Profile = next.Profile.normalize()
+	next.Profile, next.Personal = next.Profile.normalize(), next.Personal.normalize()
 	if err := next.Profile.Validate(next.Personal); err != nil {
 		return nil, err
 	}

@@ -150,9 +150,13 @@ func sortedKeys(m map[string]string) []string {
 	return keys
 }
 
-// normalize canonicalises codes (upper-case countries) so equal profiles compare equal.
+// normalize canonicalises codes (upper-case countries) so equal profiles
+// compare equal, and trims list items (dropping empty ones) as the CSV
+// import reads a list cell, so that a list exports and imports back as it was.
 func (p Profile) normalize() Profile {
 	p.Name = strings.TrimSpace(p.Name)
+	p.MediaProperties = trimmedItems(p.MediaProperties)
+	p.Categories = trimmedItems(p.Categories)
 	p.Country = strings.ToUpper(p.Country)
 	p.AudienceCountry = strings.ToUpper(p.AudienceCountry)
 	areas := make([]string, len(p.PromotionalAreas))
@@ -170,3 +174,20 @@ func (p Profile) normalize() Profile {
 // holds exactly, so that every reader sees the number sent and the sort
 // orders it.
 const MaxSocialReach = 1<<53 - 1
+
+func (p Personal) normalize() Personal {
+	p.ContactNames = trimmedItems(p.ContactNames)
+	return p
+}
+
+// trimmedItems is the list with every item trimmed and empty items dropped
+// (nil when none is left).
+func trimmedItems(l []string) []string {
+	var out []string
+	for _, it := range l {
+		if it = strings.TrimSpace(it); it != "" {
+			out = append(out, it)
+		}
+	}
+	return out
+}

@@ -210,13 +210,29 @@ func profileCell(kind colKind, cell string) (json.RawMessage, string) {
 }
 
 // splitList splits a list cell on ';' (as the export joins lists),
-// trimming items and dropping empty ones.
+// trimming items and dropping empty ones. "\;" is a ';' inside an item and
+// "\\" a backslash, as the export escapes them; any other backslash is
+// itself.
 func splitList(cell string) []string {
 	out := []string{}
-	for _, item := range strings.Split(cell, ";") {
-		if item = strings.TrimSpace(item); item != "" {
-			out = append(out, item)
+	var item strings.Builder
+	flush := func() {
+		if it := strings.TrimSpace(item.String()); it != "" {
+			out = append(out, it)
+		}
+		item.Reset()
+	}
+	for i := 0; i < len(cell); i++ {
+		switch c := cell[i]; {
+		case c == '\\' && i+1 < len(cell) && (cell[i+1] == ';' || cell[i+1] == '\\'):
+			item.WriteByte(cell[i+1])
+			i++
+		case c == ';':
+			flush()
+		default:
+			item.WriteByte(c)
 		}
 	}
+	flush()
 	return out
 }

@@ -589,6 +589,11 @@ func CSVRecord(doc json.RawMessage, columns []string) ([]string, error) {
 	return rec, nil
 }
 
+// listItemEscaper escapes a list item of a CSV cell, whose items are
+// joined with ';': a ';' of the item is "\;" and a backslash "\\", which
+// the import reads back (so "https://x.example/a;b" stays one item).
+var listItemEscaper = strings.NewReplacer(`\`, `\\`, `;`, `\;`)
+
 func csvCell(raw json.RawMessage) string {
 	raw = bytes.TrimSpace(raw)
 	if len(raw) == 0 || string(raw) == "null" {
@@ -604,7 +609,7 @@ func csvCell(raw json.RawMessage) string {
 		_ = json.Unmarshal(raw, &items)
 		parts := make([]string, len(items))
 		for i, it := range items {
-			parts[i] = csvCell(it)
+			parts[i] = listItemEscaper.Replace(csvCell(it))
 		}
 		return strings.Join(parts, ";")
 	case '{':
