@@ -60,8 +60,15 @@ func TestActivityIngestFeedAndDedupe(t *testing.T) {
 		if one["activity_id"] != "a1" || one["device"] != "mobile" || one["recorded_at"] == nil || one["campaign"] != "black-friday" {
 			t.Fatalf("single answer: %v", one)
 		}
-		// A bad single activity: 422 naming the fields, nothing appended.
+		// The same activity again: a duplicate, appended once, whose answer
+		// carries a consistency token like every command's.
 		head := h.head()
+		dup := h.do("POST", "/activities", map[string]any{"activity_id": "a1", "partner_id": "p1", "flavor": "dashboard_viewed",
+			"occurred_at": "2026-11-01T10:00:00Z"})
+		if d := dup.json(t); dup.status != 202 || d["status"] != "duplicate" || d["consistency_token"] == nil || h.head() != head {
+			t.Fatalf("duplicate single: %d %s", dup.status, dup.body)
+		}
+		// A bad single activity: 422 naming the fields, nothing appended.
 		r = h.do("POST", "/activities", map[string]any{"partner_id": "p1", "flavor": "tele ported", "device": "watch", "source_url": "ftp://x"})
 		if r.status != 422 || !strings.Contains(string(r.body), `"flavor"`) || !strings.Contains(string(r.body), `"device"`) || !strings.Contains(string(r.body), `"source_url"`) {
 			t.Fatalf("bad single: %d %s", r.status, r.body)

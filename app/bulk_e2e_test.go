@@ -2,6 +2,7 @@ package app_test
 
 import (
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -158,8 +159,9 @@ func TestBulkByFilter(t *testing.T) {
 	if len(res) != 2 || res["f0"]["status"] != "ok" || res["f1"]["status"] != "ok" {
 		t.Fatalf("bulk by filter = %v", res)
 	}
-	if r := h.do("POST", "/bulk/assigned-to", map[string]any{"filter": map[string]any{"size": "huge"}, "user": "ann"}); r.status != 422 {
-		t.Fatalf("bad filter value: %d %s", r.status, r.body)
+	if r := h.do("POST", "/bulk/assigned-to", map[string]any{"filter": map[string]any{"size": "huge"}, "user": "ann"}); r.status != 422 ||
+		!strings.Contains(string(r.body), `"field":"filter.size"`) {
+		t.Fatalf("bad filter value: %d %s, want a 422 on filter.size", r.status, r.body)
 	}
 	if r := h.do("POST", "/bulk/assigned-to", map[string]any{"filter": map[string]any{"colour": "red"}, "user": "ann"}); r.status != 400 {
 		t.Fatalf("unknown filter: %d %s", r.status, r.body)

@@ -342,7 +342,9 @@ func jsonErrorField(err error) string {
 // of embedded structs ("Profile.social_reach" → "social_reach").
 func JSONField(te *json.UnmarshalTypeError) string {
 	parts := strings.Split(te.Field, ".")
-	for len(parts) > 1 && parts[0] != "" && parts[0][0] >= 'A' && parts[0][0] <= 'Z' {
+	// Leading Go names of embedded structs (Profile, bulkTarget) have an
+	// upper-case letter somewhere; partnerd's JSON names never do.
+	for len(parts) > 1 && parts[0] != "" && strings.ToLower(parts[0]) != parts[0] {
 		parts = parts[1:]
 	}
 	return strings.Join(parts, ".")

@@ -93,7 +93,11 @@ func (s *Server) recordActivities(c *gin.Context) {
 		view := projections.ActivityView{Activity: o.Activity.Activity, RecordedAt: o.Activity.RecordedAt, Position: o.Position.String()}
 		doc, _ := mergeJSON(view, map[string]string{"consistency_token": tok})
 		if o.Status == commands.ActivityDuplicate {
-			doc, _ = json.Marshal(map[string]string{"activity_id": o.Activity.ActivityID, "status": o.Status, "position": o.Position.String()})
+			// Every command answer has a token; a duplicate wrote nothing, so
+			// its token is the empty batch's (the first request's token is
+			// the one that waits for the activity).
+			doc, _ = json.Marshal(map[string]string{"activity_id": o.Activity.ActivityID, "status": o.Status, "position": o.Position.String(),
+				"consistency_token": tok})
 		}
 		c.Data(http.StatusAccepted, "application/json; charset=utf-8", doc)
 		return

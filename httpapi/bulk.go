@@ -3,6 +3,7 @@ package httpapi
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/url"
 	"slices"
@@ -203,6 +204,14 @@ func (s *Server) bulkTargets(ctx context.Context, program string, t *bulkTarget)
 			}
 		}
 		lq, _, err := parseListQuery(q)
+		var ve *domain.ValidationError
+		if errors.As(err, &ve) { // name the fields as the body has them
+			fields := make([]domain.FieldError, len(ve.Fields))
+			for i, f := range ve.Fields {
+				fields[i] = domain.FieldError{Field: "filter." + f.Field, Message: f.Message}
+			}
+			return nil, &domain.ValidationError{Fields: fields}
+		}
 		if err != nil {
 			return nil, err
 		}

@@ -184,7 +184,7 @@ func decodeJSONBytes(body []byte, v any) error {
 		case errors.As(err, &te):
 			field := domain.JSONField(te)
 			if field == "" {
-				return badRequest("the body must be a JSON %s", te.Type.Kind())
+				return badRequest("the body must be a JSON %s", jsonKind(te.Type.Kind().String()))
 			}
 			return fieldError(field, fmt.Sprintf("must be a JSON %s, not %s", jsonKind(te.Type.Kind().String()), te.Value))
 		case strings.HasPrefix(err.Error(), "json: unknown field "):

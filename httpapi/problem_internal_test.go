@@ -102,3 +102,20 @@ func TestJSONBodiesMustBeText(t *testing.T) {
 		}
 	}
 }
+
+// Type errors name the API's fields, without the Go names of embedded
+// structs, and the body's kind in JSON terms.
+func TestDecodeJSONNamesAPIFields(t *testing.T) {
+	var b struct {
+		bulkTarget
+		Add []string `json:"add"`
+	}
+	err := decodeJSONBytes([]byte(`{"partner_ids":"p1"}`), &b)
+	var ve *domain.ValidationError
+	if !errors.As(err, &ve) || len(ve.Fields) != 1 || ve.Fields[0].Field != "partner_ids" {
+		t.Fatalf("partner_ids as a string: %v", err)
+	}
+	if err := decodeJSONBytes([]byte(`["p1"]`), &b); err == nil || err.Error() != "the body must be a JSON object" {
+		t.Fatalf("an array body: %v", err)
+	}
+}
