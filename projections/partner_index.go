@@ -54,7 +54,9 @@ const (
 // union of the sets of the grams it begins (the registry ngr). Layout 4
 // changed only the name sort's scores (NameScore: accented letters as
 // their base letter, other scripts after z; layout 3 put both before a).
-const PartnersLayout = 4
+// Layout 5 changed only them too: a letter of another script counts by
+// its code point (layout 4 tied them all).
+const PartnersLayout = 5
 
 // Filter names of the list screen (API.md GET /partners), with custom.<name> apart.
 var PartnerFilters = []string{"status", "contract_stage", "group", "template_term", "terms_update",
@@ -134,13 +136,16 @@ func (k Keyspace) RecentlyExpiredKey() string { return k.Key(recentlyExpiredKey)
 func (k Keyspace) SearchKey() string { return k.Key(searchKey) }
 
 // NameScore maps a name to a sorted-set score that orders names case-
-// insensitively by their first 10 letters: each character becomes a digit
-// of base 39 (0 end of name, 1 space, punctuation and any other character,
-// 2–11 digits, 12–37 the letters a–z, 38 a letter of another script), which
-// fits the 53 bits a double holds exactly (39^10 < 2^53). Accented Latin
-// letters count as their base letter (É as e, ß as ss), so "Épsilon" sorts
-// between "Delta" and "Foxtrot", not before "A". Names equal in those 10
-// characters tie and are ordered by partner ID.
+// insensitively by their first 10 digits of base 39, which fit the 53 bits
+// a double holds exactly (39^10 < 2^53): 0 end of name, 1 space,
+// punctuation and any other character, 2–11 digits, 12–37 the letters a–z,
+// and 38 then four digits of its code point for a letter of another
+// script. So a Latin name counts by its first 10 characters, a Cyrillic,
+// Greek or CJK one by its first two (in code point order: the alphabet's
+// for Cyrillic and Greek). Accented letters count as their base letter
+// (É as e, ß as ss, й as и), so "Épsilon" sorts between "Delta" and
+// "Foxtrot", not before "A". Names equal in those digits tie and are
+// ordered by partner ID.
 func NameScore(name string) float64 {
 	var n int64
 	i := 0
@@ -172,7 +177,13 @@ func NameScore(name string) float64 {
 				digit(12 + int64(b-'a'))
 			}
 		case unicode.IsLetter(r):
+			// After z, then by code point (four base-39 digits hold any):
+			// Cyrillic and Greek names in alphabet order, and other
+			// scripts at least apart, on their first two letters.
 			digit(38)
+			for p := int64(39 * 39 * 39); p > 0; p /= 39 {
+				digit(int64(r) / p % 39)
+			}
 		default:
 			digit(1)
 		}

@@ -1,9 +1,12 @@
 package projections_test
 
 import (
+	"cmp"
 	"context"
 	"reflect"
+	"slices"
 	"sort"
+	"strings"
 	"testing"
 	"time"
 
@@ -43,6 +46,13 @@ func TestNameScoreOrder(t *testing.T) {
 	}
 	if projections.NameScore("Café") != projections.NameScore("cafe") || projections.NameScore("Ærø") != projections.NameScore("aero") {
 		t.Error("accents count apart from their letters")
+	}
+	// Other scripts by code point, on their first two letters: the
+	// alphabet's order for Cyrillic and Greek.
+	names = []string{"Zulu", "Афины", "Берлин", "Москва", "Ёлка", "Жук", "Αθήνα", "Ωmega", "東京"}
+	slices.SortFunc(names, func(a, b string) int { return cmp.Compare(projections.NameScore(a), projections.NameScore(b)) })
+	if got := strings.Join(names, " "); got != "Zulu Αθήνα Ωmega Афины Берлин Ёлка Жук Москва 東京" {
+		t.Errorf("other scripts sort as %s", got)
 	}
 	if s := projections.NameScore("日本語ショップ日本語ショップ"); s >= 1<<53 {
 		t.Errorf("NameScore exceeds 2^53: %v", s)

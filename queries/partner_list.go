@@ -378,7 +378,7 @@ func (q *Queries) SearchPartnerIDs(ctx context.Context, program string, lq Partn
 			}
 			terms = append(terms, term)
 			search = needle
-			if layout < projections.PartnersLayout {
+			if layout < 3 { // before the gram registry (layout 3): check the text
 				verify = needle
 			}
 		case len(rs) <= 3:
