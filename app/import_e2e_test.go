@@ -148,7 +148,7 @@ func TestImportPartnersByCSV(t *testing.T) {
 		if e := wantStatus(t, rows, 8, "error"); !strings.Contains(e["error"].(string), "relationship_type") {
 			t.Fatalf("row 8 = %v", e)
 		}
-		if e := wantStatus(t, rows, 9, "error"); !strings.Contains(e["error"].(string), "cells") {
+		if e := wantStatus(t, rows, 9, "error"); !strings.Contains(e["error"].(string), "cells") || e["partner_id"] != "a" {
 			t.Fatalf("row 9 = %v", e)
 		}
 		if e := wantStatus(t, rows, 10, "error"); !strings.Contains(e["error"].(string), "social_reach") {
@@ -234,6 +234,14 @@ func TestImportRefusesBadUploadsWhole(t *testing.T) {
 	}
 	if r := h.do("POST", "/partners/import", "partner_id,name,relationship_type\rcr1,CR,direct\r", "Content-Type", "text/csv"); r.status != 422 || !strings.Contains(string(r.body), "CR alone") {
 		t.Fatalf("CR-only line ends: %d %s", r.status, r.body)
+	}
+	// Rows are numbered as a spreadsheet shows them: a blank line is a row,
+	// a quoted line break is not a new one.
+	_, rows = h.importCSV("partner_id,name,relationship_type\r\n\r\nrn3,Three,direct\r\n\r\nrn5,\"Five\non two lines\",direct\r\nrn6,Six,direct\r\n")
+	for row, id := range map[int]string{3: "rn3", 5: "rn5", 6: "rn6"} {
+		if r := wantStatus(t, rows, row, "ok"); r["partner_id"] != id {
+			t.Fatalf("row %d is %v, want %s", row, r, id)
+		}
 	}
 	// Media types ignore case (RFC 9110).
 	if r := h.do("POST", "/partners/import", "partner_id,name,relationship_type\r\ncase1,Case,direct\r\n", "Content-Type", "Text/CSV; charset=UTF-8"); r.status != 200 {

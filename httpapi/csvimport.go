@@ -131,6 +131,10 @@ func parseImportHeader(header []string) (*importPlan, error) {
 func (p *importPlan) row(rec []string) (domain.PartnerImport, error) {
 	var in domain.PartnerImport
 	if len(rec) != len(p.names) {
+		// Still say whose row it is, when the ID cell is there.
+		if i := slices.Index(p.kinds, colPartnerID); i >= 0 && i < len(rec) && utf8.ValidString(rec[i]) && len(rec[i]) <= maxImportCell {
+			in.PartnerID = strings.TrimSpace(rec[i])
+		}
 		return in, fieldError("row", "has "+strconv.Itoa(len(rec))+" cells, the header "+strconv.Itoa(len(p.names)))
 	}
 	var bad []domain.FieldError

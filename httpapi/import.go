@@ -29,8 +29,8 @@ const importWorkers = 64
 
 // ImportResult is what happened to one row of a CSV import.
 type ImportResult struct {
-	// Row is the row's record number in the file, counting the header as 1
-	// (as a spreadsheet numbers it).
+	// Row is the row's number as a spreadsheet shows it: the header is 1,
+	// a blank line counts, a quoted line break does not.
 	Row       int    `json:"row"`
 	PartnerID string `json:"partner_id"`
 	Status    string `json:"status"` // ok, unchanged, error
@@ -231,20 +231,38 @@ func scanImport(r io.Reader) (*importPlan, int, error) {
 
 // readImportRows reads the rows again (scanImport checked them) and hands
 // each, parsed, to emit.
+//
+// A row's number is the one a spreadsheet shows: the header is row 1, a
+// record spanning lines (a quoted line break) is one row, and a blank line,
+// which the reader skips, still counts as a row.
 func readImportRows(r io.Reader, plan *importPlan, rows int, emit func(importJob)) error {
 	cr := newImportReader(r)
-	if _, err := cr.Read(); err != nil {
+	header, err := cr.Read()
+	if err != nil {
 		return err
 	}
+	row, end := 1, recordEnd(cr, header)
 	for i := 0; i < rows; i++ {
 		rec, err := cr.Read()
 		if err != nil {
 			return err
 		}
+		start, _ := cr.FieldPos(0)
+		row += 1 + max(0, start-end-1) // the blank lines since the last record
+		end = recordEnd(cr, rec)
 		in, err := plan.row(rec)
-		emit(importJob{index: i, row: i + 2, in: in, err: err})
+		emit(importJob{index: i, row: row, in: in, err: err})
 	}
 	return nil
+}
+
+// recordEnd is the line the record just read ends on.
+func recordEnd(cr *csv.Reader, rec []string) int {
+	if len(rec) == 0 {
+		return 0
+	}
+	line, _ := cr.FieldPos(len(rec) - 1)
+	return line + strings.Count(rec[len(rec)-1], "\n")
 }
 
 // csvError turns a CSV syntax error into a 422 naming its line.
