@@ -331,6 +331,33 @@ func (b *cancelOnEOF) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// postAndLeave sends a keyed POST whose client goes away `after` its body
+// was sent.
+func (h *harness) postAndLeave(path, ctype, body, key string, after time.Duration) {
+	h.t.Helper()
+	ctx, cancel := context.WithCancel(h.t.Context())
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, "POST", h.base+path, &cancelOnEOF{r: strings.NewReader(body), cancel: cancel, after: after})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	req.ContentLength = int64(len(body))
+	req.Header.Set("Content-Type", ctype)
+	req.Header.Set("Authorization", "Bearer "+h.key)
+	req.Header.Set("Idempotency-Key", key)
+	if resp, err := http.DefaultClient.Do(req); err == nil {
+		resp.Body.Close()
+		h.t.Logf("POST %s answered before the client left; this run checks only the replay", path)
+	}
+}
+
+// untilDone repeats a keyed retry while it answers 409 (the first attempt
+// still runs), for up to a minute.
+func untilDone(retry func() int) {
+	for deadline := time.Now().Add(time.Minute); retry() == 409 && time.Now().Before(deadline); {
+	}
+}
+
 // A keyed import whose client leaves once the body is in runs to its end:
 // the answer saved for its key tells every row's outcome, so the retry
 // gets them all, and every row is applied once. (The rows after the
@@ -343,29 +370,10 @@ func TestImportRunsToItsEndWhenTheClientLeaves(t *testing.T) {
 	for i := range n {
 		fmt.Fprintf(&b, "gone%04d,Gone %d,direct\n", i, i)
 	}
-	ctx, cancel := context.WithCancel(t.Context())
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, "POST", h.base+"/partners/import", &cancelOnEOF{r: strings.NewReader(b.String()), cancel: cancel, after: 100 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.ContentLength = int64(b.Len())
-	req.Header.Set("Content-Type", "text/csv")
-	req.Header.Set("Authorization", "Bearer "+h.key)
-	req.Header.Set("Idempotency-Key", "imp-gone")
-	if resp, err := http.DefaultClient.Do(req); err == nil {
-		resp.Body.Close()
-		t.Log("the import answered before the client left; this run checks only the replay")
-	}
+	h.postAndLeave("/partners/import", "text/csv", b.String(), "imp-gone", 100*time.Millisecond)
 	var retry response
 	var rows map[int]importRow
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		retry, rows = h.importCSV(b.String(), "Idempotency-Key", "imp-gone")
-		if retry.status != 409 || time.Now().After(deadline) { // 409: the first attempt still runs
-			break
-		}
-	}
+	untilDone(func() int { retry, rows = h.importCSV(b.String(), "Idempotency-Key", "imp-gone"); return retry.status })
 	if retry.status != 200 || len(rows) != n {
 		t.Fatalf("retry: %d, %d rows: %.300s", retry.status, len(rows), retry.body)
 	}
@@ -380,27 +388,12 @@ func TestImportRunsToItsEndWhenTheClientLeaves(t *testing.T) {
 	// A bulk action the same way: every partner joins the group, once.
 	h.mustCreate("/groups", map[string]any{"id": "left", "name": "Left"})
 	body := `{"filter":{"q":["gone"]},"add":["left"]}`
-	ctx, cancel = context.WithCancel(t.Context())
-	defer cancel()
-	req, err = http.NewRequestWithContext(ctx, "POST", h.base+"/bulk/groups", &cancelOnEOF{r: strings.NewReader(body), cancel: cancel, after: 50 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.ContentLength = int64(len(body))
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Authorization", "Bearer "+h.key)
-	req.Header.Set("Idempotency-Key", "bulk-gone")
-	if resp, err := http.DefaultClient.Do(req); err == nil {
-		resp.Body.Close()
-		t.Log("the bulk action answered before the client left; this run checks only the replay")
-	}
+	h.postAndLeave("/bulk/groups", "application/json", body, "bulk-gone", 50*time.Millisecond)
 	var again response
-	for deadline := time.Now().Add(60 * time.Second); ; {
+	untilDone(func() int {
 		again = h.do("POST", "/bulk/groups", body, "Idempotency-Key", "bulk-gone")
-		if again.status != 409 || time.Now().After(deadline) {
-			break
-		}
-	}
+		return again.status
+	})
 	results, _ := again.json(t)["results"].([]any)
 	if again.status != 200 || len(results) != n {
 		t.Fatalf("bulk retry: %d, %d results: %.300s", again.status, len(results), again.body)
