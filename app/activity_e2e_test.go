@@ -217,6 +217,24 @@ func TestActivityIngestFeedAndDedupe(t *testing.T) {
 		if r := h.do("GET", "/partners/p1/history", nil); strings.Contains(string(r.body), "activity.recorded") {
 			t.Fatal("history without include shows activity")
 		}
+		for _, q := range []string{"include=", "include=bogus", "include=activity&include=bogus"} {
+			if r := h.do("GET", "/partners/p1/history?"+q, nil); r.status != 422 || !strings.Contains(string(r.body), `"include"`) {
+				t.Errorf("%s: %d %s, want 422 on include", q, r.status, r.body)
+			}
+		}
+		// With a filter, total counts the matching events of both streams,
+		// and every entry says when it took effect.
+		for q, want := range map[string]float64{"": 5, "&type=activity.recorded": 4, "&type=partner.created": 1} {
+			page := h.expect(200, "GET", "/partners/p1/history?include=activity"+q, nil).json(t)
+			if page["total"] != want {
+				t.Errorf("include=activity%s: total %v, want %v", q, page["total"], want)
+			}
+			for _, it := range page["items"].([]any) {
+				if it.(map[string]any)["occurred_at"] == nil {
+					t.Errorf("include=activity%s: entry without occurred_at: %v", q, it)
+				}
+			}
+		}
 	})
 }
 

@@ -192,37 +192,53 @@ func TestPartnerAsOfVersion(t *testing.T) {
 }
 
 // as_of=<the updated_at a command answered> shows the version that command
-// made: as_of folds by the decision time each event's metadata holds
-// (occurred_at, taken just before the command decided, so at or before every
-// time it wrote), not by the later recording. A nanosecond before the
-// decision shows the version before.
+// made, and a nanosecond earlier the one before, for every kind of change
+// (updated_at follows all of them, not only the profile): as_of folds by
+// each event's metadata occurred_at, the time the command wrote into it,
+// not by the later recording.
 func TestPartnerAsOfItsOwnUpdatedAt(t *testing.T) {
 	backends(t, dbHistory+2, func(t *testing.T, h *harness) {
-		h.expect(201, "POST", "/partners", map[string]any{"partner_id": "w", "name": "One", "relationship_type": "direct"})
-		two := h.expect(200, "PATCH", "/partners/w", map[string]any{"name": "Two"}).json(t)
-		at, err := time.Parse(time.RFC3339Nano, fmt.Sprint(two["updated_at"]))
-		if err != nil {
-			t.Fatalf("updated_at of %v: %v", two, err)
+		h.mustCreate("/groups", map[string]any{"id": "gw", "name": "GW"})
+		answers := []map[string]any{
+			h.expect(201, "POST", "/partners", map[string]any{"partner_id": "w", "name": "One", "relationship_type": "direct"}).json(t),
+			h.expect(200, "PATCH", "/partners/w", map[string]any{"name": "Two"}).json(t),
+			h.expect(200, "PUT", "/partners/w/groups", map[string]any{"groups": []string{"gw"}}).json(t),
+			h.expect(200, "PUT", "/partners/w/assigned-to", map[string]any{"user": "ann"}).json(t),
 		}
-		asOf := func(at time.Time) map[string]any {
-			return h.expect(200, "GET", "/partners/w?as_of="+url.QueryEscape(at.Format(time.RFC3339Nano)), nil).json(t)
+		asOf := func(at time.Time) response {
+			return h.do("GET", "/partners/w?as_of="+url.QueryEscape(at.Format(time.RFC3339Nano)), nil)
 		}
-		if v := asOf(at); v["name"] != "Two" || v["version"] != 2.0 {
-			t.Fatalf("as of its own updated_at %s: %v", at.Format(time.RFC3339Nano), v)
+		for i, a := range answers {
+			at, err := time.Parse(time.RFC3339Nano, fmt.Sprint(a["updated_at"]))
+			if err != nil {
+				t.Fatalf("updated_at of %v: %v", a, err)
+			}
+			if i > 0 {
+				prev, _ := time.Parse(time.RFC3339Nano, fmt.Sprint(answers[i-1]["updated_at"]))
+				if !at.After(prev) {
+					t.Fatalf("answer %d: updated_at %s did not move on from %s", i+1, at.Format(time.RFC3339Nano), prev.Format(time.RFC3339Nano))
+				}
+			}
+			if v := asOf(at).json(t); v["version"] != a["version"] || fmt.Sprint(v["groups"], v["assigned_to"]) != fmt.Sprint(a["groups"], a["assigned_to"]) {
+				t.Fatalf("as of answer %d's updated_at %s: %v, want %v", i+1, at.Format(time.RFC3339Nano), v, a)
+			}
+			before := asOf(at.Add(-time.Nanosecond))
+			if i == 0 {
+				if before.status != 404 {
+					t.Fatalf("a nanosecond before the creation: %d %s", before.status, before.body)
+				}
+			} else if v := before.json(t); v["version"] != answers[i-1]["version"] {
+				t.Fatalf("a nanosecond before answer %d: version %v, want %v", i+1, v["version"], answers[i-1]["version"])
+			}
 		}
 		hist := h.expect(200, "GET", "/partners/w/history", nil).json(t)
-		items, _ := hist["items"].([]any)
-		if len(items) != 2 {
-			t.Fatalf("history %v", hist)
-		}
-		e := items[1].(map[string]any)
-		occurred, err1 := time.Parse(time.RFC3339Nano, fmt.Sprint(e["occurred_at"]))
-		recorded, err2 := time.Parse(time.RFC3339Nano, fmt.Sprint(e["recorded_at"]))
-		if err1 != nil || err2 != nil || occurred.After(at) || recorded.Before(occurred) {
-			t.Fatalf("history entry %v: occurred_at must be at or before updated_at %s and recorded_at", e, at.Format(time.RFC3339Nano))
-		}
-		if v := asOf(occurred.Add(-time.Nanosecond)); v["name"] != "One" || v["version"] != 1.0 {
-			t.Fatalf("as of a nanosecond before its decision %s: %v", occurred.Format(time.RFC3339Nano), v)
+		for _, it := range hist["items"].([]any) {
+			e := it.(map[string]any)
+			occurred, err1 := time.Parse(time.RFC3339Nano, fmt.Sprint(e["occurred_at"]))
+			recorded, err2 := time.Parse(time.RFC3339Nano, fmt.Sprint(e["recorded_at"]))
+			if err1 != nil || err2 != nil || recorded.Before(occurred) {
+				t.Fatalf("history entry %v: occurred_at must be at or before recorded_at", e)
+			}
 		}
 	})
 }

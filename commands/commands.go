@@ -56,14 +56,14 @@ type EventMeta struct {
 	CorrelationID  string `json:"correlation_id,omitempty"`
 	CausationID    string `json:"causation_id,omitempty"`
 	IdempotencyKey string `json:"idempotency_key,omitempty"`
-	// OccurredAt is when the events took effect: the command's clock just
-	// before it decided, so every time the command wrote into the data
-	// (updated_at, created_at…) is at or after it; for a scheduled move
-	// (domain.Scheduled), the time it was due, when earlier. The log records
-	// the events later (recorded_at, after the sync; a scheduled move when
-	// the scheduler ran). as_of folds by it, so the version a command
-	// answered is the one as_of=<its updated_at> shows, and a contract that
-	// expired at T shows as expired as of T.
+	// OccurredAt is when the event took effect (domain.Timed): the time the
+	// command put in its data (updated_at, changed_at…), or for a scheduled
+	// move the time it was due; the command's clock before it decided for
+	// an event that names no time. The log records the events later
+	// (recorded_at, after the sync; a scheduled move when it was applied).
+	// as_of folds by it, so the version a command answered is the one
+	// as_of=<its updated_at> shows, and a contract that expired at T shows
+	// as expired as of T.
 	OccurredAt time.Time `json:"occurred_at,omitzero"`
 }
 
@@ -363,6 +363,7 @@ func run[T any, PT interface {
 		if meta.IfMatch != nil && *meta.IfMatch != uint64(version+1) {
 			return Result{}, nil, fmt.Errorf("%s is at version %d, If-Match %d: %w", stream, version+1, *meta.IfMatch, ErrStale)
 		}
+		due := dueFirst(agg, decidedAt)
 		evs, err := decide(agg)
 		if guess && (err != nil || len(evs) == 0) {
 			continue // decide again on the stream as it is
@@ -370,13 +371,19 @@ func run[T any, PT interface {
 		if err != nil {
 			return Result{}, nil, err
 		}
-		if len(evs) == 0 {
+		if len(evs) == 0 && len(due) == 0 {
 			return Result{Stream: stream, Version: uint64(version + 1), Position: pos}, agg, nil
 		}
-		data, err := encode(d, program, meta, decidedAt, evs)
+		data, err := encode(d, program, processMeta(SchedulerActor, meta, stream, uint64(version+1)), decidedAt, due)
 		if err != nil {
 			return Result{}, nil, err
 		}
+		own, err := encode(d, program, meta, decidedAt, evs)
+		if err != nil {
+			return Result{}, nil, err
+		}
+		data = append(data, own...)
+		evs = append(due, evs...)
 		expected := version
 		if version < 0 {
 			expected = eventstore.NoStream
@@ -400,19 +407,48 @@ func run[T any, PT interface {
 		if err != nil {
 			return Result{}, nil, err
 		}
-		for _, ev := range evs {
+		for _, ev := range evs[len(due):] { // the due ones are applied already
 			agg.Apply(ev)
 		}
 		return Result{Stream: stream, Version: res.Version + 1, Position: res.Position, Appended: len(evs)}, agg, nil
 	}
 }
 
+// SchedulerActor is the actor of the time-based contract moves: the
+// scheduler's, and those a command applies first (dueFirst).
+const SchedulerActor = "system:scheduler"
+
+// dueFirst applies to a partner the time-based contract moves due by now
+// that the scheduler has not appended yet (it runs about once a second,
+// and not at all while partnerd is down), and returns them, to be appended
+// before the command's own events: a command that comes just after a
+// contract's end date decides on the expired contract, and the stream
+// keeps the expiry before what followed it. Other aggregates have none.
+//
+// A tick that fails (it should not) leaves the partner as it was: the
+// command decides as it would have without this step, and the scheduler
+// reports the failure.
+func dueFirst(agg aggregate, now time.Time) []domain.Event {
+	p, ok := agg.(*domain.Partner)
+	if !ok || !p.DueBy(now) {
+		return nil
+	}
+	due, err := p.Tick(now)
+	if err != nil {
+		return nil
+	}
+	for _, ev := range due {
+		p.Apply(ev)
+	}
+	return due
+}
+
 func encode(d Deps, program string, meta Meta, decidedAt time.Time, evs []domain.Event) ([]eventstore.EventData, error) {
 	out := make([]eventstore.EventData, len(evs))
 	for i, ev := range evs {
 		at := decidedAt
-		if sc, ok := ev.(domain.Scheduled); ok && !sc.TakesEffectAt().IsZero() && sc.TakesEffectAt().Before(at) {
-			at = sc.TakesEffectAt().UTC()
+		if te, ok := ev.(domain.Timed); ok && !te.At().IsZero() {
+			at = te.At().UTC()
 		}
 		md, err := json.Marshal(EventMeta{Schema: domain.SchemaOf(ev.EventType()), Program: program, Actor: meta.Actor,
 			CorrelationID: meta.CorrelationID, CausationID: meta.CausationID, IdempotencyKey: meta.IdempotencyKey, OccurredAt: at})

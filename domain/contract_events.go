@@ -249,18 +249,3 @@ func (ContractExpired) EventType() string          { return TypeContractExpired 
 func (ContractCancelled) EventType() string        { return TypeContractCancelled }
 func (ContractArchived) EventType() string         { return TypeContractArchived }
 func (PartnerDeactivated) EventType() string       { return TypePartnerDeactivated }
-
-// Scheduled is an event that takes effect at a time its data names, which
-// may be before the command that appends it decided: a scheduled start,
-// expiry or switch, or a proposal's deadline, fires when the scheduler
-// next runs (after a restart, maybe much later). The event's metadata
-// occurred_at, by which as_of folds, is that time when it is earlier.
-type Scheduled interface {
-	Event
-	TakesEffectAt() time.Time
-}
-
-func (e ContractStarted) TakesEffectAt() time.Time         { return e.StartedAt }
-func (e ContractProposalExpired) TakesEffectAt() time.Time { return e.ExpiredAt }
-func (e ContractSwitched) TakesEffectAt() time.Time        { return e.SwitchedAt }
-func (e ContractExpired) TakesEffectAt() time.Time         { return e.ExpiredAt }

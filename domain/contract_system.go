@@ -145,6 +145,16 @@ const (
 	DueScheduledSwitch  DueKind = "scheduled_switch"  // run ScheduledSwitchReached
 )
 
+// DueBy says whether a time-based contract transition of the partner is
+// due at now (Tick would append something), without copying its state.
+func (p *Partner) DueBy(now time.Time) bool {
+	if !p.Exists() {
+		return false
+	}
+	_, when, ok := NextDue(PartnerState{Contract: p.contract})
+	return ok && !when.After(now)
+}
+
 // NextDue returns the partner's next time-based contract transition and
 // when it is due, or ok false when none is pending. On a tie the expiry
 // comes before a switch. A scheduler keeps one timer per partner, set to

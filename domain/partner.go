@@ -150,6 +150,15 @@ func (p *Partner) Apply(ev Event) {
 	default:
 		p.applyContract(ev)
 	}
+	switch ev.(type) {
+	case PartnerNoteAdded, PartnerMessageSent, PartnerInvited, PartnerAccessLinkIssued, PartnerAccessLinkRedeemed:
+		// not part of the state a partner answers with
+	default:
+		// updated_at: the latest change of the partner's state, of any kind
+		if te, ok := ev.(Timed); ok && te.At().After(p.updatedAt) {
+			p.updatedAt = te.At()
+		}
+	}
 }
 
 // NewPartner is the input of CreatePartner.

@@ -8,7 +8,7 @@ import (
 // folds an event into it, changes: snapshots taken by another version are
 // discarded (never trusted, never upcast). The snapshot's shape is
 // fingerprinted separately by its reader.
-const PartnerSnapshotVersion = 1
+const PartnerSnapshotVersion = 2 // 2: updated_at follows every change of the state, not only the profile
 
 // PartnerSnapshot is everything a Partner holds, for a snapshot stored
 // beside the log. A snapshot is a cache: the stream stays authoritative.

@@ -425,11 +425,7 @@ func logIDAfter(a, b string) bool {
 }
 
 // partnerHistoryWithActivity: GET /partners/{id}/history?include=activity.
-func (s *Server) partnerHistoryWithActivity(c *gin.Context, include string, limit int, cursor string, f queries.HistoryFilter) {
-	if include != "activity" {
-		s.writeError(c, fieldError("include", "must be \"activity\""))
-		return
-	}
+func (s *Server) partnerHistoryWithActivity(c *gin.Context, limit int, cursor string, f queries.HistoryFilter) {
 	id := c.Param("id")
 	if !domain.ValidEntityID(id) {
 		s.writeError(c, domain.ErrNotFound)

@@ -47,15 +47,20 @@ func (s *Server) history(category string) gin.HandlerFunc {
 			s.writeError(c, err)
 			return
 		}
+		inc, include := c.Request.URL.Query()["include"]
+		if include && (len(inc) != 1 || inc[0] != "activity") { // an empty or repeated one is not "none"
+			s.writeError(c, fieldError("include", `must be "activity", given once`))
+			return
+		}
 		var after uint64
-		if cursor != "" && c.Query("include") == "" {
+		if cursor != "" && !include {
 			if after, err = strconv.ParseUint(cursor, 10, 64); err != nil {
 				s.writeError(c, badRequest("cursor is not one this server issued"))
 				return
 			}
 		}
-		if inc := c.Query("include"); inc != "" && category == domain.CategoryPartner {
-			s.partnerHistoryWithActivity(c, inc, limit, cursor, f)
+		if include && category == domain.CategoryPartner {
+			s.partnerHistoryWithActivity(c, limit, cursor, f)
 			return
 		}
 		id := c.Param("id")

@@ -2,7 +2,6 @@ package queries
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"math"
 	"strconv"
@@ -49,11 +48,14 @@ func (q *Queries) PartnerHistoryWithActivity(ctx context.Context, program, id, c
 		if err != nil {
 			return page, fmt.Errorf("history of %s: %w", id, err)
 		}
-		if len(last) == 1 {
-			page.Total += int64(last[0].Version) + 1
-		} else if i == 0 {
+		if len(last) == 0 && i == 0 {
 			return page, fmt.Errorf("partner %s: %w", id, domain.ErrNotFound)
 		}
+		n, err := q.countMatching(ctx, s, last, f)
+		if err != nil {
+			return page, fmt.Errorf("history of %s: %w", id, err)
+		}
+		page.Total += n
 	}
 	next := after
 	var k [2]int
@@ -68,15 +70,38 @@ func (q *Queries) PartnerHistoryWithActivity(ctx context.Context, program, id, c
 		if !f.match(e) {
 			continue
 		}
-		var m storedMeta
-		_ = json.Unmarshal(e.Metadata, &m)
-		page.Items = append(page.Items, HistoryItem{Stream: e.StreamID, HistoryEntry: HistoryEntry{Type: e.Type, Version: e.Version + 1,
-			Position: e.Position.String(), RecordedAt: e.RecordedAt.UTC(), Actor: m.Actor, CorrelationID: m.CorrelationID,
-			CausationID: m.CausationID, IdempotencyKey: m.IdempotencyKey, EventID: e.ID, Data: json.RawMessage(e.Data)}})
+		page.Items = append(page.Items, HistoryItem{Stream: e.StreamID, HistoryEntry: historyEntry(e)})
 	}
 	if k[0] < len(evs[0]) || k[1] < len(evs[1]) {
 		c := strconv.FormatUint(next[0], 10) + "." + strconv.FormatUint(next[1], 10)
 		page.NextCursor = &c
 	}
 	return page, nil
+}
+
+// countMatching counts the events of a stream that f matches: all of them
+// (the last one's version + 1) without a filter, else by reading the stream.
+func (q *Queries) countMatching(ctx context.Context, stream string, last []eventstore.RecordedEvent, f HistoryFilter) (int64, error) {
+	if len(last) == 0 {
+		return 0, nil
+	}
+	if f.empty() {
+		return int64(last[0].Version) + 1, nil
+	}
+	var n int64
+	for from := uint64(0); ; {
+		evs, err := q.store.ReadStream(ctx, stream, from, eventstore.Forwards, historyReadPage)
+		if err != nil {
+			return 0, err
+		}
+		for _, e := range evs {
+			if f.match(e) {
+				n++
+			}
+		}
+		if len(evs) < historyReadPage {
+			return n, nil
+		}
+		from = evs[len(evs)-1].Version + 1
+	}
 }

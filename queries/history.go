@@ -40,6 +40,20 @@ type storedMeta struct {
 	OccurredAt     time.Time `json:"occurred_at"`
 }
 
+// historyEntry is a stored event as a history shows it.
+func historyEntry(e eventstore.RecordedEvent) HistoryEntry {
+	var m storedMeta
+	_ = json.Unmarshal(e.Metadata, &m)
+	var occurred *time.Time
+	if !m.OccurredAt.IsZero() {
+		t := m.OccurredAt.UTC()
+		occurred = &t
+	}
+	return HistoryEntry{Type: e.Type, Version: e.Version + 1, Position: e.Position.String(), RecordedAt: e.RecordedAt.UTC(),
+		OccurredAt: occurred, Actor: m.Actor, CorrelationID: m.CorrelationID, CausationID: m.CausationID,
+		IdempotencyKey: m.IdempotencyKey, EventID: e.ID, Data: json.RawMessage(e.Data)}
+}
+
 // HistoryFilter narrows a history. Zero fields do not filter.
 type HistoryFilter struct {
 	Types []string  // any of these event types
@@ -120,16 +134,7 @@ func (q *Queries) History(ctx context.Context, category, program, id string, aft
 		page.NextCursor = &next
 	}
 	for _, e := range matched {
-		var m storedMeta
-		_ = json.Unmarshal(e.Metadata, &m)
-		var occurred *time.Time
-		if !m.OccurredAt.IsZero() {
-			t := m.OccurredAt.UTC()
-			occurred = &t
-		}
-		page.Items = append(page.Items, HistoryEntry{Type: e.Type, Version: e.Version + 1, Position: e.Position.String(),
-			RecordedAt: e.RecordedAt.UTC(), OccurredAt: occurred, Actor: m.Actor, CorrelationID: m.CorrelationID, CausationID: m.CausationID, IdempotencyKey: m.IdempotencyKey,
-			EventID: e.ID, Data: json.RawMessage(e.Data)})
+		page.Items = append(page.Items, historyEntry(e))
 	}
 	return page, nil
 }
