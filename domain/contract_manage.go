@@ -84,13 +84,13 @@ func (p *Partner) switched(by Side, termID string, at time.Time) ContractSwitche
 func (pr *problems) notBeforeToday(field string, at, now time.Time) {
 	now = now.UTC()
 	if !at.IsZero() && at.Before(time.Date(now.Year(), now.Month(), now.Day(), 0, 0, 0, 0, time.UTC)) {
-		pr.add(field, "is in the past (%s): a move cannot be backdated; leave it out to act now", at.UTC().Format(time.RFC3339))
+		pr.add(field, "is in the past (%s): a move cannot be backdated; leave it out to act now", at.UTC().Format(time.RFC3339Nano))
 	}
 }
 
 func (pr *problems) switchBeforeEnd(at time.Time, end *time.Time) {
 	if end != nil && !at.Before(*end) {
-		pr.add("effective_at", "must be before the contract's end_date (%s)", end.Format(time.RFC3339))
+		pr.add("effective_at", "must be before the contract's end_date (%s)", end.Format(time.RFC3339Nano))
 	}
 }
 
@@ -148,12 +148,12 @@ func (p *Partner) Expire(by Side, effectiveAt time.Time, reason string, now time
 			Stage: StageExpired, Reason: reason, ExpiredAt: now.UTC()}}, nil
 	}
 	if c.StartDate != nil && !effectiveAt.After(*c.StartDate) {
-		pr.add("effective_at", "must be after the contract's start_date (%s)", c.StartDate.Format(time.RFC3339))
+		pr.add("effective_at", "must be after the contract's start_date (%s)", c.StartDate.Format(time.RFC3339Nano))
 		return nil, pr.err()
 	}
 	if sw := c.ScheduledSwitch; sw != nil && !sw.EffectiveAt.Before(effectiveAt) {
 		pr.add("effective_at", "must be after the scheduled switch (%s); revert the switch first (modify with revert [\"switch\"])",
-			sw.EffectiveAt.Format(time.RFC3339))
+			sw.EffectiveAt.Format(time.RFC3339Nano))
 		return nil, pr.err()
 	}
 	if sameTime(c.EndDate, &effectiveAt) {

@@ -48,7 +48,7 @@ func (p *Partner) Modify(by Side, ch ContractChange, now time.Time) ([]Event, er
 	if !ch.EndDate.IsZero() {
 		end = optTime(ch.EndDate)
 		if c.StartDate != nil && !ch.EndDate.After(*c.StartDate) {
-			pr.add("end_date", "must be after the contract's start_date (%s)", c.StartDate.Format(time.RFC3339))
+			pr.add("end_date", "must be after the contract's start_date (%s)", c.StartDate.Format(time.RFC3339Nano))
 		}
 	} else if ch.RevertExpiry {
 		end = nil
@@ -79,7 +79,7 @@ func (p *Partner) Modify(by Side, ch ContractChange, now time.Time) ([]Event, er
 		// A new end date must not strand the scheduled switch; the request
 		// set end_date only, so the problem is named after it.
 		if !old.EffectiveAt.Before(*end) {
-			pr.add("end_date", "must be after the scheduled switch (%s); revert the switch in the same request", old.EffectiveAt.Format(time.RFC3339))
+			pr.add("end_date", "must be after the scheduled switch (%s); revert the switch in the same request", old.EffectiveAt.Format(time.RFC3339Nano))
 		}
 	}
 	if err := pr.err(); err != nil {

@@ -111,7 +111,7 @@ func (p *Partner) checkOffer(move ContractMove, by Side, now time.Time) error {
 		return p.illegal(move, by, fmt.Sprintf("only the %s may %s this offer", want, move))
 	}
 	if rb := p.contract.RespondBy; rb != nil && !now.Before(*rb) {
-		return p.illegal(move, by, "the offer's respond_by deadline passed at "+rb.Format(time.RFC3339))
+		return p.illegal(move, by, "the offer's respond_by deadline passed at "+rb.Format(time.RFC3339Nano))
 	}
 	return nil
 }
@@ -134,7 +134,7 @@ func (p *Partner) Accept(by Side, now time.Time) ([]Event, error) {
 	}
 	c := p.contract
 	if c.EndDate != nil && !c.EndDate.After(now) {
-		return nil, p.illegal(MoveAccept, by, "the offer's end_date passed at "+c.EndDate.Format(time.RFC3339))
+		return nil, p.illegal(MoveAccept, by, "the offer's end_date passed at "+c.EndDate.Format(time.RFC3339Nano))
 	}
 	stage := StageJoined
 	if c.StartDate != nil && c.StartDate.After(now) {

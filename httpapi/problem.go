@@ -10,6 +10,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"reflect"
 	"strings"
 	"syscall"
 
@@ -186,7 +187,14 @@ func decodeJSONBytes(body []byte, v any) error {
 			if field == "" {
 				return badRequest("the body must be a JSON %s", jsonKind(te.Type.Kind().String()))
 			}
-			return fieldError(field, fmt.Sprintf("must be a JSON %s, not %s", jsonKind(te.Type.Kind().String()), te.Value))
+			kind := jsonKind(te.Type.Kind().String())
+			if kind == "number" && te.Type.Kind() != reflect.Float32 && te.Type.Kind() != reflect.Float64 {
+				if v := strings.TrimPrefix(te.Value, "number "); v != te.Value && !strings.ContainsAny(v, ".eE") {
+					return fieldError(field, "is out of range ("+v+" is too far from 0)")
+				}
+				kind = "whole number"
+			}
+			return fieldError(field, fmt.Sprintf("must be a JSON %s, not %s", kind, te.Value))
 		case strings.HasPrefix(err.Error(), "json: unknown field "):
 			name := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
 			return fieldError(name, "is not a known field")

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"syscall"
 	"testing"
 
@@ -117,5 +118,23 @@ func TestDecodeJSONNamesAPIFields(t *testing.T) {
 	}
 	if err := decodeJSONBytes([]byte(`["p1"]`), &b); err == nil || err.Error() != "the body must be a JSON object" {
 		t.Fatalf("an array body: %v", err)
+	}
+}
+
+// A number that is not a whole one, or out of range, says so in JSON terms.
+func TestDecodeJSONNumberErrors(t *testing.T) {
+	var b struct {
+		N int64 `json:"n"`
+	}
+	for body, want := range map[string]string{
+		`{"n":1.5}`:                 "must be a JSON whole number, not number 1.5",
+		`{"n":9223372036854775808}`: "is out of range",
+		`{"n":"x"}`:                 "must be a JSON whole number, not string",
+	} {
+		err := decodeJSONBytes([]byte(body), &b)
+		var ve *domain.ValidationError
+		if !errors.As(err, &ve) || len(ve.Fields) != 1 || ve.Fields[0].Field != "n" || !strings.Contains(ve.Fields[0].Message, want) {
+			t.Errorf("%s: %v, want a field error on n saying %q", body, err, want)
+		}
 	}
 }
