@@ -162,7 +162,7 @@ func New(c Config, logger *slog.Logger) (*App, error) {
 		idem = a.idem
 	}
 	a.HTTP = httpapi.New(httpapi.Deps{Commands: a.Commands, Queries: a.Queries, Redis: a.Redis, Idempotency: idem,
-		Ready: a.ready, Projections: a.projectionStatus, Rebuild: a.StartRebuild, Recovering: a.recoveringNow,
+		Ready: a.ready, Projections: a.projectionStatus, Rebuild: a.StartRebuild, Recovering: a.recoveringNow, Building: a.building,
 		Registry: a.Registry, Logger: logger, RateLimit: httpapi.RateLimit{Rate: c.RateLimit, Burst: c.RateBurst}, Hub: a.Hub,
 		StreamBuffer: c.StreamBuffer})
 	a.registerMetrics()

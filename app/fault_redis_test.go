@@ -16,9 +16,10 @@ import (
 // that /readyz said not-ready meanwhile, that every acknowledged write is in
 // the log, and that the read models converge by themselves to exactly what
 // a rebuild from the log gives.
-func redisFault(t *testing.T, fault func(t *testing.T, srv *testenv.RedisServer, base string), kafka ...string) {
+func redisFault(t *testing.T, fault func(t *testing.T, srv *testenv.RedisServer, h *harness), kafka ...string) {
 	srv := testenv.StartRedisServer(t)
 	cfg := config(t, srv.URL(0))
+	cfg.RateLimit = 0 // the load runs as fast as it can
 	if len(kafka) > 0 {
 		cfg.KafkaBrokers = kafka
 		cfg.KafkaNamespace = testenv.UniquePrefix(t) + "."
@@ -38,7 +39,7 @@ func redisFault(t *testing.T, fault func(t *testing.T, srv *testenv.RedisServer,
 	for progress() < 300 {
 		time.Sleep(10 * time.Millisecond)
 	}
-	fault(t, srv, h.srv.URL)
+	fault(t, srv, h)
 	healed := progress()
 	deadline := time.Now().Add(30 * time.Second)
 	for progress() < healed+300 {
@@ -149,31 +150,31 @@ func TestFaultRedisRestartMidProjectionKafka(t *testing.T) {
 	redisFault(t, restartRedis, testenv.KafkaBrokers(t)...)
 }
 
-func restartRedis(t *testing.T, srv *testenv.RedisServer, base string) {
+func restartRedis(t *testing.T, srv *testenv.RedisServer, h *harness) {
 	srv.Kill()
-	waitReadyz(t, base, 503, 10*time.Second)
+	waitReadyz(t, h.srv.URL, 503, 10*time.Second)
 	time.Sleep(time.Second)
 	srv.Start()
-	took := waitReadyz(t, base, 200, 30*time.Second)
+	took := waitReadyz(t, h.srv.URL, 200, 30*time.Second)
 	t.Logf("ready again %s after Redis restarted", took)
 }
 
 // Redis stops answering for 30 s (frozen with SIGSTOP: connections hang as
 // in a network partition, nothing is refused).
 func TestFaultRedisUnreachableFor30s(t *testing.T) {
-	redisFault(t, func(t *testing.T, srv *testenv.RedisServer, base string) {
+	redisFault(t, func(t *testing.T, srv *testenv.RedisServer, h *harness) {
 		srv.Pause()
 		defer srv.Resume()
 		began := time.Now()
-		waitReadyz(t, base, 503, 10*time.Second)
+		waitReadyz(t, h.srv.URL, 503, 10*time.Second)
 		for time.Since(began) < 30*time.Second {
-			if code, body := readyz(base); code != 503 {
+			if code, body := readyz(h.srv.URL); code != 503 {
 				t.Fatalf("/readyz answered %d while Redis was unreachable: %s", code, body)
 			}
 			time.Sleep(time.Second)
 		}
 		srv.Resume()
-		took := waitReadyz(t, base, 200, 30*time.Second)
+		took := waitReadyz(t, h.srv.URL, 200, 30*time.Second)
 		t.Logf("ready again %s after Redis came back", took)
 	})
 }
@@ -192,9 +193,27 @@ func TestFaultRedisComesBackEmptyKafka(t *testing.T) {
 	redisFault(t, restartRedisEmpty, testenv.KafkaBrokers(t)...)
 }
 
-func restartRedisEmpty(t *testing.T, srv *testenv.RedisServer, base string) {
+// Twice: the second rebuild must not build into a generation number a
+// live runner was still writing to, nor re-announce old membership
+// changes.
+func TestFaultRedisComesBackEmptyTwice(t *testing.T) {
+	redisFault(t, func(t *testing.T, srv *testenv.RedisServer, h *harness) {
+		restartRedisEmpty(t, srv, h)
+		time.Sleep(time.Second)
+		restartRedisEmpty(t, srv, h)
+	})
+}
+
+func restartRedisEmpty(t *testing.T, srv *testenv.RedisServer, h *harness) {
 	srv.RestartEmpty()
-	waitReadyz(t, base, 503, 10*time.Second)
-	took := waitReadyz(t, base, 200, 60*time.Second)
+	waitReadyz(t, h.srv.URL, 503, 10*time.Second)
+	// Once partnerd noticed (within a second), a query of the read models
+	// is a 503 until they are rebuilt, not a 200 with part of them.
+	time.Sleep(1500 * time.Millisecond)
+	r := h.do("GET", "/partners?limit=1", nil)
+	if code, _ := readyz(h.srv.URL); code == 503 && r.status != 503 {
+		t.Errorf("GET /partners while the read models are rebuilt: %d %s", r.status, r.body)
+	}
+	took := waitReadyz(t, h.srv.URL, 200, 60*time.Second)
 	t.Logf("ready again %s after Redis came back empty", took)
 }

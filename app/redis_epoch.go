@@ -49,6 +49,14 @@ func (a *App) recoveringNow(ctx context.Context) bool {
 	return err == nil && n == 0
 }
 
+// building reports whether the read models are incomplete: rebuilt after
+// Redis lost them, or still being built at start. Unlike recoveringNow it
+// asks Redis nothing once partnerd has caught up (it runs on every query):
+// a loss is noticed by watchEpoch within epochCheck.
+func (a *App) building(ctx context.Context) bool {
+	return a.recovering.Load() || a.startingUp(ctx)
+}
+
 // watchEpoch checks the epoch every second. When it is gone, the instance
 // that sets the new one rebuilds every projection from the log (other
 // instances adopt the new epoch); /readyz says not ready until it is done.

@@ -48,9 +48,15 @@ func (h *harness) settle() {
 // membership is a segment's members stream as "+partner" / "-partner".
 func (h *harness) membership(seg string) []string {
 	h.t.Helper()
-	evs, err := h.app.Store.ReadStream(context.Background(), domain.SegmentMembersStream("acme", seg), 0, eventstore.Forwards, 10000)
-	if err != nil {
-		h.t.Fatal(err)
+	var evs []eventstore.RecordedEvent
+	for {
+		page, err := h.app.Store.ReadStream(context.Background(), domain.SegmentMembersStream("acme", seg), uint64(len(evs)), eventstore.Forwards, 10000)
+		if err != nil {
+			h.t.Fatal(err)
+		}
+		if evs = append(evs, page...); len(page) < 10000 {
+			break
+		}
 	}
 	var out []string
 	for i, re := range evs {

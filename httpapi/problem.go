@@ -46,6 +46,10 @@ var errUnauthorized = errors.New("missing or invalid API key")
 // after Redis lost them (503).
 var errRecovering = errors.New("the read models are being rebuilt after Redis lost its data; retry shortly")
 
+// errBuilding: a query of read models that are being built (at start, or
+// after Redis lost them) is not answered with part of them (503).
+var errBuilding = errors.New("the read models are being built (partnerd started, or Redis lost its data); retry shortly")
+
 // errTooLarge marks a body over the limit (413).
 var errTooLarge = errors.New("request body too large")
 
@@ -95,7 +99,7 @@ func classify(err error) Problem {
 		p = Problem{Status: http.StatusBadRequest, Title: "Bad Request", Detail: "X-Consistency-Token: " + err.Error()}
 	case errors.Is(err, queries.ErrNotCaughtUp):
 		p = Problem{Status: http.StatusServiceUnavailable, Title: "Service Unavailable", Detail: err.Error()}
-	case errors.Is(err, errRecovering):
+	case errors.Is(err, errRecovering), errors.Is(err, errBuilding):
 		p = Problem{Status: http.StatusServiceUnavailable, Title: "Service Unavailable", Detail: err.Error()}
 	case dependencyDown(err):
 		p = Problem{Status: http.StatusServiceUnavailable, Title: "Service Unavailable",

@@ -97,8 +97,13 @@ type Deps struct {
 	// Redis lost them: an unknown API key may then be a valid one not
 	// rebuilt yet, so it is a 503, not a 401 (optional).
 	Recovering func(ctx context.Context) bool
-	Registry   *prometheus.Registry
-	Logger     *slog.Logger
+	// Building reports that the read models are incomplete: being built at
+	// start, or rebuilt after Redis lost them. Queries of read models then
+	// answer 503 rather than a partial list (optional; it must be cheap:
+	// it runs on every query).
+	Building func(ctx context.Context) bool
+	Registry *prometheus.Registry
+	Logger   *slog.Logger
 	// RateLimit is each API key's token bucket; zero means no limit.
 	RateLimit RateLimit
 	// Hub fans projected activities out to GET /activities/stream.
@@ -371,9 +376,20 @@ func (s *Server) token(c *gin.Context, w queries.Writes) string {
 // consistency makes a query with X-Consistency-Token wait for its write: a
 // GET, or POST /segments/preview (a query with a body). The queries of
 // the segments read model wait for its projection (WaitForSegments).
+//
+// It also answers 503 to a query of the read models while they are being
+// built (Deps.Building): a list, a partner, members or a bulk action's
+// filter must not see half a rebuild. Histories and notes read the log
+// and are answered meanwhile.
 func (s *Server) consistency(c *gin.Context) {
 	tok := c.GetHeader("X-Consistency-Token")
 	preview := c.Request.Method == http.MethodPost && c.FullPath() == segmentPreviewRoute
+	readsModels := (c.Request.Method == http.MethodGet || preview || c.FullPath() == bulkRoute) &&
+		!strings.HasSuffix(c.FullPath(), "/history") && !strings.HasSuffix(c.FullPath(), "/notes")
+	if readsModels && s.Building != nil && s.Building(c.Request.Context()) {
+		s.writeError(c, errBuilding)
+		return
+	}
 	if tok == "" || (c.Request.Method != http.MethodGet && !preview) {
 		c.Next()
 		return

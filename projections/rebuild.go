@@ -152,6 +152,16 @@ func Rebuild(ctx context.Context, rdb redis.UniversalClient, log LogReader, p Pr
 	if err := rdb.Set(ctx, building, gen, 0).Err(); err != nil {
 		return RebuildResult{}, err
 	}
+	// A sequence at or behind the live generation started over: Redis lost
+	// its data, and the number may be the one live runners wrote into
+	// before. A batch in flight at the loss (later ones wait,
+	// ErrNoGeneration) may have left keys there, which a replay into it
+	// would keep (stale index members): clear it first.
+	if seq <= old {
+		if err := DropGeneration(ctx, rdb, name, gen); err != nil {
+			return RebuildResult{}, fmt.Errorf("rebuild %s: clear generation %d: %w", name, gen, err)
+		}
+	}
 	if l := LayoutOf(p); l > 1 {
 		if err := rdb.Set(ctx, LayoutKey(name, gen), l, 0).Err(); err != nil {
 			return RebuildResult{}, err

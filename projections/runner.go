@@ -358,6 +358,10 @@ func (r *Runner) apply(ctx context.Context, evs []Event, pinned int64) (map[stri
 
 var errGuardMoved = errors.New("guard moved; retry")
 
+// ErrNoGeneration: the projection's generation key is gone (Redis lost its
+// data); the batch is not applied, and is retried once a rebuild set one.
+var ErrNoGeneration = errors.New("no live generation in Redis (did it lose its data?); waiting for the rebuild")
+
 type guardRead struct {
 	tag     string
 	streams []string
@@ -396,7 +400,15 @@ func (r *Runner) applyOnce(ctx context.Context, evs []Event, gen int64, follow b
 		return fmt.Errorf("read guards: %w", err)
 	}
 	if genCmd != nil {
-		if live, err := genCmd.Int64(); err == nil && live != gen {
+		live, err := genCmd.Int64()
+		switch {
+		case errors.Is(err, redis.Nil):
+			// Redis lost its data (the rebuild that follows sets a new
+			// generation): writing on into the generation held in memory
+			// would leave a partial copy under a number the rebuild may
+			// build into. Apply nothing until there is one to follow.
+			return ErrNoGeneration
+		case err == nil && live != gen:
 			r.gen.Store(live) // a rebuild switched generations: write there
 			return errGuardMoved
 		}
