@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/partnerd/partnerd/commands"
 	"github.com/partnerd/partnerd/domain"
@@ -15,6 +16,10 @@ import (
 // store, no PARTNERD_BOOTSTRAP_KEY) beside the data, so every start can
 // print it. It is never written when a key is configured.
 const demoKeyFile = "demo-api-key"
+
+// bootstrapWait bounds how long Bootstrap waits for a new program's key to
+// reach the programs read model.
+const bootstrapWait = 30 * time.Second
 
 // Bootstrap creates the bootstrap program if it does not exist yet. It
 // returns the key to show the user ("" when none can be shown) and whether
@@ -39,6 +44,21 @@ func (a *App) Bootstrap(ctx context.Context) (key string, created bool, err erro
 	}
 	if err != nil {
 		return "", false, err
+	}
+	// Return (and so start listening) once the key is projected: a client
+	// that reads "ready" must not get a 401 for the key it was given. With
+	// Kafka, readiness at start counts what the relay published, which
+	// the projections may not have consumed yet.
+	hash := commands.HashAPIKey(key2)
+	for deadline := time.Now().Add(bootstrapWait); ; {
+		if p, err := a.Queries.ProgramOfKey(ctx, hash); err == nil && p == c.BootstrapProgram {
+			break
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			a.Logger.Warn("the bootstrap program's key is not projected yet; requests with it may be refused until it is", "program", c.BootstrapProgram, "waited", bootstrapWait)
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 	if saveKey {
 		if err := os.WriteFile(keyFile, []byte(key2+"\n"), 0o600); err != nil {

@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/partnerd/partnerd/app"
+	"github.com/partnerd/partnerd/commands"
 	"github.com/partnerd/partnerd/eventstore"
 )
 
@@ -15,6 +17,8 @@ import (
 // reached it, it stays so.
 func TestNotReadyUntilTheLogAtStartIsProjected(t *testing.T) {
 	h := start(t, config(t, ""))
+	h.mustCreate("/partners", map[string]any{"partner_id": "s1", "name": "S", "relationship_type": "direct"})
+	h.caughtUp()
 	if code, body := h.readyz(); code != 200 {
 		t.Fatalf("readyz once caught up: %d %s", code, body)
 	}
@@ -29,7 +33,6 @@ func TestNotReadyUntilTheLogAtStartIsProjected(t *testing.T) {
 	}
 	// A known key's query of the read models is a 503 too (they hold only
 	// part of the log), while a history, read from the log, is answered.
-	h.mustCreate("/partners", map[string]any{"partner_id": "s1", "name": "S", "relationship_type": "direct"})
 	if r := h.do("GET", "/partners", nil); r.status != 503 || r.header.Get("Retry-After") == "" {
 		t.Fatalf("a query while starting up: %d %s", r.status, r.body)
 	}
@@ -51,4 +54,25 @@ func TestNotReadyUntilTheLogAtStartIsProjected(t *testing.T) {
 func (h *harness) readyz() (int, string) {
 	r := h.do("GET", h.srv.URL+"/readyz", nil)
 	return r.status, string(r.body)
+}
+
+// Bootstrap returns (and serve starts listening) only once the new
+// program's key is projected: the first request with it is not a 401.
+func TestBootstrapKeyWorksWhenBootstrapReturns(t *testing.T) {
+	cfg := config(t, "")
+	cfg.BootstrapKey = "boot-key-0123456789abcdef"
+	a, err := app.New(cfg, quietLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	if err := a.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if _, created, err := a.Bootstrap(t.Context()); err != nil || !created {
+		t.Fatalf("bootstrap: created %v, %v", created, err)
+	}
+	if p, err := a.Queries.ProgramOfKey(t.Context(), commands.HashAPIKey(cfg.BootstrapKey)); err != nil || p != cfg.BootstrapProgram {
+		t.Fatalf("the key right after Bootstrap belongs to %q (%v), want %q", p, err, cfg.BootstrapProgram)
+	}
 }

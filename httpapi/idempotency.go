@@ -23,11 +23,14 @@ var errIdempotencyInFlight = errors.New("a request with this Idempotency-Key is 
 // unfinished one holds its key. The hold is renewed every quarter of
 // idemLockTTL while the request runs, so it only has to outlive a stall of
 // the process; after a crash mid-request the key is free again (the client
-// may retry for real) within idemLockTTL. A repeat that arrives while the
+// may retry for real) within idemLockTTL, so a retry that comes right
+// after the crash waits (up to idemWait) and then runs, rather than being
+// told 409 for half a minute. Should a stall outlast it, the events' Once
+// keys still apply a retried command once. A repeat that arrives while the
 // first request runs waits up to idemWait for its answer (then 409).
 const (
 	idemTTL     = 24 * time.Hour
-	idemLockTTL = 30 * time.Second
+	idemLockTTL = 8 * time.Second
 	idemWait    = 10 * time.Second
 	idemPoll    = 20 * time.Millisecond
 )
