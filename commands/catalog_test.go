@@ -55,14 +55,17 @@ type fixture struct {
 	store eventstore.Store
 }
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t *testing.T) *fixture { return newFixtureAt(t, nil) }
+
+// newFixtureAt is newFixture with the commands' clock (nil: time.Now).
+func newFixtureAt(t *testing.T, now func() time.Time) *fixture {
 	t.Helper()
 	s, err := embedded.Open(t.TempDir(), embedded.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = s.Close() })
-	return &fixture{t: t, cmds: commands.New(commands.Deps{Store: s}), store: s}
+	return &fixture{t: t, cmds: commands.New(commands.Deps{Store: s, Now: now}), store: s}
 }
 
 var ctx = context.Background()
