@@ -89,19 +89,11 @@ func (q *Queries) countMatching(ctx context.Context, stream string, last []event
 		return int64(last[0].Version) + 1, nil
 	}
 	var n int64
-	for from := uint64(0); ; {
-		evs, err := q.store.ReadStream(ctx, stream, from, eventstore.Forwards, historyReadPage)
-		if err != nil {
-			return 0, err
+	err := q.scan(ctx, stream, 0, func(e eventstore.RecordedEvent) (bool, error) {
+		if f.match(e) {
+			n++
 		}
-		for _, e := range evs {
-			if f.match(e) {
-				n++
-			}
-		}
-		if len(evs) < historyReadPage {
-			return n, nil
-		}
-		from = evs[len(evs)-1].Version + 1
-	}
+		return true, nil
+	})
+	return n, err
 }

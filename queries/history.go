@@ -107,15 +107,8 @@ func (q *Queries) History(ctx context.Context, category, program, id string, aft
 		from = 0
 	}
 	var matched []eventstore.RecordedEvent
-	for {
-		evs, err := q.store.ReadStream(ctx, stream, from, eventstore.Forwards, historyReadPage)
-		if err != nil {
-			return page, fmt.Errorf("history of %s %s: %w", category, id, err)
-		}
-		for _, e := range evs {
-			if !f.match(e) {
-				continue
-			}
+	err = q.scan(ctx, stream, from, func(e eventstore.RecordedEvent) (bool, error) {
+		if f.match(e) {
 			if !f.empty() {
 				page.Total++
 			}
@@ -123,10 +116,10 @@ func (q *Queries) History(ctx context.Context, category, program, id string, aft
 				matched = append(matched, e)
 			}
 		}
-		if len(evs) < historyReadPage || (f.empty() && len(matched) > limit) {
-			break
-		}
-		from = evs[len(evs)-1].Version + 1
+		return !f.empty() || len(matched) <= limit, nil
+	})
+	if err != nil {
+		return page, fmt.Errorf("history of %s %s: %w", category, id, err)
 	}
 	if len(matched) > limit {
 		matched = matched[:limit]
@@ -165,28 +158,46 @@ func (a AsOf) String() string {
 // resource version reached (0 when no event qualifies). A Version bound
 // past the end of the stream is not found: that version never existed.
 func (q *Queries) fold(ctx context.Context, stream string, at AsOf, apply func(domain.Event)) (uint64, error) {
-	var version, from uint64
+	var version uint64
+	bounded := false
+	err := q.scan(ctx, stream, 0, func(re eventstore.RecordedEvent) (bool, error) {
+		if (!at.Time.IsZero() && occurredAt(re).After(at.Time)) || (at.Version > 0 && re.Version+1 > at.Version) {
+			bounded = true
+			return false, nil
+		}
+		ev, err := domain.DecodeStored(re.Type, re.Metadata, re.Data)
+		if err != nil {
+			return false, fmt.Errorf("event %s of %s: %w", re.ID, stream, err)
+		}
+		apply(ev)
+		version = re.Version + 1
+		return true, nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	if !bounded && at.Version > version {
+		return 0, fmt.Errorf("no version %d (the last is %d): %w", at.Version, version, domain.ErrNotFound)
+	}
+	return version, nil
+}
+
+// scan calls fn with the events of a stream from version from on, oldest
+// first, a page at a time, until fn says no more (or fails) or the stream
+// ends.
+func (q *Queries) scan(ctx context.Context, stream string, from uint64, fn func(eventstore.RecordedEvent) (bool, error)) error {
 	for {
 		evs, err := q.store.ReadStream(ctx, stream, from, eventstore.Forwards, historyReadPage)
 		if err != nil {
-			return 0, err
+			return err
 		}
-		for _, re := range evs {
-			if (!at.Time.IsZero() && occurredAt(re).After(at.Time)) || (at.Version > 0 && re.Version+1 > at.Version) {
-				return version, nil
+		for _, e := range evs {
+			if more, err := fn(e); err != nil || !more {
+				return err
 			}
-			ev, err := domain.DecodeStored(re.Type, re.Metadata, re.Data)
-			if err != nil {
-				return 0, fmt.Errorf("event %s of %s: %w", re.ID, stream, err)
-			}
-			apply(ev)
-			version = re.Version + 1
 		}
 		if len(evs) < historyReadPage {
-			if at.Version > version {
-				return 0, fmt.Errorf("no version %d (the last is %d): %w", at.Version, version, domain.ErrNotFound)
-			}
-			return version, nil
+			return nil
 		}
 		from = evs[len(evs)-1].Version + 1
 	}
@@ -195,9 +206,7 @@ func (q *Queries) fold(ctx context.Context, stream string, at AsOf, apply func(d
 // occurredAt is the event's metadata occurred_at, or its recorded_at when
 // it has none (events older than the field).
 func occurredAt(re eventstore.RecordedEvent) time.Time {
-	var m struct {
-		OccurredAt time.Time `json:"occurred_at"`
-	}
+	var m storedMeta
 	if json.Unmarshal(re.Metadata, &m) == nil && !m.OccurredAt.IsZero() {
 		return m.OccurredAt
 	}
