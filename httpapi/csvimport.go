@@ -79,9 +79,6 @@ const (
 	maxImportCell    = 10_000
 )
 
-// parseImportHeader checks a header row: every column must be a list
-// column, once. Unknown or repeated columns are one ValidationError naming
-// each (422 for the whole upload).
 // importColumnName is a header cell as a column name: trimmed, in lower
 // case, with spaces and hyphens as underscores, so that a spreadsheet's
 // "Partner ID" or "Date-Joined" names partner_id and date_joined.
@@ -90,6 +87,9 @@ func importColumnName(raw string) string {
 	return strings.Join(strings.FieldsFunc(name, func(r rune) bool { return r == ' ' || r == '-' || r == '\t' }), "_")
 }
 
+// parseImportHeader checks a header row: every column must be a list
+// column, once. Unknown or repeated columns are one ValidationError naming
+// each (422 for the whole upload).
 func parseImportHeader(header []string) (*importPlan, error) {
 	if len(header) > 0 {
 		header[0] = strings.TrimPrefix(header[0], "\ufeff")
