@@ -42,7 +42,7 @@ func (a *App) initEpoch(ctx context.Context) error {
 // Redis lost them, or are gone and about to be (the epoch is missing), or
 // are still being built at start (startingUp).
 func (a *App) recoveringNow(ctx context.Context) bool {
-	if a.recovering.Load() || a.startingUp(ctx) {
+	if a.building(ctx) {
 		return true
 	}
 	n, err := a.Redis.Exists(ctx, EpochKey).Result()
