@@ -119,10 +119,9 @@ func (p *Partner) Apply(ev Event) {
 		p.id, p.program = e.PartnerID, e.ProgramID
 		p.profile, p.personal = e.Profile, e.Personal
 		p.prospectStage, p.signupSource = e.ProspectStage, e.SignupSource
-		p.createdAt, p.updatedAt = e.CreatedAt, e.CreatedAt
+		p.createdAt = e.CreatedAt
 	case PartnerProfileUpdated:
 		p.profile, p.personal = e.Profile, e.Personal
-		p.updatedAt = e.UpdatedAt
 	case PartnerGroupsChanged:
 		p.groups = slices.Clone(e.Groups)
 	case PartnerAssigned:
