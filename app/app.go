@@ -148,6 +148,12 @@ func New(c Config, logger *slog.Logger) (*App, error) {
 		r.Logger = logger
 		a.Runners = append(a.Runners, r)
 	}
+	if r := a.runner(projections.Programs{}.Name()); r != nil {
+		// API keys change only through the programs projection: what it
+		// applied (and the generation it applies into) versions the
+		// queries' key cache.
+		a.Queries.KeysVersion = func() uint64 { return r.Applied() + uint64(r.Generation())<<40 }
+	}
 	a.Relay = &relay.Relay{Store: a.Store, Publisher: a.Bus, Checkpoints: relay.RedisCheckpoints{Client: a.Redis}, Logger: logger}
 	a.Lease = &relay.Lease{Client: a.Redis, Logger: logger}
 	a.lag = newLagTracker()

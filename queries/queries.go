@@ -43,6 +43,11 @@ type Queries struct {
 	gens  Generations
 	// WaitLimit bounds a read-your-writes wait (default 5 s).
 	WaitLimit time.Duration
+	// KeysVersion, when set, changes whenever the programs projection
+	// applies an event in this process (API keys issued or revoked); it
+	// lets ProgramOfKey answer from a short-lived cache (see keyCache).
+	KeysVersion func() uint64
+	apiKeys     keyCache
 }
 
 // New makes the read side.
@@ -211,9 +216,22 @@ func (q *Queries) poll(ctx context.Context, applied func() (bool, error)) error 
 // ProgramOfKey returns the program an API key belongs to ("" when the key is
 // unknown or revoked).
 func (q *Queries) ProgramOfKey(ctx context.Context, keyHash string) (string, error) {
+	var version uint64
+	now := time.Now()
+	if q.KeysVersion != nil {
+		// Read before Redis: a revocation applied after the read below
+		// moves the version, so the entry put with this one is not used.
+		version = q.KeysVersion()
+		if p, ok := q.apiKeys.get(keyHash, version, now); ok {
+			return p, nil
+		}
+	}
 	p, err := q.rdb.Get(ctx, q.keys("programs", projections.ProgramsTag).Key("key", keyHash)).Result()
 	if errors.Is(err, redis.Nil) {
 		return "", nil
+	}
+	if err == nil && p != "" && q.KeysVersion != nil {
+		q.apiKeys.put(keyHash, p, version, now)
 	}
 	return p, err
 }

@@ -1,0 +1,93 @@
+package queries_test
+
+import (
+	"context"
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/partnerd/partnerd/domain"
+	"github.com/partnerd/partnerd/eventstore"
+	"github.com/partnerd/partnerd/projections"
+	"github.com/partnerd/partnerd/queries"
+)
+
+// TestProgramOfKeyCache: a key's program is answered from memory while
+// the programs projection applied nothing new, a revocation it applies
+// takes effect on the next request, and one it does not see (another
+// instance applied it) within a second.
+func TestProgramOfKeyCache(t *testing.T) {
+	backends(t, func(t *testing.T, rdb *redis.Client, program string) {
+		ctx := context.Background()
+		r := projections.NewRunner(rdb, projections.Programs{})
+		if err := r.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+		q := queries.New(rdb, nil, gens{r})
+		q.KeysVersion = func() uint64 { return r.Applied() + uint64(r.Generation())<<40 }
+		stream := domain.ProgramStream(program)
+		var version uint64
+		apply := func(ev domain.Event) {
+			t.Helper()
+			data, err := json.Marshal(ev)
+			if err != nil {
+				t.Fatal(err)
+			}
+			version++
+			if err := r.Apply(ctx, []projections.Event{{ID: program + "-" + ev.EventType() + string(rune('0'+version)), Type: ev.EventType(),
+				Stream: stream, Program: program, Version: version, Position: eventstore.Position(version), Schema: 1,
+				RecordedAt: time.Now(), Data: data}}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		lookup := func(hash string) string {
+			t.Helper()
+			p, err := q.ProgramOfKey(ctx, hash)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return p
+		}
+		now := time.Now().UTC()
+		apply(domain.ProgramCreated{ProgramID: program, Name: program, CreatedAt: now})
+		apply(domain.ProgramAPIKeyIssued{ProgramID: program, KeyID: "k1", KeyHash: program + "-h1", IssuedAt: now})
+		apply(domain.ProgramAPIKeyIssued{ProgramID: program, KeyID: "k2", KeyHash: program + "-h2", IssuedAt: now})
+		if p := lookup(program + "-h1"); p != program {
+			t.Fatalf("issued key: %q", p)
+		}
+		if p := lookup(program + "-unknown"); p != "" {
+			t.Fatalf("unknown key: %q", p)
+		}
+
+		// Revoked through the projection this process runs: refused at once.
+		apply(domain.ProgramAPIKeyRevoked{ProgramID: program, KeyID: "k1", RevokedAt: now})
+		if p := lookup(program + "-h1"); p != "" {
+			t.Fatalf("revoked key still answers %q", p)
+		}
+
+		// Gone from Redis behind this process's back (another instance
+		// applied the revocation): the cached answer lasts at most a second.
+		if p := lookup(program + "-h2"); p != program {
+			t.Fatalf("second key: %q", p)
+		}
+		keys, err := rdb.Keys(ctx, "pd:programs:*:key:"+program+"-h2").Result()
+		if err != nil || len(keys) != 1 {
+			t.Fatalf("key entry in Redis: %v %v", keys, err)
+		}
+		if err := rdb.Del(ctx, keys[0]).Err(); err != nil {
+			t.Fatal(err)
+		}
+		if p := lookup(program + "-h2"); p != program {
+			t.Fatalf("the answer was not cached: %q", p)
+		}
+		deadline := time.Now().Add(3 * time.Second)
+		for lookup(program+"-h2") != "" {
+			if time.Now().After(deadline) {
+				t.Fatal("a key removed from Redis still answers after 3 s")
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	})
+}
