@@ -250,6 +250,10 @@ func (r *Runner) Checkpoint() eventstore.Position { return eventstore.Position(r
 // Applied counts events applied (not skipped) by this process.
 func (r *Runner) Applied() uint64 { return r.applied.Load() }
 
+// Batches counts the atomic steps (batches with events to apply) this
+// process applied: Applied / Batches is the mean batch.
+func (r *Runner) Batches() uint64 { return r.batches.Load() }
+
 // Handle is the Watermill handler: it returns once the message's effect is
 // in Redis (or known to be there already), so an ack means applied.
 func (r *Runner) Handle(msg *message.Message) error {

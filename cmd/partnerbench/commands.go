@@ -157,6 +157,7 @@ func benchCommands(redisURL string, d time.Duration, res Results) error {
 	}
 	defer stopProfile() // also stops it when a phase fails
 	cpu0 = processCPU()
+	batches0 := runnerBatches(s.app)
 	var commits0, events0 uint64
 	stats, _ := s.app.Store.(interface{ Stats() *embedded.Stats })
 	if stats != nil {
@@ -214,6 +215,11 @@ func benchCommands(redisURL string, d time.Duration, res Results) error {
 		return err
 	}
 	res["commands.create_cpu_us"] = float64((processCPU() - cpu0).Microseconds()) / float64(max(1, nCreates))
+	for name, b := range runnerBatches(s.app) {
+		if d := b.batches - batches0[name].batches; d > 0 {
+			res["commands.create_events_per_batch."+name] = float64(b.applied-batches0[name].applied) / float64(d)
+		}
+	}
 	stopProfile()
 	cpu0 = processCPU()
 	updates, nUpdates, err := loadN(conns, d, func(w, i int) error {
@@ -268,4 +274,15 @@ func flushRedis(redisURL string) error {
 		rdb.Close()
 	}
 	return err
+}
+
+type runnerCount struct{ applied, batches uint64 }
+
+// runnerBatches is what each projection runner of a has applied so far.
+func runnerBatches(a *app.App) map[string]runnerCount {
+	out := map[string]runnerCount{}
+	for _, r := range a.Runners {
+		out[r.Projection().Name()] = runnerCount{r.Applied(), r.Batches()}
+	}
+	return out
 }
