@@ -143,7 +143,7 @@ func New(c Config, logger *slog.Logger) (*App, error) {
 		deps.Snapshots = snaps
 	}
 	a.Commands = commands.New(deps)
-	for _, p := range ProjectionsFor(c) {
+	for _, p := range WithSegmentRestorer(ProjectionsFor(c), a.Redis, a.Store, logger) {
 		r := projections.NewRunner(a.Redis, p)
 		r.Logger = logger
 		a.Runners = append(a.Runners, r)
@@ -173,6 +173,19 @@ func New(c Config, logger *slog.Logger) (*App, error) {
 		StreamBuffer: c.StreamBuffer})
 	a.registerMetrics()
 	return a, nil
+}
+
+// WithSegmentRestorer gives the segments projection among ps what its
+// Reconcile needs after Redis lost its data: the members streams in store,
+// from which it restores what downstream was told (see
+// projections.Segments.Restorer). It returns ps.
+func WithSegmentRestorer(ps []projections.Projection, rdb redis.UniversalClient, store projections.Appender, logger *slog.Logger) []projections.Projection {
+	for _, p := range ps {
+		if s, ok := p.(*projections.Segments); ok {
+			s.Restorer = &projections.SegmentOutbox{Redis: rdb, Store: store, Logger: logger}
+		}
+	}
+	return ps
 }
 
 // Projections lists every read model partnerd keeps, configured by Defaults.
@@ -229,29 +242,40 @@ func (a *App) Start(ctx context.Context) error {
 		return fmt.Errorf("log head: %w", err)
 	}
 	a.startHead.Store(uint64(head))
+	// A projection with nothing in Redis over a log with events (a
+	// projection new to the deployment, the embedded Redis that starts
+	// empty, a Redis that lost its data while partnerd was down) is built
+	// from the log first, as a rebuild: replayed without side effects,
+	// then reconciled. Fed the log through the bus instead, the segments
+	// projection would announce its whole history again.
+	var fresh []*projections.Runner
 	for _, r := range a.Runners {
 		if err := r.Start(ctx); err != nil {
 			return err
 		}
-		// A projection new to a deployment whose log was already published
-		// would meet streams mid-history: build it from the log first.
-		if r.Fresh() && a.published(ctx) > 0 {
-			a.Logger.Info("building a new projection from the log", "projection", r.Projection().Name())
-			res, err := projections.Rebuild(ctx, a.Redis, a.Store, r.Projection(), nil)
-			if err != nil {
-				return fmt.Errorf("build projection %s: %w", r.Projection().Name(), err)
-			}
-			if err := r.Refresh(ctx); err != nil {
-				return err
-			}
-			a.Logger.Info("projection built", "projection", r.Projection().Name(), "events", res.Events, "took", res.Duration)
+		if r.Fresh() && head > 0 {
+			fresh = append(fresh, r)
 		}
+	}
+	if err := a.buildFresh(ctx, fresh); err != nil {
+		return err
+	}
+	rebuiltAll := len(fresh) > 0 && len(fresh) == len(a.Runners)
+	for _, r := range a.Runners {
 		sub, err := a.Bus.NewSubscriber("partnerd.projection." + r.Projection().Name())
 		if err != nil {
 			return fmt.Errorf("subscriber for %s: %w", r.Projection().Name(), err)
 		}
 		for _, topic := range r.Projection().Topics() {
 			router.AddNoPublisherHandler(r.Projection().Name()+"@"+topic, topic, sub, r.Handle)
+		}
+	}
+	if _, inProcess := a.Bus.(*bus.InProcess); inProcess && rebuiltAll && a.published(ctx) == 0 {
+		// Every read model was just built from the log up to head at least,
+		// and the in-process bus reaches nothing else: publishing the log
+		// before head again would only be skipped, event by event.
+		if err := (relay.RedisCheckpoints{Client: a.Redis}).Save(ctx, head); err != nil {
+			return fmt.Errorf("relay checkpoint: %w", err)
 		}
 	}
 	a.wg.Add(1)
@@ -284,6 +308,46 @@ func (a *App) Start(ctx context.Context) error {
 	go func() { defer a.wg.Done(); a.runScheduler(ctx) }()
 	a.migrateLayouts()
 	return nil
+}
+
+// buildFresh builds the fresh projections rs from the log. On the
+// embedded Redis, one after the other, dropping each old generation at
+// once; on a shared Redis, at the same time, as each waits for runners
+// elsewhere to see its switch.
+func (a *App) buildFresh(ctx context.Context, rs []*projections.Runner) error {
+	build := func(r *projections.Runner) error {
+		name := r.Projection().Name()
+		a.Logger.Info("building a projection from the log", "projection", name)
+		rebuild := projections.Rebuild
+		if a.mini != nil {
+			rebuild = projections.RebuildAlone // nobody else sees this Redis
+		}
+		res, err := rebuild(ctx, a.Redis, a.Store, r.Projection(), nil)
+		if err != nil {
+			return fmt.Errorf("build projection %s: %w", name, err)
+		}
+		if err := r.Refresh(ctx); err != nil {
+			return err
+		}
+		a.Logger.Info("projection built", "projection", name, "events", res.Events, "took", res.Duration)
+		return nil
+	}
+	if a.mini != nil {
+		for _, r := range rs {
+			if err := build(r); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	errs := make([]error, len(rs))
+	var wg sync.WaitGroup
+	for i, r := range rs {
+		wg.Add(1)
+		go func() { defer wg.Done(); errs[i] = build(r) }()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
 }
 
 // migrateLayouts rebuilds, in the background, each projection whose live

@@ -114,6 +114,19 @@ var foldStreams, workerBatch = rebuildFoldStreams, rebuildWorkerBatch
 // before the switch leaves a generation nobody reads; the next rebuild
 // drops it.
 func Rebuild(ctx context.Context, rdb redis.UniversalClient, log LogReader, p Projection, progress RebuildProgress) (RebuildResult, error) {
+	return rebuild(ctx, rdb, log, p, progress, false)
+}
+
+// RebuildAlone is Rebuild for a Redis that no other process uses (the
+// embedded one): no runner elsewhere can still be writing the old
+// generation after the switch, so it drops it without waiting for them
+// (3 × GenerationRefresh) — a start rebuilds every read model this way.
+// The caller's own runners must not be applying events meanwhile.
+func RebuildAlone(ctx context.Context, rdb redis.UniversalClient, log LogReader, p Projection, progress RebuildProgress) (RebuildResult, error) {
+	return rebuild(ctx, rdb, log, p, progress, true)
+}
+
+func rebuild(ctx context.Context, rdb redis.UniversalClient, log LogReader, p Projection, progress RebuildProgress, alone bool) (RebuildResult, error) {
 	start := time.Now()
 	name := p.Name()
 	lock, err := lockRebuild(ctx, rdb, name)
@@ -204,10 +217,12 @@ func Rebuild(ctx context.Context, rdb redis.UniversalClient, log LogReader, p Pr
 		return res, fmt.Errorf("rebuild %s: tail: %w", name, err)
 	}
 	waited := time.Now()
-	select {
-	case <-time.After(3 * GenerationRefresh):
-	case <-ctx.Done():
-		return res, ctx.Err()
+	if !alone {
+		select {
+		case <-time.After(3 * GenerationRefresh):
+		case <-ctx.Done():
+			return res, ctx.Err()
+		}
 	}
 	res.DropWait = time.Since(waited)
 	if rc, ok := p.(Reconciler); ok {

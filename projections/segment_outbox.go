@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -212,6 +213,33 @@ func (o *SegmentOutbox) logger() *slog.Logger {
 		return o.Logger
 	}
 	return slog.Default()
+}
+
+// RestoreIfLost restores a segment's announced set and seq counter from
+// its members stream when Redis counts fewer announcements than the
+// stream holds: Redis lost them (it always counts at least as many, its
+// outbox holding those not appended yet). Reconcile runs it first, so it
+// announces the difference against what downstream was really told, not
+// against an empty set whose announcements would collide with the stream.
+func (o *SegmentOutbox) RestoreIfLost(ctx context.Context, program, seg string) (bool, error) {
+	last, err := o.Store.ReadStream(ctx, domain.SegmentMembersStream(program, seg), math.MaxUint64, eventstore.Backwards, 1)
+	if err != nil || len(last) == 0 {
+		return false, err
+	}
+	seq, err := o.Redis.Get(ctx, SegmentOutKeys(program).Seq(seg)).Uint64()
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return false, err
+	}
+	if seq > last[0].Version {
+		return false, nil
+	}
+	dropped, err := o.restoreSegment(ctx, program, seg)
+	if err != nil {
+		return false, err
+	}
+	o.logger().Warn("segment membership announcements restored from the log (Redis had lost them)",
+		"program", program, "segment", seg, "announced", last[0].Version+1, "redis_had", seq, "dropped_entries", dropped)
+	return true, nil
 }
 
 // restoreSegment rebuilds a segment's announced set and seq counter from

@@ -68,6 +68,13 @@ type Segments struct {
 	mu    sync.Mutex
 	cache map[string]*progCache // by generation and program
 	owner string                // this instance's recompute lock value
+	// Restorer, when set, gives Reconcile what downstream was told about a
+	// segment whose announcement state Redis lost (SegmentOutbox does it
+	// from the members stream). Without it a Redis that lost its data
+	// makes Reconcile announce every member again.
+	Restorer interface {
+		RestoreIfLost(ctx context.Context, program, segment string) (bool, error)
+	}
 }
 
 // NewSegments makes the segments projection.
@@ -722,6 +729,11 @@ func (s *Segments) Reconcile(ctx context.Context, rdb redis.UniversalClient, gen
 			return err
 		}
 		for _, seg := range append(live, dead...) {
+			if s.Restorer != nil {
+				if _, err := s.Restorer.RestoreIfLost(ctx, prog, seg); err != nil {
+					return fmt.Errorf("reconcile segment %s: %w", seg, err)
+				}
+			}
 			keys := []string{ks.Key("members", seg), out.Announced(seg), out.Seq(seg), out.Outbox()}
 			if err := script.Run(ctx, rdb, keys, seg, "rebuild", now).Err(); err != nil {
 				return fmt.Errorf("reconcile segment %s: %w", seg, err)

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"log/slog"
 	"strings"
 	"time"
 
@@ -64,7 +65,7 @@ func rebuild(args []string, stdout, stderr io.Writer) error {
 	ctx, stop := withSignals()
 	defer stop()
 	defer gctune.Start(cfg.GCHeadroomMB)()
-	for _, p := range todo {
+	for _, p := range app.WithSegmentRestorer(todo, rdb, store, slog.New(slog.NewTextHandler(stderr, nil))) {
 		bar := newProgressBar(stderr, p.Name())
 		res, err := projections.Rebuild(ctx, rdb, store, p, bar.update)
 		bar.finish()

@@ -1,0 +1,91 @@
+package app_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/partnerd/partnerd/projections"
+)
+
+const dbSegmentsRestart = 35
+
+// A restart over a Redis with nothing in it (the embedded Redis always; a
+// real one that lost its data while partnerd was down) tells downstream
+// nothing new: the read models are built from the log as a rebuild, and
+// the segment announcements reconciled against the members streams, not
+// replayed. An audit saw every start append hundreds of old enters and
+// leaves, with new seqs, once a segment had some history.
+func TestRestartOnEmptyRedisAnnouncesNothingNew(t *testing.T) {
+	for name, url := range map[string]func(*testing.T) string{"embedded redis": func(*testing.T) string { return "" },
+		"real redis": func(t *testing.T) string { return redisDB(t, dbSegmentsRestart) }} {
+		t.Run(name, func(t *testing.T) {
+			cfg := config(t, url(t))
+			h := start(t, cfg)
+			h.mustCreate("/segments", map[string]any{"id": "de", "name": "DE", "conditions": rows(row("country", "any_of", "DE"))})
+			const partners = 120
+			for i := range partners {
+				id := fmt.Sprintf("r%d", i)
+				h.mustCreate("/partners", map[string]any{"partner_id": id, "name": "R", "relationship_type": "direct", "country": "DE"})
+				h.expect(200, "PATCH", "/partners/"+id, map[string]any{"country": "US"})
+				h.expect(200, "PATCH", "/partners/"+id, map[string]any{"country": "DE"})
+			}
+			const announced = 3 * partners // entered, left, entered again
+			waitMembership(t, h, announced)
+			h.stop()
+			if cfg.RedisURL != "" {
+				opt, err := redis.ParseURL(cfg.RedisURL)
+				if err != nil {
+					t.Fatal(err)
+				}
+				c := redis.NewClient(opt)
+				err = c.FlushDB(context.Background()).Err()
+				_ = c.Close()
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+
+			h = start(t, cfg)
+			time.Sleep(time.Second) // the outbox drainer polls every 20 ms
+			waitMembership(t, h, announced)
+			if got := len(h.membership("de")); got != announced {
+				t.Fatalf("members stream after the restart: %d events, was %d: old changes announced again", got, announced)
+			}
+			members, err := h.app.Queries.SegmentMemberIDs(t.Context(), "acme", "de")
+			if err != nil || len(members) != partners {
+				t.Fatalf("members after the restart: %d (%v), want %d", len(members), err, partners)
+			}
+			// Announcing goes on from where the stream is.
+			h.expect(200, "PATCH", "/partners/r0", map[string]any{"country": "FR"})
+			waitMembership(t, h, announced+1)
+			if last := h.membership("de")[announced]; last != "-r0" {
+				t.Fatalf("announcement after the restart: %q, want -r0", last)
+			}
+		})
+	}
+}
+
+// waitMembership waits until the members stream of segment de has n
+// events and the outbox is empty, and fails if it ever has more.
+func waitMembership(t *testing.T, h *harness, n int) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		got := len(h.membership("de"))
+		left, err := h.app.Redis.LLen(t.Context(), projections.SegmentOutKeys("acme").Outbox()).Result()
+		if got > n {
+			t.Fatalf("members stream of de: %d events, want %d", got, n)
+		}
+		if got == n && err == nil && left == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("members stream of de: %d events after 30 s, want %d (outbox %d, %v)", got, n, left, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
