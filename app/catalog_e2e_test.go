@@ -140,11 +140,20 @@ func TestContractsOverHTTP(t *testing.T) {
 			t.Fatal(err)
 		}
 		list := h.do("GET", "/template-terms?limit=1", nil).json(t)
-		if list["total"] != 2.0 || len(list["items"].([]any)) != 1 || list["next_cursor"] != "gold" {
+		next, _ := list["next_cursor"].(string)
+		if list["total"] != 2.0 || len(list["items"].([]any)) != 1 || list["items"].([]any)[0].(map[string]any)["id"] != "gold" || next == "" {
 			t.Fatalf("term list = %v", list)
 		}
-		if r := h.do("GET", "/template-terms?cursor=gold", nil).json(t); r["items"].([]any)[0].(map[string]any)["id"] != "gold-2027" {
-			t.Fatalf("second page = %v", r)
+		second := h.do("GET", "/template-terms?cursor="+next, nil).json(t)
+		if second["items"].([]any)[0].(map[string]any)["id"] != "gold-2027" || second["next_cursor"] != nil {
+			t.Fatalf("second page = %v", second)
+		}
+		// A cursor is one this server issued, for this list.
+		for _, path := range []string{"/template-terms?cursor=gold", "/groups?cursor=zzz", "/segments?cursor=" + next,
+			"/connections?cursor=" + next, "/credentials?cursor=%25%25"} {
+			if r := h.do("GET", path, nil); r.status != 400 || r.header.Get("Content-Type") != "application/problem+json" {
+				t.Fatalf("GET %s: %d %s, want a 400 problem", path, r.status, r.body)
+			}
 		}
 		// Modify: schedule an expiry, then revert it.
 		m := h.do("POST", "/partners/blog/contract/modify", map[string]any{"end_date": "2098-06-30"})

@@ -282,3 +282,35 @@ func TestConnectionsOverHTTP(t *testing.T) {
 		}
 	})
 }
+
+const dbCredentialVersion = 36
+
+// A credential's version, as shown, is the one If-Match is checked
+// against: connections attaching to it and detaching from it move it.
+func TestCredentialVersionFollowsItsConnections(t *testing.T) {
+	backends(t, dbCredentialVersion, func(t *testing.T, h *harness) {
+		h.mustCreate("/credentials", map[string]any{"id": "login", "name": "Login", "type": "password"})
+		h.mustCreate("/connections", map[string]any{"id": "up", "name": "Up", "direction": "upload", "data_type": "audiences",
+			"method": "sftp", "methodology": "push", "credential_id": "login"})
+		shown := func(want float64, usedBy []any) {
+			t.Helper()
+			if err := h.app.WaitCaughtUp(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+			r := h.expect(200, "GET", "/credentials/login", nil)
+			if got := r.json(t); got["version"] != want || !reflect.DeepEqual(got["used_by"], usedBy) {
+				t.Fatalf("credential shown as %v, want version %v used by %v", got, want, usedBy)
+			}
+			if r.header.Get("ETag") != "" && r.header.Get("ETag") != fmt.Sprintf(`"%d"`, int(want)) {
+				t.Fatalf("ETag %s, want version %v", r.header.Get("ETag"), want)
+			}
+		}
+		shown(2, []any{"up"}) // created, connection attached
+		h.expect(200, "POST", "/credentials/login/rotate", map[string]any{}, "If-Match", "2")
+		shown(3, []any{"up"})
+		h.expect(204, "DELETE", "/connections/up", nil)
+		shown(4, []any{})
+		h.expect(200, "POST", "/credentials/login/rotate", map[string]any{}, "If-Match", "4")
+		shown(5, []any{})
+	})
+}

@@ -361,8 +361,8 @@ func validateFolder(f string) error {
 		return fmt.Errorf("is required for methodology pull: an absolute folder path such as /home/acme/audiences")
 	case !utf8.ValidString(f):
 		return fmt.Errorf("must be valid UTF-8")
-	case len(f) > maxFolderLen:
-		return fmt.Errorf("must be at most %d bytes", maxFolderLen)
+	case utf8.RuneCountInString(f) > maxFolderLen:
+		return fmt.Errorf("must be at most %d characters", maxFolderLen)
 	case strings.IndexFunc(f, unicode.IsControl) >= 0:
 		return fmt.Errorf("must not contain control characters")
 	case !strings.HasPrefix(f, "/"):

@@ -28,6 +28,12 @@ func (Connections) Name() string { return "connections" }
 // Topics implements Projection.
 func (Connections) Topics() []string { return []string{"partnerd.connections"} }
 
+// Layout implements Layouted. Layout 2: a credential's doc carries its
+// stream's version after connections attach and detach (layout 1 left it
+// at the last create or rotation, so If-Match with it failed); a start
+// rebuilds generations of layout 1.
+func (Connections) Layout() int { return 2 }
+
 // Tag implements Projection: one program's keys share a slot.
 func (Connections) Tag(e Event) string { return e.Program }
 
@@ -97,7 +103,7 @@ func (Connections) Plan(ctx context.Context, rd redis.Cmdable, b *Batch) error {
 		switch e.Type {
 		case domain.TypeConnectionUpdated:
 			docs[e.Stream] = pipe.HGet(ctx, ks.Key("conndoc", idOf(e, domain.CategoryConnection)), "doc")
-		case domain.TypeCredentialRotated:
+		case domain.TypeCredentialRotated, domain.TypeCredentialConnectionAttached, domain.TypeCredentialConnectionDetached:
 			docs[e.Stream] = pipe.HGet(ctx, ks.Key("creddoc", idOf(e, domain.CategoryCredential)), "doc")
 		}
 	}
@@ -165,9 +171,21 @@ func (Connections) Plan(ctx context.Context, rd redis.Cmdable, b *Batch) error {
 			w.Del(ks.Key("creddoc", ev.CredentialID))
 			w.ZRem(ks.Key("creds"), ev.CredentialID)
 			w.Del(ks.Key("creduse", ev.CredentialID))
+		case domain.CredentialConnectionAttached, domain.CredentialConnectionDetached:
+			// They move only the credential's version (what If-Match is
+			// checked against); the use list follows the connections' own
+			// events. A credential deleted meanwhile has no doc to move.
+			if creds[e.Stream] == nil && (docs[e.Stream] == nil || docs[e.Stream].Val() == "") {
+				continue
+			}
+			v, err := working(creds, docs, e)
+			if err != nil {
+				return err
+			}
+			v.Version, v.UsedBy = e.Version, nil
+			doc, _ := json.Marshal(v)
+			w.HSet(ks.Key("creddoc", v.ID), "doc", string(doc))
 		}
-		// connection_attached/detached only move the stream's version: the
-		// use a list shows follows the connections' own events.
 	}
 	return nil
 }

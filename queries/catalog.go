@@ -76,7 +76,8 @@ func (q *Queries) docOf(ctx context.Context, projection, program, prefix, what, 
 }
 
 // docPage pages through the IDs of a lexical zset and their docs; the
-// cursor is the last ID of the previous page.
+// cursor holds the last ID of the previous page, and which list it is of
+// (one of another list, or not from this server, is ErrBadCursor).
 func (q *Queries) docPage(ctx context.Context, program, index, prefix string, limit int, cursor string) (Page[json.RawMessage], error) {
 	return q.docPageOf(ctx, catalog, program, index, prefix, limit, cursor)
 }
@@ -86,7 +87,11 @@ func (q *Queries) docPageOf(ctx context.Context, projection, program, index, pre
 	ks := q.keys(projection, program)
 	min := "-"
 	if cursor != "" {
-		min = "(" + cursor
+		_, after, err := parsePartnerCursor(cursor, index)
+		if err != nil {
+			return Page[json.RawMessage]{}, err
+		}
+		min = "(" + after
 	}
 	pipe := q.rdb.Pipeline()
 	idsCmd := pipe.ZRangeByLex(ctx, ks.Key(index), &redis.ZRangeBy{Min: min, Max: "+", Count: int64(limit) + 1})
@@ -98,7 +103,7 @@ func (q *Queries) docPageOf(ctx context.Context, projection, program, index, pre
 	page := Page[json.RawMessage]{Items: []json.RawMessage{}, Total: totalCmd.Val()}
 	if len(ids) > limit {
 		ids = ids[:limit]
-		next := ids[len(ids)-1]
+		next := partnerCursor(index, "0", ids[len(ids)-1])
 		page.NextCursor = &next
 	}
 	if len(ids) == 0 {
