@@ -180,6 +180,10 @@ func TestConnectionsOverHTTP(t *testing.T) {
 		if r := h.do("PATCH", "/connections/mail", map[string]any{"pattern": "*"}); r.status != 422 || !reflect.DeepEqual(problemFields(t, r), []string{"pattern"}) {
 			t.Errorf("PATCH to a match-all pattern: %d %s", r.status, r.body)
 		}
+		if r := h.do("PATCH", "/connections/mail", map[string]any{"name": nil, "pattern": nil, "direction": "upload"}); r.status != 422 ||
+			!reflect.DeepEqual(problemFields(t, r), []string{"name", "pattern"}) || !strings.Contains(string(r.body), "cannot be cleared") {
+			t.Fatalf("PATCH with nulls: %d %s", r.status, r.body)
+		}
 		if r := h.do("PATCH", "/connections/mail", map[string]any{"name": "x"}, "If-Match", "7"); r.status != 409 {
 			t.Errorf("PATCH with a stale If-Match: %d %s", r.status, r.body)
 		}

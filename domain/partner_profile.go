@@ -141,7 +141,7 @@ func (p Profile) Validate(personal Personal) error {
 	return pr.err()
 }
 
-func sortedKeys(m map[string]string) []string {
+func sortedKeys[V any](m map[string]V) []string {
 	keys := make([]string, 0, len(m))
 	for k := range m {
 		keys = append(keys, k)

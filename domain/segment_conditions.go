@@ -181,6 +181,15 @@ func (r Condition) validate(pr *problems, at string) {
 		pr.add(at+".field", "unknown field %q: one of %s, or custom.<name>", clip(r.Field), strings.Join(ConditionFields(), ", "))
 		return
 	}
+	if name, custom := strings.CutPrefix(r.Field, CustomFieldPrefix); custom && !ValidEntityID(name) {
+		// No partner can hold such a field: the row would never match.
+		pr.add(at+".field", "custom field name %q must be 1-64 of letters, digits, '_', '.', ':', '-' (as in custom_fields)", clip(name))
+		return
+	}
+	if r.Op == "" {
+		pr.add(at+".op", "is required: one of %s for field %s", strings.Join(spec.ops, ", "), r.Field)
+		return
+	}
 	if !slices.Contains(spec.ops, r.Op) {
 		pr.add(at+".op", "operator %q is not allowed for field %s: one of %s", clip(r.Op), r.Field, strings.Join(spec.ops, ", "))
 		return
@@ -251,6 +260,12 @@ func ParseConditions(root string, data []byte) (Conditions, error) {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&c); err != nil || dec.More() {
+		var v any
+		if json.Unmarshal(data, &v) == nil {
+			if fs := conditionShapeProblems(root, v); len(fs) > 0 {
+				return Conditions{}, &ValidationError{Fields: fs}
+			}
+		}
 		return Conditions{}, &ValidationError{Fields: []FieldError{{Field: root, Message: `must be {"any":[{"all":[{"field","op","values"}…]}…]}`}}}
 	}
 	if err := c.Validate(root); err != nil {
@@ -258,6 +273,63 @@ func ParseConditions(root string, data []byte) (Conditions, error) {
 	}
 	c.normalize()
 	return c, nil
+}
+
+// conditionShapeProblems names where JSON that does not decode as
+// conditions goes wrong (a key that is not one, a wrong type), row by
+// row, as validation does for well-formed conditions.
+func conditionShapeProblems(root string, v any) []FieldError {
+	var out []FieldError
+	add := func(field, msg string) { out = append(out, FieldError{Field: field, Message: msg}) }
+	object := func(at string, v any, keys ...string) (map[string]any, bool) {
+		m, ok := v.(map[string]any)
+		if !ok {
+			add(at, "must be an object with "+strings.Join(keys, ", "))
+			return nil, false
+		}
+		for _, k := range sortedKeys(m) {
+			if !slices.Contains(keys, k) {
+				add(at, "unknown key "+strconv.Quote(clip(k))+": one of "+strings.Join(keys, ", "))
+			}
+		}
+		return m, true
+	}
+	array := func(at string, v any, of string) ([]any, bool) {
+		a, ok := v.([]any)
+		if !ok && v != nil {
+			add(at, "must be an array of "+of)
+		}
+		return a, ok
+	}
+	m, ok := object(root, v, "any")
+	if !ok {
+		return out
+	}
+	blocks, _ := array(root+".any", m["any"], `blocks {"all":[…]}`)
+	for bi, b := range blocks {
+		bp := root + ".any[" + strconv.Itoa(bi) + "]"
+		bm, ok := object(bp, b, "all")
+		if !ok {
+			continue
+		}
+		rows, _ := array(bp+".all", bm["all"], `rows {"field","op","values"}`)
+		for ri, r := range rows {
+			rp := bp + ".all[" + strconv.Itoa(ri) + "]"
+			rm, ok := object(rp, r, "field", "op", "values")
+			if !ok {
+				continue
+			}
+			for _, k := range []string{"field", "op"} {
+				if x, present := rm[k]; present && x != nil {
+					if _, isString := x.(string); !isString {
+						add(rp+"."+k, "must be a string")
+					}
+				}
+			}
+			array(rp+".values", rm["values"], "strings or numbers")
+		}
+	}
+	return out
 }
 
 // normalize writes values the way partners keep them: a country code in

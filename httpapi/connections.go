@@ -108,6 +108,14 @@ type updateConnectionBody struct {
 	CredentialID *string `json:"credential_id"`
 }
 
+func (*updateConnectionBody) notNullable() map[string]string {
+	const required = "every connection has one"
+	return map[string]string{"name": required, "direction": required, "data_type": required, "method": required,
+		"methodology": required, "credential_id": required,
+		"pattern": "an email connection needs one, and other methods drop it by themselves",
+		"folder":  "a pull connection needs one, and push drops it by itself"}
+}
+
 func (s *Server) createConnection(c *gin.Context) {
 	write(s, c, http.StatusCreated, func(b *createConnectionBody, m commands.Meta) (commands.Result, any, error) {
 		res, st, err := s.Commands.CreateConnection.Handle(c.Request.Context(), domain.NewConnection{

@@ -8,9 +8,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"reflect"
+	"slices"
 	"strings"
 	"syscall"
 
@@ -208,6 +210,33 @@ func decodeJSONBytes(body []byte, v any) error {
 	}
 	if dec.More() {
 		return badRequest("malformed JSON: more than one value in the body")
+	}
+	if nr, ok := v.(nullRefuser); ok {
+		return refuseNulls(body, nr.notNullable())
+	}
+	return nil
+}
+
+// nullRefuser is a merge-patch body with fields that null cannot clear
+// (they are required, or follow from others): decoded into a pointer, a
+// null would read as "not given" and the patch as changing nothing.
+type nullRefuser interface{ notNullable() map[string]string }
+
+// refuseNulls names each top-level field of body that is null and listed
+// in why (field → why it cannot be cleared).
+func refuseNulls(body []byte, why map[string]string) error {
+	var top map[string]json.RawMessage
+	if json.Unmarshal(body, &top) != nil {
+		return nil
+	}
+	var bad []domain.FieldError
+	for _, k := range slices.Sorted(maps.Keys(top)) {
+		if msg, ok := why[k]; ok && bytes.Equal(bytes.TrimSpace(top[k]), []byte("null")) {
+			bad = append(bad, domain.FieldError{Field: k, Message: "cannot be cleared (null): " + msg})
+		}
+	}
+	if len(bad) > 0 {
+		return &domain.ValidationError{Fields: bad}
 	}
 	return nil
 }
