@@ -226,24 +226,42 @@ func restartRedisEmpty(t *testing.T, srv *testenv.RedisServer, h *harness) {
 // With nothing written, a Redis that comes back empty changes no segment
 // membership, so downstream is told nothing new: the members stream, which
 // the drainer restores from and the rebuild reconciles with, gets no event.
-// (With Kafka, the relay republishes the log, its checkpoint being gone,
-// and an audit saw old changes announced again; see the closing notes.)
+// Each partner enters, leaves and enters again, so a replay that announced
+// against an empty or a restored set would show (an audit saw it at
+// restarts, once a segment had some history).
 func TestFaultRedisComesBackEmptyAnnouncesNothingNew(t *testing.T) {
+	redisEmptyAnnouncesNothingNew(t)
+}
+
+// The same with Kafka, where the relay republishes the whole log (its
+// checkpoint was in Redis) and the live runners see it all again.
+func TestFaultRedisComesBackEmptyAnnouncesNothingNewKafka(t *testing.T) {
+	redisEmptyAnnouncesNothingNew(t, testenv.KafkaBrokers(t)...)
+}
+
+func redisEmptyAnnouncesNothingNew(t *testing.T, kafka ...string) {
 	srv := testenv.StartRedisServer(t)
-	h := start(t, config(t, srv.URL(0)))
+	cfg := config(t, srv.URL(0))
+	if len(kafka) > 0 {
+		cfg.KafkaBrokers = kafka
+		cfg.KafkaNamespace = testenv.UniquePrefix(t) + "."
+	}
+	h := start(t, cfg)
 	h.mustCreate("/segments", map[string]any{"id": "de", "name": "DE", "conditions": rows(row("country", "any_of", "DE"))})
-	for i := range 40 {
+	const partners = 100
+	for i := range partners {
 		id := fmt.Sprintf("q%d", i)
 		h.mustCreate("/partners", map[string]any{"partner_id": id, "name": "Q", "relationship_type": "direct", "country": "DE"})
 		h.expect(200, "PATCH", "/partners/"+id, map[string]any{"country": "FR"})
+		h.expect(200, "PATCH", "/partners/"+id, map[string]any{"country": "DE"})
 	}
-	for deadline := time.Now().Add(60 * time.Second); len(h.membership("de")) < 80 && time.Now().Before(deadline); {
+	for deadline := time.Now().Add(60 * time.Second); len(h.membership("de")) < 3*partners && time.Now().Before(deadline); {
 		time.Sleep(100 * time.Millisecond)
 	}
 	outboxDrained(t, h, 30*time.Second)
 	before := len(h.membership("de"))
-	if before != 80 {
-		t.Fatalf("members stream before: %d events, want 80 (40 entries, 40 leaves)", before)
+	if before != 3*partners {
+		t.Fatalf("members stream before: %d events, want %d (entered, left, entered again)", before, 3*partners)
 	}
 	srv.RestartEmpty()
 	waitReadyz(t, h.srv.URL, 503, 10*time.Second)
