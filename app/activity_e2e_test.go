@@ -65,8 +65,10 @@ func TestActivityIngestFeedAndDedupe(t *testing.T) {
 		head := h.head()
 		dup := h.do("POST", "/activities", map[string]any{"activity_id": "a1", "partner_id": "p1", "flavor": "dashboard_viewed",
 			"occurred_at": "2026-11-01T10:00:00Z"})
-		if d := dup.json(t); dup.status != 202 || d["status"] != "duplicate" || d["consistency_token"] == nil || h.head() != head {
-			t.Fatalf("duplicate single: %d %s", dup.status, dup.body)
+		if d := dup.json(t); dup.status != 202 || d["status"] != "duplicate" || d["consistency_token"] == nil || h.head() != head ||
+			d["position"] != one["position"] || dup.header.Get("X-Position") != one["position"] || r.header.Get("X-Position") != one["position"] {
+			t.Fatalf("duplicate single: %d %s (X-Position %s; first answer %v, X-Position %s)", dup.status, dup.body,
+				dup.header.Get("X-Position"), one["position"], r.header.Get("X-Position"))
 		}
 		// A bad single activity: 422 naming the fields, nothing appended.
 		r = h.do("POST", "/activities", map[string]any{"partner_id": "p1", "flavor": "tele ported", "device": "watch", "source_url": "ftp://x"})

@@ -177,6 +177,15 @@ func TestPartnerAsOfVersion(t *testing.T) {
 			t.Fatalf("version 2 as of 2999: %v", v)
 		}
 		h.expect(404, "GET", "/partners/v?as_of_version=3&as_of=2000-01-01T00:00:00Z", nil)
+		// The first instant RFC 3339 can write is a time like any other.
+		h.expect(404, "GET", "/partners/v?as_of=0001-01-01T00:00:00Z", nil)
+		h.expect(404, "GET", "/partners/v?as_of="+url.QueryEscape("0001-01-01T01:00:00+01:00"), nil)
+		if page := h.expect(200, "GET", "/partners/v/history?until=0001-01-01T00:00:00Z", nil).json(t); page["total"] != 0.0 || len(page["items"].([]any)) != 0 {
+			t.Fatalf("history until 0001-01-01: %v", page)
+		}
+		if page := h.expect(200, "GET", "/partners/v/history?since=0001-01-01T00:00:00Z", nil).json(t); page["total"] == 0.0 {
+			t.Fatalf("history since 0001-01-01: %v", page)
+		}
 		for path, want := range map[string]int{
 			"/partners/v?as_of_version=0":   422,
 			"/partners/v?as_of_version=-1":  400,

@@ -90,6 +90,9 @@ func (s *Server) recordActivities(c *gin.Context) {
 			s.writeError(c, o.Err)
 			return
 		}
+		// The activity's position, as in the body: a duplicate's is where
+		// the first request put it (the append itself wrote nothing).
+		c.Header("X-Position", o.Position.String())
 		view := projections.ActivityView{Activity: o.Activity.Activity, RecordedAt: o.Activity.RecordedAt, Position: o.Position.String()}
 		doc, _ := mergeJSON(view, map[string]string{"consistency_token": tok})
 		if o.Status == commands.ActivityDuplicate {

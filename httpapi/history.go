@@ -108,6 +108,13 @@ func timeParam(c *gin.Context, name string) (time.Time, error) {
 	if err != nil || len(vals) > 1 { // an empty or repeated value is not "none"
 		return time.Time{}, badRequest("%s must be one RFC 3339 time, e.g. 2026-03-01T00:00:00Z", name)
 	}
+	if t.IsZero() {
+		// 0001-01-01T00:00:00Z is a time like any other, but the zero
+		// time.Time reads as "not given" downstream (as_of=0001-… answered
+		// the current state, until=0001-… every event). Nothing is
+		// recorded in its first nanosecond, so one past it answers the same.
+		t = t.Add(time.Nanosecond)
+	}
 	return t, nil
 }
 
