@@ -376,3 +376,50 @@ func TestActivityStreamFiltersAndResumes(t *testing.T) {
 		}
 	})
 }
+
+const dbActivityMicros = 37
+
+// The feed orders and bounds by occurred_at to the microsecond: within
+// one millisecond, the later activity comes first whatever its ID, and
+// since/until split the millisecond.
+func TestActivityFeedWithinAMillisecond(t *testing.T) {
+	backendsWith(t, dbActivityMicros, func(c *app.Config) { c.ActivityMaxAge = 0 }, func(t *testing.T, h *harness) {
+		h.mustPartner("p1")
+		r := h.do("POST", "/activities", map[string]any{"activities": []any{
+			map[string]any{"activity_id": "zzz-early", "partner_id": "p1", "flavor": "logged_in", "occurred_at": "2026-12-06T12:00:00.0001Z"},
+			map[string]any{"activity_id": "aaa-late", "partner_id": "p1", "flavor": "logged_in", "occurred_at": "2026-12-06T12:00:00.0009Z"},
+			map[string]any{"activity_id": "mmm-mid", "partner_id": "p1", "flavor": "logged_in", "occurred_at": "2026-12-06T12:00:00.000500Z"},
+		}})
+		if r.status != 202 {
+			t.Fatalf("batch: %d %s", r.status, r.body)
+		}
+		tok := r.json(t)["consistency_token"].(string)
+		for query, want := range map[string]string{
+			"":                                   "aaa-late,mmm-mid,zzz-early",
+			"?since=2026-12-06T12:00:00.0005Z":   "aaa-late,mmm-mid",
+			"?until=2026-12-06T12:00:00.0005Z":   "zzz-early",
+			"?since=2026-12-06T12:00:00.000101Z": "aaa-late,mmm-mid",
+			"?since=2026-12-06T12:00:00.0001Z&until=2026-12-06T12:00:00.000501Z": "mmm-mid,zzz-early",
+		} {
+			ids, page := h.feed(query, tok)
+			if strings.Join(ids, ",") != want || page["total"] != float64(len(ids)) {
+				t.Errorf("GET /activities%s: %v (total %v), want %s", query, ids, page["total"], want)
+			}
+		}
+		// Paging one by one walks the same order.
+		var walked []string
+		cursor := ""
+		for range 5 {
+			ids, page := h.feed("?limit=1"+cursor, tok)
+			walked = append(walked, ids...)
+			next, _ := page["next_cursor"].(string)
+			if next == "" {
+				break
+			}
+			cursor = "&cursor=" + next
+		}
+		if strings.Join(walked, ",") != "aaa-late,mmm-mid,zzz-early" {
+			t.Fatalf("paged: %v", walked)
+		}
+	})
+}

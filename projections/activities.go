@@ -15,7 +15,7 @@ import (
 
 // Activities keeps each program's activity feed:
 //
-//	feed            zset  activity IDs scored by occurred_at (unix ms)
+//	feed            zset  activity IDs scored by occurred_at (unix µs; ms in layout 1)
 //	p:<partner>     zset  the same, one partner's
 //	f:<flavor>      zset  the same, one flavor's
 //	m:<message>     zset  the same, one message's
@@ -119,8 +119,23 @@ func (k ActivityKeys) Docs() string { return k.Key("docs") }
 // Live is the pub/sub channel of newly projected activities.
 func (k ActivityKeys) Live() string { return k.Key("live") }
 
-// ScoreOf is an activity's feed score: occurred_at in unix milliseconds.
-func ScoreOf(t time.Time) float64 { return float64(t.UnixMilli()) }
+// ActivitiesLayout is the activities projection's key layout. Layout 2
+// scores the feed's zsets by occurred_at in unix microseconds (exact in a
+// float64 until the year 2255); layout 1 used milliseconds, so activities
+// within one millisecond tied (ordered by ID, not time) and since/until
+// were cut to the millisecond.
+const ActivitiesLayout = 2
+
+// Layout implements Layouted.
+func (Activities) Layout() int { return ActivitiesLayout }
+
+// ScoreOf is an activity's feed score in a generation of the given layout.
+func ScoreOf(t time.Time, layout int) float64 {
+	if layout < 2 {
+		return float64(t.UnixMilli())
+	}
+	return float64(t.UnixMicro())
+}
 
 // activityAdds merges one program's new activities per key.
 type activityAdds struct {
@@ -151,6 +166,10 @@ func (p Activities) Plan(ctx context.Context, rd redis.Cmdable, b *Batch) error 
 	cutoff := time.Time{}
 	if p.MaxAge > 0 {
 		cutoff = now().Add(-p.MaxAge)
+	}
+	layout := ActivitiesLayout
+	if b.olderLayout {
+		layout = 1 // a live generation not yet rebuilt to microseconds
 	}
 	type item struct {
 		tag  string
@@ -186,7 +205,7 @@ func (p Activities) Plan(ctx context.Context, rd redis.Cmdable, b *Batch) error 
 			r.card = pipe.ZCard(ctx, ks.Feed())
 		}
 		if p.MaxAge > 0 && p.AgeChecks.due(tag, now()) {
-			r.old = pipe.ZRangeByScore(ctx, ks.Feed(), &redis.ZRangeBy{Min: "-inf", Max: "(" + strconv.FormatInt(cutoff.UnixMilli(), 10), Count: 4096})
+			r.old = pipe.ZRangeByScore(ctx, ks.Feed(), &redis.ZRangeBy{Min: "-inf", Max: "(" + strconv.FormatFloat(ScoreOf(cutoff, layout), 'f', -1, 64), Count: 4096})
 		}
 		reads[tag] = r
 	}
@@ -230,7 +249,7 @@ func (p Activities) Plan(ctx context.Context, rd redis.Cmdable, b *Batch) error 
 			tags = append(tags, it.tag)
 		}
 		var id any = a.ActivityID
-		score := strconv.FormatFloat(ScoreOf(a.OccurredAt), 'g', -1, 64)
+		score := strconv.FormatFloat(ScoreOf(a.OccurredAt, layout), 'f', -1, 64)
 		ad.zadd(ks.Feed(), score, id)
 		ad.zadd(ks.Partner(a.PartnerID), score, id)
 		ad.zadd(ks.Flavor(a.Flavor), score, id)

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -41,14 +42,21 @@ func (f ActivityFilter) Match(a *projections.ActivityView) bool {
 	if len(f.MessageIDs) > 0 && !slices.Contains(f.MessageIDs, a.MessageID) {
 		return false
 	}
-	ms := a.OccurredAt.UnixMilli()
-	if f.Since != nil && ms < f.Since.UnixMilli() {
+	// At the feed's precision (microseconds), so that the stream and the
+	// feed agree on what a filter holds.
+	at := a.OccurredAt.UnixMicro()
+	if f.Since != nil && at < f.Since.UnixMicro() {
 		return false
 	}
-	if f.Until != nil && ms >= f.Until.UnixMilli() {
+	if f.Until != nil && at >= f.Until.UnixMicro() {
 		return false
 	}
 	return true
+}
+
+// activityScore is t as a score of the live feed generation, formatted.
+func (q *Queries) activityScore(t time.Time) string {
+	return strconv.FormatFloat(projections.ScoreOf(t, q.layout("activities")), 'f', -1, 64)
 }
 
 func (q *Queries) activityKeys(program string) projections.ActivityKeys {
@@ -83,21 +91,27 @@ func (q *Queries) PartnersExist(ctx context.Context, program string, ids []strin
 // ActivityPage is one page of the feed, newest first.
 type ActivityPage = Page[json.RawMessage]
 
-func activityCursor(score float64, id string) string {
-	return base64.RawURLEncoding.EncodeToString([]byte(strconv.FormatFloat(score, 'f', -1, 64) + "\n" + id))
+// activityCursor holds the last item's score and ID, and the layout the
+// score is in (a cursor from before a layout change is refused, not read
+// at the wrong scale).
+func activityCursor(layout int, score float64, id string) string {
+	return base64.RawURLEncoding.EncodeToString([]byte("L" + strconv.Itoa(layout) + "\n" + strconv.FormatFloat(score, 'f', -1, 64) + "\n" + id))
 }
 
-func parseActivityCursor(c string) (float64, string, error) {
+func parseActivityCursor(c string, layout int) (float64, string, error) {
 	raw, err := base64.RawURLEncoding.DecodeString(c)
 	if err != nil {
 		return 0, "", ErrBadCursor
 	}
-	s, id, ok := strings.Cut(string(raw), "\n")
-	score, err := strconv.ParseFloat(s, 64)
-	if !ok || err != nil || id == "" {
+	parts := strings.SplitN(string(raw), "\n", 3)
+	if len(parts) != 3 || parts[0] != "L"+strconv.Itoa(layout) {
 		return 0, "", ErrBadCursor
 	}
-	return score, id, nil
+	score, err := strconv.ParseFloat(parts[1], 64)
+	if err != nil || parts[2] == "" || math.IsNaN(score) || math.IsInf(score, 0) {
+		return 0, "", ErrBadCursor
+	}
+	return score, parts[2], nil
 }
 
 // Activities pages through the feed, newest first (by occurred_at, then
@@ -107,24 +121,25 @@ func parseActivityCursor(c string) (float64, string, error) {
 // and no item is shown twice or skipped.
 func (q *Queries) Activities(ctx context.Context, program string, f ActivityFilter, limit int, cursor string) (ActivityPage, error) {
 	ks := q.activityKeys(program)
+	layout := q.layout("activities")
 	maxScore, cursorID := "+inf", ""
 	var cursorScore float64
 	if cursor != "" {
 		var err error
-		if cursorScore, cursorID, err = parseActivityCursor(cursor); err != nil {
+		if cursorScore, cursorID, err = parseActivityCursor(cursor, min(layout, projections.ActivitiesLayout)); err != nil {
 			return ActivityPage{}, err
 		}
 		maxScore = strconv.FormatFloat(cursorScore, 'f', -1, 64)
 	}
 	if f.Until != nil {
-		u := float64(f.Until.UnixMilli())
+		u := projections.ScoreOf(*f.Until, layout)
 		if cursor == "" || u <= cursorScore {
 			maxScore = "(" + strconv.FormatFloat(u, 'f', -1, 64)
 		}
 	}
 	minScore := "-inf"
 	if f.Since != nil {
-		minScore = strconv.FormatInt(f.Since.UnixMilli(), 10)
+		minScore = q.activityScore(*f.Since)
 	}
 	src, temps, err := q.activitySource(ctx, ks, f)
 	if err != nil {
@@ -136,7 +151,7 @@ func (q *Queries) Activities(ctx context.Context, program string, f ActivityFilt
 	page := ActivityPage{Items: []json.RawMessage{}}
 	countMax := "+inf"
 	if f.Until != nil {
-		countMax = "(" + strconv.FormatInt(f.Until.UnixMilli(), 10)
+		countMax = "(" + q.activityScore(*f.Until)
 	}
 	if page.Total, err = q.rdb.ZCount(ctx, src, minScore, countMax).Result(); err != nil {
 		return ActivityPage{}, fmt.Errorf("activities: %w", err)
@@ -169,7 +184,7 @@ func (q *Queries) Activities(ctx context.Context, program string, f ActivityFilt
 	}
 	if len(ids) > limit {
 		ids, scores = ids[:limit], scores[:limit]
-		next := activityCursor(scores[limit-1], ids[limit-1])
+		next := activityCursor(min(layout, projections.ActivitiesLayout), scores[limit-1], ids[limit-1])
 		page.NextCursor = &next
 	}
 	if len(ids) == 0 {
