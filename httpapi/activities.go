@@ -353,6 +353,29 @@ func (s *Server) streamActivities(c *gin.Context) {
 	if _, err := w.WriteString(": stream open\n\n"); err != nil {
 		return
 	}
+	if last != "" && last != "0-0" {
+		// An ID older than the log's oldest entry is from entries trimmed
+		// since, or from a log rebuilt since (a restart on the embedded
+		// Redis, a Redis that lost its data: every entry has a new ID, in
+		// another order). Either way what the client missed cannot be told
+		// apart from what it saw: say so, rather than replay with a gap or
+		// repeats, and go on from now.
+		first, err := s.Queries.LogFirst(ctx, program)
+		if err != nil {
+			s.log.Warn("activity stream: reading the log failed", "err", err)
+			return
+		}
+		if first != "" && logIDAfter(first, last) {
+			if _, last, err = s.Queries.LogAfter(ctx, program, "", nil, 0); err != nil {
+				s.log.Warn("activity stream: reading the log failed", "err", err)
+				return
+			}
+			_ = rc.SetWriteDeadline(time.Now().Add(streamWriteWait))
+			if _, err := fmt.Fprintf(w, "event: reset\ndata: {\"reason\":\"Last-Event-ID is older than the activity log (trimmed or rebuilt since): what was missed cannot be replayed exactly; re-read GET /activities, then use the IDs of this stream\",\"oldest_id\":%q}\n\n", first); err != nil {
+				return
+			}
+		}
+	}
 	if last != "" {
 		for sent := 0; sent < resumeMax; {
 			page, next, err := s.Queries.LogAfter(ctx, program, last, &f, 512)

@@ -279,6 +279,19 @@ func ValidLogID(id string) bool {
 	return err1 == nil && err2 == nil
 }
 
+// LogFirst returns the ID of the oldest entry of a program's activity
+// log ("" when it is empty).
+func (q *Queries) LogFirst(ctx context.Context, program string) (string, error) {
+	first, err := q.rdb.XRangeN(ctx, q.activityKeys(program).Log(), "-", "+", 1).Result()
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return "", fmt.Errorf("activity log: %w", err)
+	}
+	if len(first) == 0 {
+		return "", nil
+	}
+	return first[0].ID, nil
+}
+
 // LogAfter reads up to max entries of a program's activity log after
 // entry ID `after` ("0-0": from the start; "" : nothing, returns the tail
 // ID) and returns those matching f (all when f is nil) with the ID to
