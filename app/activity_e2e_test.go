@@ -431,70 +431,66 @@ const dbActivityStreamRestart = 38
 // embedded Redis) the stream says it cannot, instead of replaying the
 // whole log again: a "reset" event, then new activities only.
 func TestActivityStreamResumeAcrossRestart(t *testing.T) {
-	for name, url := range map[string]func(*testing.T) string{"embedded redis": func(*testing.T) string { return "" },
-		"real redis": func(t *testing.T) string { return redisDB(t, dbActivityStreamRestart) }} {
-		t.Run(name, func(t *testing.T) {
-			cfg := config(t, url(t))
-			h := start(t, cfg)
-			h.mustPartner("p1")
-			post := func(ids ...string) {
-				t.Helper()
-				var items []any
-				for _, id := range ids {
-					items = append(items, map[string]any{"activity_id": id, "partner_id": "p1", "flavor": "logged_in"})
-				}
-				if r := h.do("POST", "/activities", map[string]any{"activities": items}); r.status != 202 {
-					t.Fatalf("post: %d %s", r.status, r.body)
-				}
+	configs(t, dbActivityStreamRestart, func(t *testing.T, cfg app.Config) {
+		h := start(t, cfg)
+		h.mustPartner("p1")
+		post := func(ids ...string) {
+			t.Helper()
+			var items []any
+			for _, id := range ids {
+				items = append(items, map[string]any{"activity_id": id, "partner_id": "p1", "flavor": "logged_in"})
 			}
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			defer cancel()
-			s, err := h.stream(ctx, "")
+			if r := h.do("POST", "/activities", map[string]any{"activities": items}); r.status != 202 {
+				t.Fatalf("post: %d %s", r.status, r.body)
+			}
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		s, err := h.stream(ctx, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		post("s1", "s2", "s3")
+		var lastID string
+		for range 3 {
+			ev, err := s.next()
 			if err != nil {
 				t.Fatal(err)
 			}
-			post("s1", "s2", "s3")
-			var lastID string
-			for range 3 {
-				ev, err := s.next()
-				if err != nil {
-					t.Fatal(err)
-				}
-				lastID = ev.id
-			}
-			s.close()
-			post("s4") // missed
-			if err := h.app.WaitCaughtUp(ctx); err != nil {
-				t.Fatal(err)
-			}
-			h.stop()
+			lastID = ev.id
+		}
+		s.close()
+		post("s4") // missed
+		if err := h.app.WaitCaughtUp(ctx); err != nil {
+			t.Fatal(err)
+		}
+		h.stop()
 
-			h = start(t, cfg)
-			resumed, err := h.stream(ctx, "", "Last-Event-ID", lastID)
+		h = start(t, cfg)
+		resumed, err := h.stream(ctx, "", "Last-Event-ID", lastID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resumed.close()
+		post("s5")
+		var got []string
+		for len(got) < 2 {
+			ev, err := resumed.next()
 			if err != nil {
 				t.Fatal(err)
 			}
-			defer resumed.close()
-			post("s5")
-			var got []string
-			for len(got) < 2 {
-				ev, err := resumed.next()
-				if err != nil {
-					t.Fatal(err)
-				}
-				if ev.event == "reset" {
-					got = append(got, "reset")
-					continue
-				}
-				got = append(got, activityID(t, ev))
+			if ev.event == "reset" {
+				got = append(got, "reset")
+				continue
 			}
-			want := "s4,s5"
-			if cfg.RedisURL == "" {
-				want = "reset,s5"
-			}
-			if strings.Join(got, ",") != want {
-				t.Fatalf("resumed after the restart: %v, want %s", got, want)
-			}
-		})
-	}
+			got = append(got, activityID(t, ev))
+		}
+		want := "s4,s5"
+		if cfg.RedisURL == "" {
+			want = "reset,s5"
+		}
+		if strings.Join(got, ",") != want {
+			t.Fatalf("resumed after the restart: %v, want %s", got, want)
+		}
+	})
 }

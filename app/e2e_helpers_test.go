@@ -183,3 +183,13 @@ func (h *harness) head() uint64 {
 	}
 	return uint64(p)
 }
+
+// configs runs f once with the embedded Redis and once with real Redis
+// database db (flushed), each with its own config, for tests that stop
+// and start apps on it themselves.
+func configs(t *testing.T, db int, f func(t *testing.T, cfg app.Config)) {
+	for name, url := range map[string]func(*testing.T) string{"embedded redis": func(*testing.T) string { return "" },
+		"real redis": func(t *testing.T) string { return redisDB(t, db) }} {
+		t.Run(name, func(t *testing.T) { f(t, config(t, url(t))) })
+	}
+}

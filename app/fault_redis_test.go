@@ -3,7 +3,6 @@
 package app_test
 
 import (
-	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -247,14 +246,8 @@ func redisEmptyAnnouncesNothingNew(t *testing.T, kafka ...string) {
 		cfg.KafkaNamespace = testenv.UniquePrefix(t) + "."
 	}
 	h := start(t, cfg)
-	h.mustCreate("/segments", map[string]any{"id": "de", "name": "DE", "conditions": rows(row("country", "any_of", "DE"))})
 	const partners = 100
-	for i := range partners {
-		id := fmt.Sprintf("q%d", i)
-		h.mustCreate("/partners", map[string]any{"partner_id": id, "name": "Q", "relationship_type": "direct", "country": "DE"})
-		h.expect(200, "PATCH", "/partners/"+id, map[string]any{"country": "FR"})
-		h.expect(200, "PATCH", "/partners/"+id, map[string]any{"country": "DE"})
-	}
+	h.enterLeaveEnter("q", partners)
 	for deadline := time.Now().Add(60 * time.Second); len(h.membership("de")) < 3*partners && time.Now().Before(deadline); {
 		time.Sleep(100 * time.Millisecond)
 	}
