@@ -404,6 +404,8 @@ func (s *Server) streamActivities(c *gin.Context) {
 		select {
 		case <-ctx.Done():
 			return
+		case <-s.closing:
+			return // the server shuts down: the client reconnects elsewhere or later
 		case <-sub.Gone:
 			_, _ = w.WriteString("event: dropped\ndata: {\"reason\":\"the client fell too far behind; reconnect with Last-Event-ID\"}\n\n")
 			_ = rc.Flush()

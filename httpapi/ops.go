@@ -2,9 +2,12 @@ package httpapi
 
 import (
 	_ "embed"
+	"encoding/json"
 	"net/http"
 
 	"github.com/gin-gonic/gin"
+
+	"github.com/partnerd/partnerd/domain"
 )
 
 //go:embed openapi.json
@@ -53,4 +56,30 @@ func (s *Server) rebuild(c *gin.Context) {
 		return
 	}
 	c.JSON(http.StatusAccepted, gin.H{"projection": c.Param("name"), "status": "rebuilding"})
+}
+
+// Starting is what partnerd answers on its address while it builds its
+// read models at start, before its API is served: /healthz says the
+// process is up, /readyz that it is not ready yet, and every other route
+// is a 503 problem with Retry-After (clients and probes see a starting
+// server, not a refused connection).
+func Starting() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/healthz":
+			w.Header().Set("Content-Type", "application/json; charset=utf-8")
+			_, _ = w.Write([]byte(`{"status":"ok"}`))
+		case "/readyz":
+			w.Header().Set("Content-Type", "application/json; charset=utf-8")
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = w.Write([]byte(`{"status":"not ready","checks":{"startup":"building the read models from the log"}}`))
+		default:
+			body, _ := json.Marshal(Problem{Type: "urn:partnerd:problem:service-unavailable", Title: "Service Unavailable", Status: http.StatusServiceUnavailable,
+				Detail: errBuilding.Error(), Errors: []domain.FieldError{}})
+			w.Header().Set("Content-Type", "application/problem+json")
+			w.Header().Set("Retry-After", "1")
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = w.Write(body)
+		}
+	})
 }

@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -120,12 +121,21 @@ type Server struct {
 	log      *slog.Logger
 	engine   *gin.Engine
 	reqDur   *prometheus.HistogramVec
+	// closing ends the endless responses (activity streams) when the
+	// HTTP server shuts down, which otherwise waits for them until its
+	// grace period runs out.
+	closing   chan struct{}
+	closeOnce sync.Once
 }
+
+// CloseStreams ends every open activity stream (clients reconnect with
+// Last-Event-ID); pass it to http.Server.RegisterOnShutdown.
+func (s *Server) CloseStreams() { s.closeOnce.Do(func() { close(s.closing) }) }
 
 // New builds the server and its routes.
 func New(d Deps) *Server {
 	gin.SetMode(gin.ReleaseMode)
-	s := &Server{Deps: d, log: d.Logger, engine: gin.New(), limiters: newKeyLimiters(d.RateLimit)}
+	s := &Server{Deps: d, log: d.Logger, engine: gin.New(), limiters: newKeyLimiters(d.RateLimit), closing: make(chan struct{})}
 	if s.log == nil {
 		s.log = slog.Default()
 	}

@@ -9,10 +9,12 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/partnerd/partnerd/app"
+	"github.com/partnerd/partnerd/httpapi"
 	"github.com/partnerd/partnerd/internal/gctune"
 )
 
@@ -33,6 +35,23 @@ func serve(args []string, stdout, stderr io.Writer) error {
 	ctx, stop := withSignals()
 	defer stop()
 
+	// The address is bound first: a port in use fails before anything is
+	// opened, and while the read models are built from the log (which
+	// grows with it) probes and clients get /healthz 200, /readyz 503 and
+	// 503 problems, not refused connections.
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return err
+	}
+	var handler atomic.Pointer[http.Handler]
+	starting := httpapi.Starting()
+	handler.Store(&starting)
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { (*handler.Load()).ServeHTTP(w, r) }),
+		ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	defer srv.Close()
+
 	a, err := app.New(*cfg, log)
 	if err != nil {
 		return err
@@ -46,11 +65,9 @@ func serve(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("bootstrap program %s: %w", cfg.BootstrapProgram, err)
 	}
-	ln, err := net.Listen("tcp", cfg.Addr)
-	if err != nil {
-		return err
-	}
-	srv := &http.Server{Handler: a.HTTP.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second}
+	api := a.HTTP.Handler()
+	handler.Store(&api)
+	srv.RegisterOnShutdown(a.HTTP.CloseStreams)
 	fmt.Fprintf(stdout, "partnerd listening on http://%s\n", displayAddr(ln.Addr()))
 	if cfg.BootstrapProgram != "" {
 		switch {
@@ -65,8 +82,6 @@ func serve(args []string, stdout, stderr io.Writer) error {
 			fmt.Fprintf(stdout, "program %q exists; its key was shown when it was created\n", cfg.BootstrapProgram)
 		}
 	}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
 	select {
 	case err := <-errc:
 		return err
