@@ -88,6 +88,17 @@ func TestRestartOnEmptyRedisAnnouncesNothingNew(t *testing.T) {
 func (h *harness) enterLeaveEnter(prefix string, n int) {
 	h.t.Helper()
 	h.mustCreate("/segments", map[string]any{"id": "de", "name": "DE", "conditions": rows(row("country", "any_of", "DE"))})
+	// With Kafka the segments projection reads the segments and partners
+	// topics apart: a partner change it sees before the segment is only
+	// folded into the membership the segment starts with, not announced.
+	// (WaitCaughtUp counts what the relay published, not what Kafka
+	// delivered: wait for the segment itself.)
+	for deadline := time.Now().Add(30 * time.Second); h.do("GET", "/segments/de", nil).status != 200; {
+		if time.Now().After(deadline) {
+			h.t.Fatal("segment de never reached the segments read model")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	for i := range n {
 		id := fmt.Sprintf("%s%d", prefix, i)
 		h.mustCreate("/partners", map[string]any{"partner_id": id, "name": "R", "relationship_type": "direct", "country": "DE"})

@@ -107,6 +107,10 @@ func (a *App) ready(ctx context.Context) []httpapi.Check {
 	}
 	if a.recovering.Load() {
 		lagErr = errors.Join(lagErr, errors.New("redis lost the read models; rebuilding them from the log"))
+	} else if n, err := a.Redis.Exists(ctx, EpochKey).Result(); err == nil && n == 0 {
+		// Lost, and not noticed yet (watchEpoch looks every second): not
+		// ready from the moment it happened, however fast the rebuild.
+		lagErr = errors.Join(lagErr, errors.New("redis lost the read models; they are about to be rebuilt from the log"))
 	}
 	checks = append(checks, httpapi.Check{Name: "projections", Err: lagErr})
 	return checks

@@ -136,10 +136,16 @@ func rebuild(ctx context.Context, rdb redis.UniversalClient, log LogReader, p Pr
 	defer lock.release()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	if err := rdb.SetNX(ctx, GenerationKey(name), 1, 0).Err(); err != nil {
-		return RebuildResult{}, err
-	}
+	// No generation pointer: Redis lost its data (or never had this
+	// projection). None is created before the switch: live runners wait
+	// (ErrNoGeneration) instead of applying the redelivered log from
+	// scratch into an empty generation, which would announce its whole
+	// history again (segment memberships), and the rebuild then has no
+	// old generation to wait for or drop.
 	old, err := rdb.Get(ctx, GenerationKey(name)).Int64()
+	if errors.Is(err, redis.Nil) {
+		old, err = 0, nil
+	}
 	if err != nil {
 		return RebuildResult{}, err
 	}
@@ -170,7 +176,7 @@ func rebuild(ctx context.Context, rdb redis.UniversalClient, log LogReader, p Pr
 	// before. A batch in flight at the loss (later ones wait,
 	// ErrNoGeneration) may have left keys there, which a replay into it
 	// would keep (stale index members): clear it first.
-	if seq <= old {
+	if seq <= old || old == 0 {
 		if err := DropGeneration(ctx, rdb, name, gen); err != nil {
 			return RebuildResult{}, fmt.Errorf("rebuild %s: clear generation %d: %w", name, gen, err)
 		}
@@ -202,7 +208,9 @@ func rebuild(ctx context.Context, rdb redis.UniversalClient, log LogReader, p Pr
 	}
 	pipe := rdb.TxPipeline()
 	pipe.Set(ctx, GenerationKey(name), gen, 0)
-	pipe.Set(ctx, dropping, old, 0)
+	if old > 0 {
+		pipe.Set(ctx, dropping, old, 0)
+	}
 	pipe.Del(ctx, building)
 	if _, err := pipe.Exec(ctx); err != nil {
 		return res, fmt.Errorf("rebuild %s: switch: %w", name, err)
@@ -217,7 +225,7 @@ func rebuild(ctx context.Context, rdb redis.UniversalClient, log LogReader, p Pr
 		return res, fmt.Errorf("rebuild %s: tail: %w", name, err)
 	}
 	waited := time.Now()
-	if !alone {
+	if !alone && old > 0 {
 		select {
 		case <-time.After(3 * GenerationRefresh):
 		case <-ctx.Done():
@@ -232,10 +240,12 @@ func rebuild(ctx context.Context, rdb redis.UniversalClient, log LogReader, p Pr
 			return res, fmt.Errorf("rebuild %s: reconcile: %w", name, err)
 		}
 	}
-	if err := DropGeneration(ctx, rdb, name, old); err != nil {
-		return res, err
+	if old > 0 {
+		if err := DropGeneration(ctx, rdb, name, old); err != nil {
+			return res, err
+		}
+		rdb.Del(ctx, dropping)
 	}
-	rdb.Del(ctx, dropping)
 	res.Duration = time.Since(start)
 	return res, nil
 }

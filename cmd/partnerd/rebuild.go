@@ -72,6 +72,10 @@ func rebuild(args []string, stdout, stderr io.Writer) error {
 		if err != nil {
 			return err
 		}
+		if res.OldGeneration == 0 {
+			fmt.Fprintf(stdout, "%s: generation %d (Redis had none), %d events in %s\n", p.Name(), res.NewGeneration, res.Events, res.Duration.Round(time.Millisecond))
+			continue
+		}
 		fmt.Fprintf(stdout, "%s: generation %d -> %d, %d events in %s\n", p.Name(), res.OldGeneration, res.NewGeneration, res.Events, res.Duration.Round(time.Millisecond))
 	}
 	return nil
