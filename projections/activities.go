@@ -1,10 +1,13 @@
 package projections
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -228,6 +231,7 @@ func (p Activities) Plan(ctx context.Context, rd redis.Cmdable, b *Batch) error 
 	// flavor's zset and the documents take most of a batch's members.
 	// The log keeps one entry per activity, in batch order.
 	added := map[string]int{}
+	fresh := map[string][]freshActivity{}
 	adds := map[string]*activityAdds{}
 	var tags []string
 	logCap := int64(max(p.MaxPerProgram, LogMin))
@@ -260,6 +264,9 @@ func (p Activities) Plan(ctx context.Context, rd redis.Cmdable, b *Batch) error 
 		ad.docs = append(ad.docs, id, d)
 		w.XAdd(ks.Log(), logCap, "a", id, "d", d)
 		added[it.tag]++
+		if p.MaxPerProgram > 0 {
+			fresh[it.tag] = append(fresh[it.tag], freshActivity{view: a, score: ScoreOf(a.OccurredAt, layout)})
+		}
 	}
 	for _, tag := range tags {
 		ks, w, ad := ActivityKeys{b.Keys(tag)}, b.W(tag), adds[tag]
@@ -270,13 +277,21 @@ func (p Activities) Plan(ctx context.Context, rd redis.Cmdable, b *Batch) error 
 		w.Publish(ks.Live(), strconv.Itoa(added[tag]))
 	}
 	// 3. Retention: the oldest over the cap, and everything past the age.
-	return p.trim(ctx, rd, b, reads, added)
+	return p.trim(ctx, rd, b, reads, added, fresh)
 }
 
-func (p Activities) trim(ctx context.Context, rd redis.Cmdable, b *Batch, reads map[string]*activityReads, added map[string]int) error {
+// freshActivity is an activity this batch adds, with its feed score.
+type freshActivity struct {
+	view  ActivityView
+	score float64
+}
+
+func (p Activities) trim(ctx context.Context, rd redis.Cmdable, b *Batch, reads map[string]*activityReads, added map[string]int,
+	fresh map[string][]freshActivity) error {
 	victims := map[string][]string{}
 	pipe := rd.Pipeline()
-	over := map[string]*redis.StringSliceCmd{}
+	over := map[string]*redis.ZSliceCmd{}
+	overN := map[string]int64{}
 	for tag, r := range reads {
 		if r.old != nil {
 			victims[tag] = append(victims[tag], r.old.Val()...)
@@ -285,7 +300,8 @@ func (p Activities) trim(ctx context.Context, rd redis.Cmdable, b *Batch, reads 
 			n := r.card.Val() + int64(added[tag]) - int64(p.MaxPerProgram) - int64(len(victims[tag]))
 			if n > 0 {
 				// The oldest past the age limit are the first of these too.
-				over[tag] = pipe.ZRange(ctx, ActivityKeys{b.Keys(tag)}.Feed(), 0, n+int64(len(victims[tag]))-1)
+				overN[tag] = n + int64(len(victims[tag]))
+				over[tag] = pipe.ZRangeWithScores(ctx, ActivityKeys{b.Keys(tag)}.Feed(), 0, overN[tag]-1)
 			}
 		}
 	}
@@ -294,8 +310,37 @@ func (p Activities) trim(ctx context.Context, rd redis.Cmdable, b *Batch, reads 
 			return fmt.Errorf("read feed to trim: %w", err)
 		}
 	}
+	freshViews := map[string]map[string]ActivityView{}
 	for tag, cmd := range over {
-		victims[tag] = cmd.Val() // a superset of the aged ones
+		// The oldest of the feed as it will be: what it holds and what
+		// this batch adds (an activity older than the feed's oldest is
+		// the first to go), by score, then ID (the feed's order).
+		type cand struct {
+			id    string
+			score float64
+		}
+		var cs []cand
+		for _, z := range cmd.Val() {
+			id, _ := z.Member.(string)
+			cs = append(cs, cand{id, z.Score})
+		}
+		fv := map[string]ActivityView{}
+		for _, f := range fresh[tag] {
+			cs = append(cs, cand{f.view.ActivityID, f.score})
+			fv[f.view.ActivityID] = f.view
+		}
+		slices.SortFunc(cs, func(a, b cand) int {
+			if a.score != b.score {
+				return cmp.Compare(a.score, b.score)
+			}
+			return strings.Compare(a.id, b.id)
+		})
+		list := make([]string, 0, overN[tag])
+		for _, c := range cs[:min(len(cs), int(overN[tag]))] {
+			list = append(list, c.id)
+		}
+		victims[tag] = list // a superset of the aged ones
+		freshViews[tag] = fv
 	}
 	pipe = rd.Pipeline()
 	docs := map[string]*redis.SliceCmd{}
@@ -314,12 +359,16 @@ func (p Activities) trim(ctx context.Context, rd redis.Cmdable, b *Batch, reads 
 		ks, w := ActivityKeys{b.Keys(tag)}, b.W(tag)
 		for i, v := range cmd.Val() {
 			id := victims[tag][i]
+			// After this batch's adds in the same step: a fresh victim is
+			// added and removed at once.
 			w.ZRem(ks.Feed(), id)
 			w.HDel(ks.Docs(), id)
-			s, _ := v.(string)
-			var a ActivityView
-			if s == "" || json.Unmarshal([]byte(s), &a) != nil {
-				continue
+			a, isFresh := freshViews[tag][id]
+			if !isFresh {
+				s, _ := v.(string)
+				if s == "" || json.Unmarshal([]byte(s), &a) != nil {
+					continue
+				}
 			}
 			w.ZRem(ks.Partner(a.PartnerID), id)
 			w.ZRem(ks.Flavor(a.Flavor), id)

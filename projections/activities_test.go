@@ -89,3 +89,52 @@ func TestActivitiesRetentionAndIdempotence(t *testing.T) {
 		}
 	})
 }
+
+// The cap keeps the newest activities of the feed as it will be, this
+// batch's included: one batch over the cap, newest first, keeps its
+// newest; a later batch with older activities than the feed holds drops
+// those, not the feed's.
+func TestActivitiesCapWeighsTheBatchItAdds(t *testing.T) {
+	backends(t, func(t *testing.T, rdb *redis.Client, program string) {
+		ctx := context.Background()
+		now := time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
+		r := projections.NewRunner(rdb, projections.Activities{MaxPerProgram: 5})
+		if err := r.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+		pos := eventstore.Position(0)
+		batch := func(prefix string, minutesAgo ...int) {
+			var evs []projections.Event
+			for i, m := range minutesAgo {
+				pos++
+				evs = append(evs, activityEvent(t, program, pos, 1, domain.Activity{ActivityID: fmt.Sprintf("%s%d", prefix, i),
+					PartnerID: fmt.Sprintf("%s-p%d", prefix, i), Flavor: "logged_in", OccurredAt: now.Add(-time.Duration(m) * time.Minute)}))
+			}
+			if err := r.Apply(ctx, evs); err != nil {
+				t.Fatal(err)
+			}
+		}
+		ks := projections.ActivityKeys{Keyspace: projections.NewKeyspace("activities", r.Generation(), program)}
+		feed := func() string {
+			ids, err := rdb.ZRevRange(ctx, ks.Feed(), 0, -1).Result()
+			if err != nil {
+				t.Fatal(err)
+			}
+			docs, _ := rdb.HLen(ctx, ks.Docs()).Result()
+			flavor, _ := rdb.ZCard(ctx, ks.Flavor("logged_in")).Result()
+			return fmt.Sprintf("%s (docs %d, flavor %d)", strings.Join(ids, ","), docs, flavor)
+		}
+		batch("m", 0, 1, 2, 3, 4, 5, 6, 7, 8, 9)
+		if got, want := feed(), "m0,m1,m2,m3,m4 (docs 5, flavor 5)"; got != want {
+			t.Fatalf("after one batch over the cap: %s, want %s", got, want)
+		}
+		batch("n", 30, 20, 10) // all older than the feed's oldest
+		if got, want := feed(), "m0,m1,m2,m3,m4 (docs 5, flavor 5)"; got != want {
+			t.Fatalf("after a batch of older ones: %s, want %s", got, want)
+		}
+		batch("k", -2, 1) // one newest, one as old as m1 (ties go by ID, as in the feed)
+		if got, want := feed(), "k0,m0,m1,k1,m2 (docs 5, flavor 5)"; got != want {
+			t.Fatalf("after a mixed batch: %s, want %s", got, want)
+		}
+	})
+}
