@@ -81,7 +81,9 @@ func FromEnv(c Config) Config {
 	num("PARTNERD_KAFKA_PARTITIONS", &c.KafkaPartitions)
 	str("PARTNERD_KAFKA_NAMESPACE", &c.KafkaNamespace)
 	num("PARTNERD_BUS_PARTITIONS", &c.BusPartitions)
-	str("PARTNERD_BOOTSTRAP_PROGRAM", &c.BootstrapProgram)
+	if v, ok := os.LookupEnv("PARTNERD_BOOTSTRAP_PROGRAM"); ok {
+		c.BootstrapProgram = v // set empty: no program, as with the flag
+	}
 	str("PARTNERD_BOOTSTRAP_KEY", &c.BootstrapKey)
 	str("PARTNERD_ACCESS_LINK_SECRET", &c.AccessLinkSecret)
 	str("PARTNERD_ACCESS_LINK_URL", &c.AccessLinkURL)

@@ -24,20 +24,27 @@ type CreateProgramHandler struct{ d Deps }
 
 // Handle creates the program and returns the API key in clear, once.
 func (h *CreateProgramHandler) Handle(ctx context.Context, cmd CreateProgram, meta Meta) (Result, string, error) {
+	res, _, key, err := h.HandleWithKeyID(ctx, cmd, meta)
+	return res, key, err
+}
+
+// HandleWithKeyID is Handle that also returns the first key's ID (what
+// revoking it takes).
+func (h *CreateProgramHandler) HandleWithKeyID(ctx context.Context, cmd CreateProgram, meta Meta) (Result, string, string, error) {
 	key := cmd.Key
 	if key == "" {
 		key = NewAPIKey()
 	} else if len(key) < 16 {
-		return Result{}, "", &domain.ValidationError{Fields: []domain.FieldError{{Field: "key", Message: "must be at least 16 characters"}}}
+		return Result{}, "", "", &domain.ValidationError{Fields: []domain.FieldError{{Field: "key", Message: "must be at least 16 characters"}}}
 	}
 	keyID := randomID(10)
 	res, _, err := execute(ctx, h.d, domain.ProgramStream(cmd.ProgramID), cmd.ProgramID, meta, func(p *domain.Program) ([]domain.Event, error) {
 		return p.CreateProgram(cmd.ProgramID, cmd.Name, keyID, HashAPIKey(key), h.d.Now().UTC())
 	})
 	if err != nil {
-		return Result{}, "", fmt.Errorf("create program %s: %w", cmd.ProgramID, err)
+		return Result{}, "", "", fmt.Errorf("create program %s: %w", cmd.ProgramID, err)
 	}
-	return res, key, nil
+	return res, keyID, key, nil
 }
 
 // NewAPIKey returns a fresh API key: "pd_" and 32 random bytes, base64url.

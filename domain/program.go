@@ -2,6 +2,8 @@ package domain
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 )
@@ -53,6 +55,19 @@ func (p *Program) ID() string { return p.id }
 
 // Exists reports whether the program was created.
 func (p *Program) Exists() bool { return p.created }
+
+// KeyIDs lists the IDs of the program's live API keys, sorted.
+func (p *Program) KeyIDs() []string { return slices.Sorted(maps.Keys(p.keys)) }
+
+// KeyIDOf returns the ID of the live key with this hash.
+func (p *Program) KeyIDOf(hash string) (string, bool) {
+	for id, h := range p.keys {
+		if h == hash {
+			return id, true
+		}
+	}
+	return "", false
+}
 
 // Name of the program.
 func (p *Program) Name() string { return p.name }

@@ -3,7 +3,8 @@
 //	partnerd [serve]                    run the HTTP API, relay and projections
 //	partnerd programs create NAME       create a program; prints its API key once
 //	partnerd programs keys issue NAME   issue another key
-//	partnerd programs keys revoke NAME KEY_ID
+//	partnerd programs keys list NAME    the IDs of its live keys
+//	partnerd programs keys revoke NAME KEY_ID (or the key itself)
 //
 // Every flag has a PARTNERD_* environment equivalent (see --help).
 package main
@@ -83,7 +84,8 @@ Usage:
   partnerd [serve] [flags]                  run the HTTP API, relay and projections
   partnerd programs create NAME [flags]     create a program; prints its API key once (last line)
   partnerd programs keys issue NAME         issue another API key for a program
-  partnerd programs keys revoke NAME KEY_ID revoke a key
+  partnerd programs keys list NAME          the IDs of a program's live keys
+  partnerd programs keys revoke NAME KEY_ID revoke a key (by its ID, or the key itself)
   partnerd rebuild PROJECTION|all [flags]   rebuild read models into a new generation, then switch
   partnerd republish --from POS [--to POS] [--category C]
                                             publish a range of history to Kafka again (same event IDs)

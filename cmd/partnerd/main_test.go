@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"os"
 	"strings"
 	"testing"
 )
@@ -56,5 +57,58 @@ func TestConfigProblemsAreReportedTogether(t *testing.T) {
 		if !strings.Contains(errOut.String(), want) {
 			t.Errorf("error output does not name %s: %s", want, errOut.String())
 		}
+	}
+}
+
+// Every key can be revoked, the first one too: create names its ID, keys
+// list shows the live ones, and revoke takes the ID or the key itself,
+// never echoing a key back. Wrong arguments create no store.
+func TestProgramsKeysListAndRevoke(t *testing.T) {
+	dir := t.TempDir()
+	var out, errOut bytes.Buffer
+	if code := run([]string{"programs", "create", "acme", "--data", dir}, &out, &errOut); code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut.String())
+	}
+	first := strings.TrimSpace(out.String())
+	_, rest, _ := strings.Cut(errOut.String(), "key ")
+	firstID, _, _ := strings.Cut(rest, ",")
+	out.Reset()
+	errOut.Reset()
+	if code := run([]string{"programs", "keys", "issue", "acme", "--data", dir}, &out, &errOut); code != 0 {
+		t.Fatalf("issue: exit %d: %s", code, errOut.String())
+	}
+	out.Reset()
+	errOut.Reset()
+	if code := run([]string{"programs", "keys", "list", "acme", "--data", dir}, &out, &errOut); code != 0 {
+		t.Fatalf("list: exit %d: %s", code, errOut.String())
+	}
+	ids := strings.Fields(out.String())
+	if len(ids) != 2 || !strings.Contains(out.String(), firstID) || firstID == "" {
+		t.Fatalf("keys list %q, want 2 IDs with the first key's %q", out.String(), firstID)
+	}
+	out.Reset()
+	errOut.Reset()
+	if code := run([]string{"programs", "keys", "revoke", "acme", first, "--data", dir}, &out, &errOut); code != 0 ||
+		!strings.Contains(out.String(), "key "+firstID+" of") || strings.Contains(out.String()+errOut.String(), first) {
+		t.Fatalf("revoke by the key itself: exit %d, %q %q", code, out.String(), errOut.String())
+	}
+	out.Reset()
+	errOut.Reset()
+	if code := run([]string{"programs", "keys", "revoke", "acme", first, "--data", dir}, &out, &errOut); code != 1 || strings.Contains(errOut.String(), first) {
+		t.Fatalf("revoke it again: exit %d, stderr %q (must not echo the key)", code, errOut.String())
+	}
+	out.Reset()
+	errOut.Reset()
+	if code := run([]string{"programs", "keys", "list", "acme", "--data", dir}, &out, &errOut); code != 0 || len(strings.Fields(out.String())) != 1 {
+		t.Fatalf("list after revoke: exit %d %q", code, out.String())
+	}
+	empty := t.TempDir() + "/none"
+	for _, args := range [][]string{{"programs", "create"}, {"programs", "keys", "issue"}, {"programs", "keys", "revoke", "x"}} {
+		if code := run(append(args, "--data", empty), &out, &errOut); code != 2 {
+			t.Fatalf("%v: exit %d, want 2", args, code)
+		}
+	}
+	if _, err := os.Stat(empty); !os.IsNotExist(err) {
+		t.Fatalf("wrong arguments created a store at %s (%v)", empty, err)
 	}
 }

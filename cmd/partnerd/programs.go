@@ -4,19 +4,21 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"slices"
 
 	"github.com/partnerd/partnerd/app"
 	"github.com/partnerd/partnerd/commands"
+	"github.com/partnerd/partnerd/domain"
 )
 
 func programs(args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		return usageError{"programs: want create NAME, keys issue NAME or keys revoke NAME KEY_ID"}
+		return usageError{"programs: want create NAME, keys issue NAME, keys list NAME or keys revoke NAME KEY_ID"}
 	}
 	sub := args[0]
 	if sub == "keys" {
 		if len(args) < 2 {
-			return usageError{"programs keys: want issue NAME or revoke NAME KEY_ID"}
+			return usageError{"programs keys: want issue NAME, list NAME or revoke NAME KEY_ID"}
 		}
 		sub, args = "keys "+args[1], args[1:]
 	}
@@ -38,6 +40,12 @@ func programs(args []string, stdout, stderr io.Writer) error {
 			i--
 		}
 	}
+	// Wrong arguments are told before the store is opened (which would
+	// create an empty one where there was none).
+	want := map[string]int{"create": 1, "keys issue": 1, "keys list": 1, "keys revoke": 2}
+	if n, ok := want[sub]; !ok || len(pos) != n {
+		return usageError{fmt.Sprintf("programs %s: wrong arguments %q", sub, pos)}
+	}
 	store, err := app.OpenStore(*cfg)
 	if err != nil {
 		return err
@@ -46,28 +54,50 @@ func programs(args []string, stdout, stderr io.Writer) error {
 	cmds := commands.New(commands.Deps{Store: store})
 	ctx := context.Background()
 	meta := commands.Meta{Actor: "cli"}
-	switch {
-	case sub == "create" && len(pos) == 1:
-		_, k, err := cmds.CreateProgram.Handle(ctx, commands.CreateProgram{ProgramID: pos[0], Name: *name, Key: *key}, meta)
+	switch sub {
+	case "create":
+		_, id, k, err := cmds.CreateProgram.HandleWithKeyID(ctx, commands.CreateProgram{ProgramID: pos[0], Name: *name, Key: *key}, meta)
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(stderr, "program %q created; its API key (shown once):\n", pos[0])
+		fmt.Fprintf(stderr, "program %q created; key %s, its API key (shown once):\n", pos[0], id)
 		fmt.Fprintln(stdout, k)
-	case sub == "keys issue" && len(pos) == 1:
+	case "keys issue":
 		_, id, k, err := cmds.IssueAPIKey.Handle(ctx, pos[0], meta)
 		if err != nil {
 			return err
 		}
 		fmt.Fprintf(stderr, "key %s issued for %q (shown once):\n", id, pos[0])
 		fmt.Fprintln(stdout, k)
-	case sub == "keys revoke" && len(pos) == 2:
-		if _, err := cmds.RevokeAPIKey.Handle(ctx, pos[0], pos[1], meta); err != nil {
+	case "keys list":
+		p, _, _, err := commands.Load[domain.Program](ctx, store, domain.ProgramStream(pos[0]))
+		if err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "key %s of %q revoked\n", pos[1], pos[0])
-	default:
-		return usageError{fmt.Sprintf("programs %s: wrong arguments %q", sub, pos)}
+		if !p.Exists() {
+			return fmt.Errorf("program %q: %w", pos[0], domain.ErrNotFound)
+		}
+		for _, id := range p.KeyIDs() {
+			fmt.Fprintln(stdout, id)
+		}
+	case "keys revoke":
+		// A key ID, or the key itself (the first key's ID was not shown
+		// before): never echoed back, it may be a secret.
+		p, _, _, err := commands.Load[domain.Program](ctx, store, domain.ProgramStream(pos[0]))
+		if err != nil {
+			return err
+		}
+		id := pos[1]
+		if !slices.Contains(p.KeyIDs(), id) {
+			var ok bool
+			if id, ok = p.KeyIDOf(commands.HashAPIKey(pos[1])); !ok {
+				return fmt.Errorf("program %q has no live key with that ID or value (programs keys list %s shows the IDs): %w", pos[0], pos[0], domain.ErrConflict)
+			}
+		}
+		if _, err := cmds.RevokeAPIKey.Handle(ctx, pos[0], id, meta); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "key %s of %q revoked\n", id, pos[0])
 	}
 	return nil
 }
