@@ -379,3 +379,79 @@ func (p Activities) trim(ctx context.Context, rd redis.Cmdable, b *Batch, reads 
 	}
 	return nil
 }
+
+// Reconcile implements Reconciler: a rebuild writes its batches from
+// several workers at once, so each batch's trim counted a feed that the
+// others were still filling, and the cap held only from the next live
+// batch on. After the switch the cap is applied to each program's feed,
+// oldest first, as a batch would.
+func (p Activities) Reconcile(ctx context.Context, rdb redis.UniversalClient, gen int64) error {
+	if p.MaxPerProgram <= 0 {
+		return nil
+	}
+	prefix := "pd:" + p.Name() + ":g" + strconv.FormatInt(gen, 10) + ":{"
+	var feeds []string
+	scan := func(ctx context.Context, c *redis.Client) error {
+		iter := c.Scan(ctx, 0, prefix+"*}:feed", 1000).Iterator()
+		for iter.Next(ctx) {
+			feeds = append(feeds, iter.Val())
+		}
+		return iter.Err()
+	}
+	var err error
+	switch c := rdb.(type) {
+	case *redis.ClusterClient:
+		err = c.ForEachMaster(ctx, scan)
+	case *redis.Client:
+		err = scan(ctx, c)
+	default:
+		err = fmt.Errorf("reconcile: unsupported Redis client %T", rdb)
+	}
+	if err != nil {
+		return err
+	}
+	for _, feed := range feeds {
+		tag := strings.TrimSuffix(strings.TrimPrefix(feed, prefix), "}:feed")
+		ks := ActivityKeys{NewKeyspace(p.Name(), gen, tag)}
+		for {
+			n, err := rdb.ZCard(ctx, feed).Result()
+			if err != nil {
+				return err
+			}
+			over := min(n-int64(p.MaxPerProgram), 10000)
+			if over <= 0 {
+				break
+			}
+			ids, err := rdb.ZRange(ctx, feed, 0, over-1).Result()
+			if err != nil || len(ids) == 0 {
+				return err
+			}
+			docs, err := rdb.HMGet(ctx, ks.Docs(), ids...).Result()
+			if err != nil {
+				return err
+			}
+			pipe := rdb.TxPipeline()
+			for i, id := range ids {
+				// Indexes first, the feed entry and the document last: an
+				// interrupted trim leaves an entry to find again, never an
+				// index entry without its feed entry.
+				if s, _ := docs[i].(string); s != "" {
+					var a ActivityView
+					if json.Unmarshal([]byte(s), &a) == nil {
+						pipe.ZRem(ctx, ks.Partner(a.PartnerID), id)
+						pipe.ZRem(ctx, ks.Flavor(a.Flavor), id)
+						if a.MessageID != "" {
+							pipe.ZRem(ctx, ks.Message(a.MessageID), id)
+						}
+					}
+				}
+				pipe.ZRem(ctx, feed, id)
+				pipe.HDel(ctx, ks.Docs(), id)
+			}
+			if _, err := pipe.Exec(ctx); err != nil {
+				return fmt.Errorf("trim feed of %s: %w", tag, err)
+			}
+		}
+	}
+	return nil
+}

@@ -138,3 +138,59 @@ func TestActivitiesCapWeighsTheBatchItAdds(t *testing.T) {
 		}
 	})
 }
+
+// A rebuild keeps the cap too: its workers write at once, so their
+// batches' trims see a feed still filling; Reconcile trims after the
+// switch.
+func TestActivitiesRebuildKeepsTheCap(t *testing.T) {
+	backends(t, func(t *testing.T, rdb *redis.Client, program string) {
+		ctx := context.Background()
+		now := time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
+		log := &sliceLog{}
+		for i := range 40 {
+			a := domain.Activity{ActivityID: fmt.Sprintf("a%02d", i), PartnerID: fmt.Sprintf("p%d", i%7), Flavor: "logged_in",
+				OccurredAt: now.Add(time.Duration(i) * time.Minute)}
+			data, err := json.Marshal(domain.ActivityRecorded{ProgramID: program, Activity: a, RecordedAt: a.OccurredAt})
+			if err != nil {
+				t.Fatal(err)
+			}
+			log.evs = append(log.evs, eventstore.RecordedEvent{ID: a.ActivityID, StreamID: domain.ActivityStream(program, a.PartnerID),
+				Type: domain.TypeActivityRecorded, Version: uint64(i / 7), Position: eventstore.Position(i + 1), RecordedAt: a.OccurredAt,
+				Data: data, Metadata: []byte(`{"schema":1,"program":"` + program + `"}`)})
+		}
+		p := projections.Activities{MaxPerProgram: 5}
+		res, err := projections.Rebuild(ctx, rdb, log, p, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ks := projections.ActivityKeys{Keyspace: projections.NewKeyspace("activities", res.NewGeneration, program)}
+		ids, _ := rdb.ZRevRange(ctx, ks.Feed(), 0, -1).Result()
+		docs, _ := rdb.HLen(ctx, ks.Docs()).Result()
+		flavor, _ := rdb.ZCard(ctx, ks.Flavor("logged_in")).Result()
+		var partners int64
+		for i := range 7 {
+			n, _ := rdb.ZCard(ctx, ks.Partner(fmt.Sprintf("p%d", i))).Result()
+			partners += n
+		}
+		if got := fmt.Sprintf("%s docs %d flavor %d partners %d", strings.Join(ids, ","), docs, flavor, partners); got != "a39,a38,a37,a36,a35 docs 5 flavor 5 partners 5" {
+			t.Fatalf("after the rebuild: %s", got)
+		}
+	})
+}
+
+// sliceLog is a LogReader over events in memory.
+type sliceLog struct{ evs []eventstore.RecordedEvent }
+
+func (l *sliceLog) ReadAll(_ context.Context, after eventstore.Position, max int) ([]eventstore.RecordedEvent, error) {
+	var out []eventstore.RecordedEvent
+	for _, e := range l.evs {
+		if e.Position > after && len(out) < max {
+			out = append(out, e)
+		}
+	}
+	return out, nil
+}
+
+func (l *sliceLog) Head(context.Context) (eventstore.Position, error) {
+	return eventstore.Position(len(l.evs)), nil
+}

@@ -237,7 +237,7 @@ func (o *SegmentOutbox) RestoreIfLost(ctx context.Context, program, seg string) 
 	if err != nil {
 		return false, err
 	}
-	o.logger().Warn("segment membership announcements restored from the log (Redis had lost them)",
+	o.logger().Info("segment membership announcements restored from the log (Redis did not hold them: a new, emptied or embedded Redis)",
 		"program", program, "segment", seg, "announced", last[0].Version+1, "redis_had", seq, "dropped_entries", dropped)
 	return true, nil
 }
