@@ -390,25 +390,9 @@ func (p Activities) Reconcile(ctx context.Context, rdb redis.UniversalClient, ge
 		return nil
 	}
 	prefix := "pd:" + p.Name() + ":g" + strconv.FormatInt(gen, 10) + ":{"
-	var feeds []string
-	scan := func(ctx context.Context, c *redis.Client) error {
-		iter := c.Scan(ctx, 0, prefix+"*}:feed", 1000).Iterator()
-		for iter.Next(ctx) {
-			feeds = append(feeds, iter.Val())
-		}
-		return iter.Err()
-	}
-	var err error
-	switch c := rdb.(type) {
-	case *redis.ClusterClient:
-		err = c.ForEachMaster(ctx, scan)
-	case *redis.Client:
-		err = scan(ctx, c)
-	default:
-		err = fmt.Errorf("reconcile: unsupported Redis client %T", rdb)
-	}
+	feeds, err := scanKeys(ctx, rdb, prefix+"*}:feed")
 	if err != nil {
-		return err
+		return fmt.Errorf("reconcile: %w", err)
 	}
 	for _, feed := range feeds {
 		tag := strings.TrimSuffix(strings.TrimPrefix(feed, prefix), "}:feed")

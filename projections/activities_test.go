@@ -146,7 +146,7 @@ func TestActivitiesRebuildKeepsTheCap(t *testing.T) {
 	backends(t, func(t *testing.T, rdb *redis.Client, program string) {
 		ctx := context.Background()
 		now := time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
-		log := &sliceLog{}
+		var evs []eventstore.RecordedEvent
 		for i := range 40 {
 			a := domain.Activity{ActivityID: fmt.Sprintf("a%02d", i), PartnerID: fmt.Sprintf("p%d", i%7), Flavor: "logged_in",
 				OccurredAt: now.Add(time.Duration(i) * time.Minute)}
@@ -154,12 +154,12 @@ func TestActivitiesRebuildKeepsTheCap(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			log.evs = append(log.evs, eventstore.RecordedEvent{ID: a.ActivityID, StreamID: domain.ActivityStream(program, a.PartnerID),
+			evs = append(evs, eventstore.RecordedEvent{ID: a.ActivityID, StreamID: domain.ActivityStream(program, a.PartnerID),
 				Type: domain.TypeActivityRecorded, Version: uint64(i / 7), Position: eventstore.Position(i + 1), RecordedAt: a.OccurredAt,
 				Data: data, Metadata: []byte(`{"schema":1,"program":"` + program + `"}`)})
 		}
 		p := projections.Activities{MaxPerProgram: 5}
-		res, err := projections.Rebuild(ctx, rdb, log, p, nil)
+		res, err := projections.Rebuild(ctx, rdb, projections.NewMemLog(evs), p, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -176,21 +176,4 @@ func TestActivitiesRebuildKeepsTheCap(t *testing.T) {
 			t.Fatalf("after the rebuild: %s", got)
 		}
 	})
-}
-
-// sliceLog is a LogReader over events in memory.
-type sliceLog struct{ evs []eventstore.RecordedEvent }
-
-func (l *sliceLog) ReadAll(_ context.Context, after eventstore.Position, max int) ([]eventstore.RecordedEvent, error) {
-	var out []eventstore.RecordedEvent
-	for _, e := range l.evs {
-		if e.Position > after && len(out) < max {
-			out = append(out, e)
-		}
-	}
-	return out, nil
-}
-
-func (l *sliceLog) Head(context.Context) (eventstore.Position, error) {
-	return eventstore.Position(len(l.evs)), nil
 }

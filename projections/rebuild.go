@@ -787,11 +787,36 @@ func DropGeneration(ctx context.Context, rdb redis.UniversalClient, name string,
 		}
 		return iter.Err()
 	}
+	if err := eachNode(ctx, rdb, drop); err != nil {
+		return fmt.Errorf("drop generation: %w", err)
+	}
+	return nil
+}
+
+// eachNode runs fn on the Redis server, or on every master of a cluster
+// (at the same time: fn must be safe for that).
+func eachNode(ctx context.Context, rdb redis.UniversalClient, fn func(context.Context, *redis.Client) error) error {
 	switch c := rdb.(type) {
 	case *redis.ClusterClient:
-		return c.ForEachMaster(ctx, drop)
+		return c.ForEachMaster(ctx, fn)
 	case *redis.Client:
-		return drop(ctx, c)
+		return fn(ctx, c)
 	}
-	return fmt.Errorf("drop generation: unsupported Redis client %T", rdb)
+	return fmt.Errorf("unsupported Redis client %T", rdb)
+}
+
+// scanKeys returns every key matching match, from every node.
+func scanKeys(ctx context.Context, rdb redis.UniversalClient, match string) ([]string, error) {
+	var mu sync.Mutex
+	var keys []string
+	err := eachNode(ctx, rdb, func(ctx context.Context, c *redis.Client) error {
+		iter := c.Scan(ctx, 0, match, 1000).Iterator()
+		for iter.Next(ctx) {
+			mu.Lock()
+			keys = append(keys, iter.Val())
+			mu.Unlock()
+		}
+		return iter.Err()
+	})
+	return keys, err
 }

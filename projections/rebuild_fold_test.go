@@ -51,6 +51,9 @@ func (l *memLog) Head(context.Context) (eventstore.Position, error) {
 	return eventstore.Position(len(l.evs)), nil
 }
 
+// NewMemLog is a memLog for the package's external tests.
+func NewMemLog(evs []eventstore.RecordedEvent) LogReader { return &memLog{evs: evs} }
+
 // interleavedLog makes a log of partners of two programs whose events
 // interleave: each partner is created, then changes name, country,
 // groups, account manager and prospect stage in random order with other

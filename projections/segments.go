@@ -690,30 +690,14 @@ func (s *Segments) Reconcile(ctx context.Context, rdb redis.UniversalClient, gen
 	s.mu.Unlock()
 	programs := map[string]bool{}
 	prefix := "pd:segments:g" + strconv.FormatInt(gen, 10) + ":{"
-	scan := func(ctx context.Context, c *redis.Client) error {
-		for _, suffix := range []string{"}:segs", "}:deleted"} {
-			iter := c.Scan(ctx, 0, prefix+"*"+suffix, 1000).Iterator()
-			for iter.Next(ctx) {
-				k := strings.TrimSuffix(strings.TrimPrefix(iter.Val(), prefix), suffix)
-				programs[k] = true
-			}
-			if err := iter.Err(); err != nil {
-				return err
-			}
+	for _, suffix := range []string{"}:segs", "}:deleted"} {
+		keys, err := scanKeys(ctx, rdb, prefix+"*"+suffix)
+		if err != nil {
+			return fmt.Errorf("reconcile: %w", err)
 		}
-		return nil
-	}
-	var err error
-	switch c := rdb.(type) {
-	case *redis.ClusterClient:
-		err = c.ForEachMaster(ctx, scan)
-	case *redis.Client:
-		err = scan(ctx, c)
-	default:
-		err = fmt.Errorf("reconcile: unsupported Redis client %T", rdb)
-	}
-	if err != nil {
-		return err
+		for _, k := range keys {
+			programs[strings.TrimSuffix(strings.TrimPrefix(k, prefix), suffix)] = true
+		}
 	}
 	script := redis.NewScript(reconcileScript)
 	now := time.Now().UTC().Format(timeFormat)

@@ -54,9 +54,9 @@ func (f ActivityFilter) Match(a *projections.ActivityView) bool {
 	return true
 }
 
-// activityScore is t as a score of the live feed generation, formatted.
-func (q *Queries) activityScore(t time.Time) string {
-	return strconv.FormatFloat(projections.ScoreOf(t, q.layout("activities")), 'f', -1, 64)
+// activityScore is t as a feed score of a generation of layout, formatted.
+func activityScore(t time.Time, layout int) string {
+	return strconv.FormatFloat(projections.ScoreOf(t, layout), 'f', -1, 64)
 }
 
 func (q *Queries) activityKeys(program string) projections.ActivityKeys {
@@ -139,7 +139,7 @@ func (q *Queries) Activities(ctx context.Context, program string, f ActivityFilt
 	}
 	minScore := "-inf"
 	if f.Since != nil {
-		minScore = q.activityScore(*f.Since)
+		minScore = activityScore(*f.Since, layout)
 	}
 	src, temps, err := q.activitySource(ctx, ks, f)
 	if err != nil {
@@ -151,7 +151,7 @@ func (q *Queries) Activities(ctx context.Context, program string, f ActivityFilt
 	page := ActivityPage{Items: []json.RawMessage{}}
 	countMax := "+inf"
 	if f.Until != nil {
-		countMax = "(" + q.activityScore(*f.Until)
+		countMax = "(" + activityScore(*f.Until, layout)
 	}
 	if page.Total, err = q.rdb.ZCount(ctx, src, minScore, countMax).Result(); err != nil {
 		return ActivityPage{}, fmt.Errorf("activities: %w", err)
