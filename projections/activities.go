@@ -204,7 +204,10 @@ func (p Activities) Plan(ctx context.Context, rd redis.Cmdable, b *Batch) error 
 	for tag, list := range ids {
 		ks := ActivityKeys{b.Keys(tag)}
 		r := &activityReads{known: pipe.HMGet(ctx, ks.Docs(), list...)}
-		if p.MaxPerProgram > 0 {
+		if p.MaxPerProgram > 0 && !b.Replay {
+			// A replay's workers write at once: each batch would count a
+			// feed the others are filling and trimming (it could trim it
+			// to nothing). Reconcile applies the cap after the switch.
 			r.card = pipe.ZCard(ctx, ks.Feed())
 		}
 		if p.MaxAge > 0 && p.AgeChecks.due(tag, now()) {
@@ -381,10 +384,9 @@ func (p Activities) trim(ctx context.Context, rd redis.Cmdable, b *Batch, reads 
 }
 
 // Reconcile implements Reconciler: a rebuild writes its batches from
-// several workers at once, so each batch's trim counted a feed that the
-// others were still filling, and the cap held only from the next live
-// batch on. After the switch the cap is applied to each program's feed,
-// oldest first, as a batch would.
+// several workers at once, so its batches leave the cap alone (each would
+// count a feed the others are still filling). After the switch the cap is
+// applied to each program's feed, oldest first, as a batch would.
 func (p Activities) Reconcile(ctx context.Context, rdb redis.UniversalClient, gen int64) error {
 	if p.MaxPerProgram <= 0 {
 		return nil
