@@ -146,6 +146,7 @@ func New(c Config, logger *slog.Logger) (*App, error) {
 	for _, p := range WithSegmentRestorer(ProjectionsFor(c), a.Redis, a.Store, logger) {
 		r := projections.NewRunner(a.Redis, p)
 		r.Logger = logger
+		r.Log = a.Store // LogOrdered projections apply the log in its order
 		a.Runners = append(a.Runners, r)
 	}
 	if r := a.runner(projections.Programs{}.Name()); r != nil {

@@ -206,6 +206,14 @@ func rebuild(ctx context.Context, rdb redis.UniversalClient, log LogReader, p Pr
 	if !lock.held(ctx) {
 		return res, fmt.Errorf("rebuild %s: lost the rebuild lock before the switch (stalled longer than %s?)", name, rebuildLockTTL)
 	}
+	if IsLogOrdered(p) {
+		// Live runners go on from here, in log order, once they see the
+		// switch (the tail replay below covers the same ground). Set
+		// first: nobody reads it before the switch.
+		if err := rdb.Set(ctx, LogPosKey(name, gen), uint64(pos), 0).Err(); err != nil {
+			return res, fmt.Errorf("rebuild %s: log position: %w", name, err)
+		}
+	}
 	pipe := rdb.TxPipeline()
 	pipe.Set(ctx, GenerationKey(name), gen, 0)
 	if old > 0 {

@@ -49,6 +49,36 @@ type Sequential interface {
 	Sequential() bool
 }
 
+// LogOrdered is implemented by a projection whose events must be applied
+// in the log's order across its streams, not only within each: the
+// segments projection decides memberships from partner and segment events
+// together and announces each move with the event that caused it, so a
+// condition change applied before an earlier partner change (or after a
+// later one) tells a story the log does not. Bus messages of such a
+// projection arrive per topic and partition, in no order across them; its
+// runner, given the log (Runner.Log), takes them as a notice only: it
+// applies the log itself, in order, from the generation's log position
+// (LogPosKey: every event of the projection's topics up to it is applied)
+// past the messages' positions, then acks them. A LogOrdered projection
+// is also Sequential. A generation without a log position (built by an
+// older release; rebuilt when partnerd starts, being Layouted) is applied
+// from the messages as they come until then.
+type LogOrdered interface {
+	LogOrdered() bool
+}
+
+// LogPosKey is where generation gen of a LogOrdered projection keeps its
+// log position (inside the generation's keys).
+func LogPosKey(name string, gen int64) string {
+	return "pd:" + name + ":g" + strconv.FormatInt(gen, 10) + ":logpos"
+}
+
+// IsLogOrdered reports whether p is a LogOrdered projection.
+func IsLogOrdered(p Projection) bool {
+	lo, ok := p.(LogOrdered)
+	return ok && lo.LogOrdered()
+}
+
 // Keyspace builds the keys of one projection generation and hash tag, e.g.
 // "pd:partners:g1:{acme}:partner:42".
 type Keyspace struct{ prefix string }
@@ -98,6 +128,9 @@ type Runner struct {
 	Logger *slog.Logger
 	// Workers is how many batches may be applied at once (default 4).
 	Workers int
+	// Log is the event log a LogOrdered projection applies from (without
+	// it, such a projection is applied from its messages as they come).
+	Log LogReader
 
 	rdb      redis.UniversalClient
 	proj     Projection
@@ -107,8 +140,9 @@ type Runner struct {
 	reqs     chan *applyReq
 	maxBatch int
 
-	fresh      bool          // Start created the projection's first generation
-	checkpoint atomic.Uint64 // highest position applied by this process
+	fresh      bool                   // Start created the projection's first generation
+	logPos     atomic.Pointer[genPos] // LogOrdered: how far the log is applied, as this process knows
+	checkpoint atomic.Uint64          // highest position applied by this process
 	applied    atomic.Uint64
 	batches    atomic.Uint64
 	once       sync.Once
@@ -132,6 +166,12 @@ func (r *Runner) warnRetry(err error) {
 	}
 	r.Logger.Warn("projection batch failed; will retry", "projection", r.proj.Name(), "err", err,
 		"failures_not_logged_since_last", r.quietRetries.Swap(0))
+}
+
+// genPos is a log position in one generation.
+type genPos struct {
+	gen int64
+	pos eventstore.Position
 }
 
 type applyReq struct {
@@ -188,6 +228,13 @@ func (r *Runner) Start(ctx context.Context) error {
 		return fmt.Errorf("projection %s: init generation: %w", r.proj.Name(), err)
 	}
 	r.fresh = created
+	if created && IsLogOrdered(r.proj) {
+		// Before the layout: a crash between leaves a generation of layout 1,
+		// which the next start rebuilds (and gives a log position).
+		if err := r.rdb.Set(ctx, LogPosKey(r.proj.Name(), 1), 0, 0).Err(); err != nil {
+			return fmt.Errorf("projection %s: record log position: %w", r.proj.Name(), err)
+		}
+	}
 	if created && LayoutOf(r.proj) > 1 {
 		// The generation this runner started (1) is written with its layout.
 		if err := r.rdb.Set(ctx, LayoutKey(r.proj.Name(), 1), LayoutOf(r.proj), 0).Err(); err != nil {
@@ -264,6 +311,9 @@ func (r *Runner) Handle(msg *message.Message) error {
 		r.Logger.Error("dropping unreadable message", "projection", r.proj.Name(), "uuid", msg.UUID, "err", err)
 		return nil
 	}
+	if lp := r.logPos.Load(); lp != nil && lp.gen == r.gen.Load() && ev.Position <= lp.pos {
+		return nil // applied from the log already
+	}
 	req := &applyReq{ev: ev, done: make(chan error, 1)}
 	select {
 	case r.reqs <- req:
@@ -309,7 +359,13 @@ func (r *Runner) loop(ctx context.Context) {
 		for i, q := range batch {
 			evs[i] = q.ev
 		}
-		deferred, err := r.apply(ctx, evs, 0)
+		var deferred map[string]bool
+		var err error
+		if r.Log != nil && IsLogOrdered(r.proj) {
+			deferred, err = r.applyFromLog(ctx, evs)
+		} else {
+			deferred, err = r.apply(ctx, evs, 0)
+		}
 		for _, q := range batch {
 			if err == nil && deferred[q.ev.ID] {
 				q.done <- fmt.Errorf("projection %s: %s version %d: %w", r.proj.Name(), q.ev.Stream, q.ev.Version, ErrGap)

@@ -156,6 +156,18 @@ func (*Segments) Name() string { return "segments" }
 // Sequential implements Sequential: one batch at a time per process.
 func (*Segments) Sequential() bool { return true }
 
+// LogOrdered implements LogOrdered: memberships and their announcements
+// follow the log's order across partner and segment streams.
+func (*Segments) LogOrdered() bool { return true }
+
+// SegmentsLayout is the segments projection's key layout: 2 added the
+// generation's log position (LogPosKey); a generation of layout 1 is
+// rebuilt when partnerd starts.
+const SegmentsLayout = 2
+
+// Layout implements Layouted.
+func (*Segments) Layout() int { return SegmentsLayout }
+
 // Topics implements Projection.
 func (*Segments) Topics() []string { return []string{"partnerd.partners", "partnerd.segments"} }
 
