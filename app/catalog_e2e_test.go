@@ -79,6 +79,9 @@ func TestContractsOverHTTP(t *testing.T) {
 			{name: "unknown field", action: "propose", body: map[string]any{"template_term_id": "gold", "colour": "red"}, want: 422, fields: []string{"colour"}},
 			{name: "bad date and side", action: "propose", body: map[string]any{"template_term_id": "gold", "end_date": "soon", "by": "partner"}, want: 422, fields: []string{"end_date"}},
 			{name: "field the action does not take", action: "accept", body: map[string]any{"reason": "why not"}, want: 422, fields: []string{"reason"}},
+			// In range where written, not in UTC (years 10000 and 0): they were a 500.
+			{name: "year 10000 in UTC", action: "propose", body: map[string]any{"template_term_id": "gold", "start_date": "9999-12-31T23:00:00-05:00"}, want: 422, fields: []string{"start_date"}},
+			{name: "year 0 in UTC", action: "propose", body: map[string]any{"template_term_id": "gold", "respond_by": "0001-01-01T00:30:00+01:00"}, want: 422, fields: []string{"respond_by"}},
 			{name: "malformed", action: "propose", body: `{"template_term_id":`, want: 400},
 			{name: "accept without an offer", action: "accept", body: nil, want: 409},
 		} {

@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"encoding/json"
+	"errors"
 	"net/http"
 	"slices"
 	"time"
@@ -87,7 +88,7 @@ func (b contractBody) input() (domain.ContractInput, error) {
 		}
 		t, err := parseTime(f.raw)
 		if err != nil {
-			bad = append(bad, domain.FieldError{Field: f.name, Message: "must be an RFC 3339 time or a date (YYYY-MM-DD)"})
+			bad = append(bad, domain.FieldError{Field: f.name, Message: "must be an RFC 3339 time or a date (YYYY-MM-DD) in the years 0001–9999 (UTC)"})
 			continue
 		}
 		*f.to = t
@@ -117,11 +118,25 @@ func (b contractBody) input() (domain.ContractInput, error) {
 	return in, nil
 }
 
-// parseTime reads an RFC 3339 time, or a date as midnight UTC.
+// parseTime reads an RFC 3339 time, or a date as midnight UTC, within the
+// years 0001–9999 in UTC (see inTimeRange).
 func parseTime(s string) (time.Time, error) {
 	if t, err := time.Parse(time.DateOnly, s); err == nil {
 		return t, nil
 	}
 	t, err := time.Parse(time.RFC3339Nano, s)
+	if err == nil && !inTimeRange(t) {
+		err = errTimeRange
+	}
 	return t.UTC(), err
 }
+
+// inTimeRange: times are kept in UTC and written as RFC 3339, which has
+// four-digit years; 9999-12-31T23:00:00-05:00 parses, but is in the year
+// 10000 in UTC (its event could not be encoded: a 500, an audit found).
+func inTimeRange(t time.Time) bool {
+	y := t.UTC().Year()
+	return y >= 1 && y <= 9999
+}
+
+var errTimeRange = errors.New("time outside the years 0001–9999 (UTC)")

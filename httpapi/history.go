@@ -105,8 +105,8 @@ func timeParam(c *gin.Context, name string) (time.Time, error) {
 		return time.Time{}, nil
 	}
 	t, err := time.Parse(time.RFC3339Nano, vals[0])
-	if err != nil || len(vals) > 1 { // an empty or repeated value is not "none"
-		return time.Time{}, badRequest("%s must be one RFC 3339 time, e.g. 2026-03-01T00:00:00Z", name)
+	if err != nil || len(vals) > 1 || !inTimeRange(t) { // an empty or repeated value is not "none"
+		return time.Time{}, badRequest("%s must be one RFC 3339 time in the years 0001–9999 (UTC), e.g. 2026-03-01T00:00:00Z", name)
 	}
 	if t.IsZero() {
 		// 0001-01-01T00:00:00Z is a time like any other, but the zero
