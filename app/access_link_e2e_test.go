@@ -1,6 +1,11 @@
 package app_test
 
 import (
+	"bytes"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -83,4 +88,41 @@ func TestAccessLinkOverHTTP(t *testing.T) {
 	pending := h.expect(201, "POST", "/partners/direct/access-link", nil).json(t)
 	h.expect(200, "PATCH", "/partners/direct", map[string]any{"relationship_type": "marketplace"})
 	h.problem(h.do("POST", "/access-links/redeem", map[string]any{"token": pending["token"]}), 409)
+}
+
+// The token is shown once and never stored: a replay by Idempotency-Key
+// names the link it issued, without the token, and the idempotency store
+// (which keeps answers 24 h, here on disk) never holds it. It did.
+func TestAccessLinkReplayHoldsNoToken(t *testing.T) {
+	cfg := config(t, "")
+	h := start(t, cfg)
+	h.mustCreate("/partners", map[string]any{"partner_id": "direct", "name": "Direct", "relationship_type": "direct", "signup_source": "direct_link"})
+	first := h.expect(201, "POST", "/partners/direct/access-link", nil, "Idempotency-Key", "link-once").json(t)
+	token, _ := first["token"].(string)
+	if token == "" || first["url"] == nil {
+		t.Fatalf("first answer = %v", first)
+	}
+	replay := h.expect(201, "POST", "/partners/direct/access-link", nil, "Idempotency-Key", "link-once")
+	again := replay.json(t)
+	if replay.header.Get("Idempotent-Replayed") != "true" || again["link_id"] != first["link_id"] || again["expires_at"] != first["expires_at"] {
+		t.Fatalf("replay = %v, first %v", again, first)
+	}
+	if _, ok := again["token"]; ok || again["url"] != nil || strings.Contains(string(replay.body), token) {
+		t.Fatalf("the replay shows the token again: %s", replay.body)
+	}
+	err := filepath.WalkDir(cfg.Data, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(path)
+		if err == nil && bytes.Contains(b, []byte(token)) {
+			return fmt.Errorf("%s holds the token", path)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The link still works, once.
+	h.expect(200, "POST", "/access-links/redeem", map[string]any{"token": token})
 }

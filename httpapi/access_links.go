@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"time"
@@ -8,6 +9,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/partnerd/partnerd/domain"
+	"github.com/partnerd/partnerd/queries"
 )
 
 type issueAccessLinkBody struct {
@@ -20,8 +22,8 @@ type issueAccessLinkBody struct {
 type accessLinkAnswer struct {
 	PartnerID string    `json:"partner_id"`
 	LinkID    string    `json:"link_id"`
-	URL       string    `json:"url"`
-	Token     string    `json:"token"`
+	URL       string    `json:"url,omitempty"`   // left out of a replay
+	Token     string    `json:"token,omitempty"` // left out of a replay
 	ExpiresAt time.Time `json:"expires_at"`
 }
 
@@ -52,8 +54,17 @@ func (s *Server) issueAccessLink(c *gin.Context) {
 		return
 	}
 	c.Header("Cache-Control", "no-store")
-	answerCommand(c, http.StatusCreated, res, accessLinkAnswer{PartnerID: id, LinkID: link.LinkID, URL: link.URL,
-		Token: link.Token, ExpiresAt: link.ExpiresAt})
+	answer := accessLinkAnswer{PartnerID: id, LinkID: link.LinkID, ExpiresAt: link.ExpiresAt}
+	// The idempotency layer keeps the answer (24 h, on disk or in Redis)
+	// to replay it: without the token, which is shown once and never
+	// stored (a replay names the link it issued; issue another for a new
+	// token).
+	if redacted, err := json.Marshal(withPosition{Resource: answer, Position: res.Position.String(),
+		ConsistencyToken: queries.ConsistencyToken(res.Stream, res.Version)}); err == nil {
+		c.Set(ctxIdemBody, redacted)
+	}
+	answer.URL, answer.Token = link.URL, link.Token
+	answerCommand(c, http.StatusCreated, res, answer)
 }
 
 type redeemAccessLinkBody struct {
