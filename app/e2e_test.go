@@ -339,6 +339,24 @@ func TestIdempotencyKeyComparesContentAndWaitsForTheFirst(t *testing.T) {
 		t.Fatal("repeats appended events")
 	}
 
+	// The query is part of the request: another reason under the same key
+	// is another request (it got the first answer back, the second unlink
+	// never happening).
+	h.mustCreate("/partners", map[string]any{"partner_id": "la", "name": "A", "relationship_type": "direct"})
+	h.mustCreate("/partners", map[string]any{"partner_id": "lb", "name": "B", "relationship_type": "direct"})
+	h.expect(200, "POST", "/partners/la/links", map[string]any{"partner_id": "lb", "reason": "same owner"})
+	h.expect(200, "DELETE", "/partners/la/links/lb?reason=wrong-account", nil, "Idempotency-Key", "unlink-1")
+	head = h.head()
+	if r := h.do("DELETE", "/partners/la/links/lb?reason=wrong-account", nil, "Idempotency-Key", "unlink-1"); r.status != 200 || r.header.Get("Idempotent-Replayed") != "true" {
+		t.Fatalf("the same request again: %d %v", r.status, r.header)
+	}
+	if r := h.do("DELETE", "/partners/la/links/lb?reason=another", nil, "Idempotency-Key", "unlink-1"); r.status != 422 {
+		t.Fatalf("another query under the same key: %d %s, want 422", r.status, r.body)
+	}
+	if h.head() != head {
+		t.Fatal("repeats appended events")
+	}
+
 	// Concurrent repeats: one partner, every answer the same 201.
 	const n = 8
 	answers := make(chan response, n)

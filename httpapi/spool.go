@@ -20,14 +20,23 @@ const ctxSpool = "spooled_body"
 // memory.
 type spooledBody struct {
 	f *os.File
-	// Fingerprint is the hex SHA-256 of method, path and body, as the
-	// idempotency records use it.
+	// Fingerprint is the hex SHA-256 of method, path, query and body, as
+	// the idempotency records use it.
 	Fingerprint string
 }
 
-// fingerprintPrefix is what the fingerprint hashes before the body.
+// fingerprintPrefix is what the fingerprint hashes before the body: the
+// method, the path and the query parameters (in key order, so their order
+// does not matter; a request without any hashes as before they counted).
+// The query is part of the request: DELETE …/links/{id}?reason=… with
+// another reason, or a preview's next page, under a used key got the first
+// answer back instead of 422.
 func fingerprintPrefix(c *gin.Context) []byte {
-	return []byte(c.Request.Method + " " + c.Request.URL.Path + "\n")
+	p := c.Request.Method + " " + c.Request.URL.Path
+	if q := c.Request.URL.Query(); len(q) > 0 {
+		p += "?" + q.Encode()
+	}
+	return []byte(p + "\n")
 }
 
 // spool copies the request body (at most limit bytes, else errTooLarge) to
