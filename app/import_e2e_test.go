@@ -222,6 +222,18 @@ func TestImportRefusesBadUploadsWhole(t *testing.T) {
 			t.Fatalf("%s appended events", tc.name)
 		}
 	}
+	// A media type ignores case, with an Idempotency-Key too (that path
+	// read Text/CSV as JSON, capped at 1 MiB: a 413).
+	var sb strings.Builder
+	sb.WriteString("partner_id,name,relationship_type,description\r\n")
+	for i := range 600 {
+		fmt.Fprintf(&sb, "case%d,Case %d,direct,%s\r\n", i, i, strings.Repeat("d", 2000))
+	}
+	if r := h.do("POST", "/partners/import", sb.String(), "Content-Type", "Text/CSV", "Idempotency-Key", "csv-case"); r.status != 200 {
+		t.Fatalf("a 1.2 MB Text/CSV upload with an Idempotency-Key: %d %.300s", r.status, r.body)
+	}
+	head = h.head()
+
 	// Header cells name columns in any case, with spaces or hyphens for
 	// underscores, as a spreadsheet writes them; a file with CR-only line
 	// ends is refused with a hint.

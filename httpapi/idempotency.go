@@ -172,7 +172,7 @@ func (s *Server) idempotency(c *gin.Context) {
 	// object is the same request); rawFP is the bytes' fingerprint, which
 	// records written before that rule hold.
 	var fp, rawFP string
-	if strings.HasPrefix(c.ContentType(), "text/csv") {
+	if strings.EqualFold(c.ContentType(), "text/csv") { // as the import reads it: media types ignore case
 		// A CSV upload goes to disk, not memory; the handler reads it there.
 		sb, err := spool(c, maxCSVBody)
 		if err != nil {
