@@ -165,6 +165,30 @@ func TestDecideContractDefaultsToTheAdvertiser(t *testing.T) {
 	}
 }
 
+// An immediate switch over a scheduled one records that the scheduled one
+// is dropped (the new contract has none; the log said nothing of it).
+func TestImmediateSwitchRevertsTheScheduledOne(t *testing.T) {
+	t.Parallel()
+	p := reach(t, domain.StageJoined)
+	applyTo(t, &p)(p.Switch(adv, "t2", days(20), days(1)))
+	evs, err := p.Switch(adv, "t3", zero, days(2))
+	if err != nil || len(evs) != 2 {
+		t.Fatalf("switch now over a scheduled one: %v %v", evs, err)
+	}
+	rv, ok := evs[0].(domain.ContractScheduleReverted)
+	if !ok || rv.Schedule != domain.ScheduleSwitch || rv.ContractID != p.State().Contract.ID || rv.By != adv {
+		t.Fatalf("first event %#v, want the scheduled switch reverted on the old contract", evs[0])
+	}
+	applyTo(t, &p)(evs, nil)
+	if c := p.State().Contract; c.TemplateTermID != "t3" || c.ScheduledSwitch != nil || c.Stage != domain.StageJoined {
+		t.Fatalf("contract after the switch %+v", c)
+	}
+	// Without a scheduled switch, the switch alone.
+	if evs, err := p.Switch(adv, "t1", zero, days(3)); err != nil || len(evs) != 1 {
+		t.Fatalf("plain switch: %v %v", evs, err)
+	}
+}
+
 // A saved state (JSON, as a read model keeps it) restores the same partner.
 func TestRestorePartnerKeepsContracts(t *testing.T) {
 	t.Parallel()

@@ -67,7 +67,13 @@ func (p *Partner) Switch(by Side, termID string, effectiveAt, now time.Time) ([]
 		return []Event{ContractSwitchScheduled{PartnerID: p.id, ProgramID: p.program, ContractID: c.ID, By: by,
 			TemplateTermID: termID, EffectiveAt: effectiveAt.UTC(), ScheduledAt: now.UTC()}}, nil
 	}
-	return []Event{p.switched(by, termID, now)}, nil
+	sw := p.switched(by, termID, now)
+	if c.ScheduledSwitch != nil {
+		// The switch planned for later will not happen: say so, as a
+		// revert would (the new contract has no scheduled switch).
+		return []Event{p.reverted(by, ScheduleSwitch, "replaced by an immediate switch", now), sw}, nil
+	}
+	return []Event{sw}, nil
 }
 
 func (p *Partner) switched(by Side, termID string, at time.Time) ContractSwitched {
