@@ -21,8 +21,12 @@ func TestIfMatchTakesAVersionOrAStar(t *testing.T) {
 	if r := h.do("PATCH", "/partners/nobody", map[string]any{"name": "X"}, "If-Match", "*"); r.status != 404 {
 		t.Fatalf("If-Match * on a partner that does not exist: %d %s", r.status, r.body)
 	}
-	if r := h.do("PATCH", "/partners/m1", map[string]any{"name": "X"}, "If-Match", "two"); r.status != 400 {
-		t.Fatalf("If-Match two: %d %s", r.status, r.body)
+	// Anything but the version, bare or quoted, is refused (3W and "3 were
+	// read as 3; a weak tag never matches under strong comparison).
+	for _, im := range []string{"two", "3W", `"3`, `W/"3"`, `""`, "+3"} {
+		if r := h.do("PATCH", "/partners/m1", map[string]any{"name": "X"}, "If-Match", im); r.status != 400 {
+			t.Fatalf("If-Match %s: %d %s", im, r.status, r.body)
+		}
 	}
 	// PATCH merges custom fields key by key (RFC 7396); null drops one.
 	r := h.do("PATCH", "/partners/m1", map[string]any{"custom_fields": map[string]any{"tier": nil, "region": "north"}})

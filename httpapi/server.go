@@ -433,9 +433,17 @@ func meta(c *gin.Context) (commands.Meta, error) {
 	// "If-Match: *" (RFC 9110: any current version) sets no version: every
 	// command on an existing resource already requires it to exist.
 	if im := strings.TrimSpace(c.GetHeader("If-Match")); im != "" && im != "*" {
-		v, err := strconv.ParseUint(strings.Trim(im, `"W/`), 10, 64)
-		if err != nil {
-			return m, badRequest("If-Match must be a resource version number, got %q", im)
+		// The version bare (API.md) or as an entity tag, "3". A weak tag
+		// (W/"3") never matches under If-Match's strong comparison (RFC 9110
+		// §13.1.1): refused rather than taken as a match. Trim let "3W"
+		// and "\"3" through.
+		num := im
+		if len(im) >= 2 && im[0] == '"' && im[len(im)-1] == '"' {
+			num = im[1 : len(im)-1]
+		}
+		v, err := strconv.ParseUint(num, 10, 64)
+		if err != nil || num == "" || num[0] == '+' {
+			return m, badRequest("If-Match must be a resource version number (3 or \"3\"; weak tags never match), got %q", im)
 		}
 		m.IfMatch = &v
 	}
