@@ -32,6 +32,10 @@ type EventStore interface {
 // ErrStale: the If-Match version is not the resource's current version.
 var ErrStale = errors.New("resource version does not match If-Match")
 
+// ErrContended: the command lost the race for its stream to other writers
+// on every retry; it changed nothing and may be sent again.
+var ErrContended = errors.New("other writes to the resource kept winning; nothing was changed, retry")
+
 // Meta is who and why: it goes into every appended event's metadata.
 type Meta struct {
 	Actor          string
@@ -403,6 +407,9 @@ func run[T any, PT interface {
 		}
 		if errors.Is(err, eventstore.ErrWrongVersion) && meta.IfMatch != nil {
 			return Result{}, nil, fmt.Errorf("%s moved on: %w", stream, ErrStale)
+		}
+		if errors.Is(err, eventstore.ErrWrongVersion) {
+			return Result{}, nil, fmt.Errorf("%s: %w", stream, ErrContended)
 		}
 		if err != nil {
 			return Result{}, nil, err

@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -280,5 +281,51 @@ func TestNotesMessagesAndInvites(t *testing.T) {
 	}
 	if _, _, err := cmds.SendMessage.Handle(ctx, "acme", "p1", domain.NewMessage{Channel: "email", Subject: "Hi", Body: "x"}, meta); !errors.Is(err, domain.ErrConflict) {
 		t.Fatalf("e-mail to a partner without an address: %v", err)
+	}
+}
+
+// rivalStore wins every race for one stream: before each append there, a
+// rival command writes to the same stream first, so the command's
+// expected version is always behind.
+type rivalStore struct {
+	eventstore.Store
+	stream  string
+	rival   func()
+	inRival atomic.Bool
+	rivals  atomic.Int64
+}
+
+func (r *rivalStore) Append(c context.Context, stream string, expected int64, evs []eventstore.EventData) (eventstore.AppendResult, error) {
+	if stream == r.stream && r.rival != nil && r.inRival.CompareAndSwap(false, true) {
+		r.rival() // its own append passes straight through
+		r.inRival.Store(false)
+		r.rivals.Add(1)
+	}
+	return r.Store.Append(c, stream, expected, evs)
+}
+
+// A command that loses its stream to other writers on every retry says
+// so (ErrContended: a 503 to retry), not the store's raw version error
+// (a 500).
+func TestCommandLosingEveryRaceIsContended(t *testing.T) {
+	var rs *rivalStore
+	cmds, _, _ := actionFixture(t, func(s eventstore.Store) commands.EventStore {
+		rs = &rivalStore{Store: s, stream: domain.PartnerStream("acme", "busy")}
+		return rs
+	})
+	createPartner(t, cmds, "busy", "", "direct")
+	n := 0
+	rs.rival = func() {
+		n++
+		if _, _, err := cmds.UpdatePartner.Handle(ctx, "acme", "busy", domain.Patch{"description": json.RawMessage(fmt.Sprintf(`"rival %d"`, n))}, commands.Meta{Actor: "rival"}); err != nil {
+			t.Errorf("rival: %v", err)
+		}
+	}
+	_, _, err := cmds.AddNote.Handle(ctx, "acme", "busy", "hello", commands.Meta{Actor: "test"})
+	if !errors.Is(err, commands.ErrContended) || errors.Is(err, eventstore.ErrWrongVersion) {
+		t.Fatalf("a note that never wins: %v, want ErrContended", err)
+	}
+	if got := rs.rivals.Load(); got < 10 {
+		t.Fatalf("gave up after %d lost races", got)
 	}
 }

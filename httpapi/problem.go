@@ -101,7 +101,7 @@ func classify(err error) Problem {
 		p = Problem{Status: http.StatusBadRequest, Title: "Bad Request", Detail: "X-Consistency-Token: " + err.Error()}
 	case errors.Is(err, queries.ErrNotCaughtUp):
 		p = Problem{Status: http.StatusServiceUnavailable, Title: "Service Unavailable", Detail: err.Error()}
-	case errors.Is(err, errRecovering), errors.Is(err, errBuilding):
+	case errors.Is(err, errRecovering), errors.Is(err, errBuilding), errors.Is(err, commands.ErrContended):
 		p = Problem{Status: http.StatusServiceUnavailable, Title: "Service Unavailable", Detail: err.Error()}
 	case dependencyDown(err):
 		p = Problem{Status: http.StatusServiceUnavailable, Title: "Service Unavailable",

@@ -14,6 +14,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/partnerd/partnerd/commands"
 	"github.com/partnerd/partnerd/domain"
 )
 
@@ -36,6 +37,7 @@ func TestClassifyDependencyDown(t *testing.T) {
 		{name: "redis wrong type", err: redisErr("WRONGTYPE Operation against a key holding the wrong kind of value"), want: 500},
 		{name: "canceled", err: fmt.Errorf("x: %w", context.Canceled), want: 500},
 		{name: "not found", err: domain.ErrNotFound, want: 404},
+		{name: "lost every race", err: fmt.Errorf("partner-acme-x: %w", commands.ErrContended), want: 503},
 		{name: "other", err: errors.New("boom"), want: http.StatusInternalServerError},
 	} {
 		if got := classify(tc.err).Status; got != tc.want {
