@@ -25,6 +25,9 @@ import (
 //	sort:name                 zset  partner IDs scored by NameScore
 //	sort:date_joined          zset  partner IDs scored by date joined (unix ms; -1 never joined)
 //	sort:social_reach         zset  partner IDs scored by social reach (-1 unknown)
+//	sort:namelex              zset  "<NameKey>\x00<partner ID>", score 0: the
+//	                                name sort to the last character
+//	namekey                   hash  partner ID → its NameKey
 //	partners                  zset  partner IDs, score 0 (sort by partner_id)
 //	ng:<g>                    set   partner IDs where the 3-character g occurs
 //	                                in name, ID or URL (lower case), or the
@@ -55,8 +58,10 @@ const (
 // changed only the name sort's scores (NameScore: accented letters as
 // their base letter, other scripts after z; layout 3 put both before a).
 // Layout 5 changed only them too: a letter of another script counts by
-// its code point (layout 4 tied them all).
-const PartnersLayout = 5
+// its code point (layout 4 tied them all). Layout 6 added sort:namelex and
+// namekey: the name sort orders by the whole name (layout 5 by its first
+// ten characters, then partner ID).
+const PartnersLayout = 6
 
 // Filter names of the list screen (API.md GET /partners), with custom.<name> apart.
 var PartnerFilters = []string{"status", "contract_stage", "group", "template_term", "terms_update",
@@ -135,6 +140,13 @@ func (k Keyspace) RecentlyExpiredKey() string { return k.Key(recentlyExpiredKey)
 // SearchKey is the hash of each partner's searchable text.
 func (k Keyspace) SearchKey() string { return k.Key(searchKey) }
 
+// NameLexKey is the sorted set of "<NameKey>\x00<partner ID>", score 0:
+// the name sort in full, read by ZRANGEBYLEX (layout 6).
+func (k Keyspace) NameLexKey() string { return k.Key("sort", "namelex") }
+
+// NameKeysKey is the hash of each partner's NameKey (layout 6).
+func (k Keyspace) NameKeysKey() string { return k.Key("namekey") }
+
 // NameScore maps a name to a sorted-set score that orders names case-
 // insensitively by their first 10 digits of base 39, which fit the 53 bits
 // a double holds exactly (39^10 < 2^53): 0 end of name, 1 space,
@@ -149,10 +161,43 @@ func (k Keyspace) SearchKey() string { return k.Key(searchKey) }
 func NameScore(name string) float64 {
 	var n int64
 	i := 0
-	digit := func(d int64) {
-		if i < 10 {
-			n = n*39 + d
-			i++
+	nameDigits(name, func(d int64) bool {
+		n = n*39 + d
+		i++
+		return i < 10
+	})
+	for ; i < 10; i++ {
+		n *= 39
+	}
+	return float64(n)
+}
+
+// NameKey is the whole name in NameScore's digits, one byte each ('A' + the
+// digit): byte order is name order to the last character (a name that is
+// a prefix of another first), where NameScore stops at the tenth. The name
+// sort pages by it (the sorted set NameLexKey), so names alike in their
+// first ten characters ("Globex Corporation Zeta" / "… Alpha") no longer
+// fall back to partner ID order. At most maxNameKey digits are kept.
+func NameKey(name string) string {
+	b := make([]byte, 0, len(name)+4)
+	nameDigits(name, func(d int64) bool {
+		b = append(b, byte('A'+d))
+		return len(b) < maxNameKey
+	})
+	return string(b)
+}
+
+// maxNameKey bounds a NameKey (names are at most 200 characters; a letter
+// of another script takes five digits).
+const maxNameKey = 1000
+
+// nameDigits calls digit with each base-39 digit of name (see NameScore)
+// until it returns false.
+func nameDigits(name string, digit func(d int64) bool) {
+	more := true
+	emit := func(d int64) {
+		if more {
+			more = digit(d)
 		}
 	}
 	lower := strings.ToLower(name)
@@ -160,38 +205,34 @@ func NameScore(name string) float64 {
 		lower = norm.NFD.String(lower)
 	}
 	for _, r := range lower {
-		if i == 10 {
-			break
+		if !more {
+			return
 		}
 		switch {
 		case r >= '0' && r <= '9':
-			digit(2 + int64(r-'0'))
+			emit(2 + int64(r-'0'))
 		case r >= 'a' && r <= 'z':
-			digit(12 + int64(r-'a'))
+			emit(12 + int64(r-'a'))
 		case r < utf8.RuneSelf:
-			digit(1)
+			emit(1)
 		case unicode.Is(unicode.Mn, r):
 			// a combining accent of the letter before it (after NFD)
 		case latinFolds[r] != "":
 			for _, b := range latinFolds[r] {
-				digit(12 + int64(b-'a'))
+				emit(12 + int64(b-'a'))
 			}
 		case unicode.IsLetter(r):
 			// After z, then by code point (four base-39 digits hold any):
 			// Cyrillic and Greek names in alphabet order, and other
 			// scripts at least apart, on their first two letters.
-			digit(38)
+			emit(38)
 			for p := int64(39 * 39 * 39); p > 0; p /= 39 {
-				digit(int64(r) / p % 39)
+				emit(int64(r) / p % 39)
 			}
 		default:
-			digit(1)
+			emit(1)
 		}
 	}
-	for ; i < 10; i++ {
-		n *= 39
-	}
-	return float64(n)
 }
 
 // latinFolds are the Latin letters NFD does not decompose into a base
@@ -251,9 +292,10 @@ func isASCII(s string) bool {
 // is a member of, its score in each sorted set, and its searchable text.
 // N-gram sets are derived from search only when needed (see grams).
 type partnerIndex struct {
-	sets   []string // filter and custom-field sets
-	scores []scored
-	search string
+	sets    []string // filter and custom-field sets
+	scores  []scored
+	search  string
+	nameKey string // NameKey of the name ("" for a partner that does not exist)
 }
 
 type scored struct {
@@ -366,6 +408,7 @@ func indexOf(ks Keyspace, s domain.PartnerState) partnerIndex {
 	}
 	ix.search = strings.Join(SearchText(s), "\n")
 	ix.scores = append(ix.scores, scored{ks.SortKey("name"), NameScore(f.Name)})
+	ix.nameKey = NameKey(f.Name)
 	joined := -1.0
 	if f.DateJoined != nil {
 		joined = float64(f.DateJoined.UnixMilli())
@@ -387,11 +430,12 @@ func indexOf(ks Keyspace, s domain.PartnerState) partnerIndex {
 // never both added to and removed from the same key, and the order of the
 // merged commands does not matter.
 type indexWrites struct {
-	order []string // keys in first-use order, for deterministic output
-	ops   map[string]*keyOps
-	texts []any // search hash field, value, …
-	ks    Keyspace
-	gkeys *gramKeys // n-gram keys of ks
+	order    []string // keys in first-use order, for deterministic output
+	ops      map[string]*keyOps
+	texts    []any // search hash field, value, …
+	nameKeys []any // name key hash field, value, …
+	ks       Keyspace
+	gkeys    *gramKeys // n-gram keys of ks
 }
 
 type keyOps struct {
@@ -429,6 +473,21 @@ func (iw *indexWrites) diff(ks Keyspace, id string, old, cur partnerIndex) {
 		} else {
 			// Deleted partners keep no search text.
 			o := iw.at(ks.SearchKey())
+			o.rem = append(o.rem, idv)
+		}
+	}
+	if old.nameKey != cur.nameKey || (old.scores == nil) != (cur.scores == nil) {
+		// The name sort's lex entry "<NameKey>\x00<id>" and the ID's key.
+		if old.scores != nil {
+			o := iw.at(ks.NameLexKey())
+			o.zrem = append(o.zrem, old.nameKey+"\x00"+id)
+		}
+		if cur.scores != nil {
+			o := iw.at(ks.NameLexKey())
+			o.zadd = append(o.zadd, "0", cur.nameKey+"\x00"+id)
+			iw.nameKeys = append(iw.nameKeys, idv, cur.nameKey)
+		} else {
+			o := iw.at(ks.NameKeysKey())
 			o.rem = append(o.rem, idv)
 		}
 	}
@@ -493,7 +552,7 @@ func diffSets[T comparable](old, cur []T, rem, add func(T)) {
 func (iw *indexWrites) flush(w *Writes) {
 	for _, k := range iw.order {
 		o := iw.ops[k]
-		if k == iw.ks.SearchKey() {
+		if k == iw.ks.SearchKey() || k == iw.ks.NameKeysKey() {
 			if len(o.rem) > 0 {
 				w.HDel(k, o.rem...)
 			}
@@ -523,6 +582,9 @@ func (iw *indexWrites) flush(w *Writes) {
 	}
 	if len(iw.texts) > 0 {
 		w.HSet(iw.ks.SearchKey(), iw.texts...)
+	}
+	if len(iw.nameKeys) > 0 {
+		w.HSet(iw.ks.NameKeysKey(), iw.nameKeys...)
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"reflect"
 	"sort"
 	"strconv"
@@ -59,7 +60,19 @@ func parsePartnerCursor(c, sort string) (score, id string, err error) {
 	if len(parts) != 3 || parts[0] != sort || parts[2] == "" {
 		return "", "", ErrBadCursor
 	}
-	if _, err := strconv.ParseFloat(parts[1], 64); err != nil {
+	if key, ok := strings.CutPrefix(parts[1], nameKeyCursor); ok {
+		// The name sort (layout 6): the item's NameKey, bytes 'A'…'g'.
+		for i := 0; i < len(key); i++ {
+			if key[i] < 'A' || key[i] > 'A'+38 {
+				return "", "", ErrBadCursor
+			}
+		}
+		if !domain.ValidEntityID(parts[2]) {
+			return "", "", ErrBadCursor
+		}
+		return parts[1], parts[2], nil
+	}
+	if f, err := strconv.ParseFloat(parts[1], 64); err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
 		return "", "", ErrBadCursor
 	}
 	if sort == "partner_id" && !domain.ValidEntityID(parts[2]) {
@@ -67,6 +80,10 @@ func parsePartnerCursor(c, sort string) (score, id string, err error) {
 	}
 	return parts[1], parts[2], nil
 }
+
+// nameKeyCursor marks a name sort cursor's position: "k:" + the item's
+// NameKey instead of a score.
+const nameKeyCursor = "k:"
 
 // idCursor is the cursor after partner id of a list in partner ID order
 // (segment members, a segment preview): the default-sort list cursor.
@@ -133,6 +150,83 @@ else
 end
 return {total, start, items}
 `
+
+// namePageScript is pageScript for the name sort of layout 6: it pages
+// by the whole name, through the sorted set KEYS[3] of "<NameKey>\0<id>"
+// (score 0, so Redis orders it by bytes), after the cursor's entry ARGV[4].
+// Over the sort zset itself (no filter) it reads that set; over a
+// temporary result of at most smallNameSet members it writes their
+// entries (NameKeys from hash KEYS[4]) to the scratch zset KEYS[5] and
+// reads that; over a larger result it walks the whole set and keeps the
+// entries whose ID is in the result (at least one in smallNameSet/size of
+// the program). ARGV[6] is a q to check as in pageScript. It returns
+// {total, {entry, …}} with up to limit + 1 entries: one more than the page
+// tells there is a next one.
+const namePageScript = `
+local R, L, NK, T = KEYS[1], KEYS[3], KEYS[4], KEYS[5]
+local limit = tonumber(ARGV[1])
+local desc = ARGV[2] == '1'
+local hasCur, cur, q = ARGV[3] == '1', ARGV[4], ARGV[6]
+local temp = ARGV[7] == '1'
+if q ~= '' and temp then
+  local ms = redis.call('ZRANGE', R, 0, -1)
+  for _, m in ipairs(ms) do
+    local t = redis.call('HGET', KEYS[2], m)
+    if (not t) or (not string.find(t, q, 1, true)) then redis.call('ZREM', R, m) end
+  end
+end
+local total = redis.call('ZCARD', R)
+local out = {}
+if limit <= 0 or total == 0 then return {total, out} end
+local src, check = L, temp
+if temp and total <= tonumber(ARGV[8]) then
+  local ms = redis.call('ZRANGE', R, 0, -1)
+  for i = 1, #ms, 500 do
+    local j = math.min(i + 499, #ms)
+    local nk = redis.call('HMGET', NK, unpack(ms, i, j))
+    local args = {}
+    for x = i, j do
+      args[#args + 1] = 0
+      args[#args + 1] = (nk[x - i + 1] or '') .. '\0' .. ms[x]
+    end
+    redis.call('ZADD', T, unpack(args))
+  end
+  src, check = T, false
+end
+local lo, hi = '-', '+'
+if hasCur then
+  if desc then hi = '(' .. cur else lo = '(' .. cur end
+end
+local want = limit + 1
+while #out < want do
+  local ms
+  if desc then
+    ms = redis.call('ZREVRANGEBYLEX', src, hi, lo, 'LIMIT', 0, 512)
+  else
+    ms = redis.call('ZRANGEBYLEX', src, lo, hi, 'LIMIT', 0, 512)
+  end
+  for _, m in ipairs(ms) do
+    local keep = true
+    if check then
+      local at = string.find(m, '\0', 1, true)
+      keep = at ~= nil and redis.call('ZSCORE', R, string.sub(m, at + 1)) ~= false
+    end
+    if keep then
+      out[#out + 1] = m
+      if #out == want then break end
+    end
+  end
+  if #ms < 512 then break end
+  if desc then hi = '(' .. ms[#ms] else lo = '(' .. ms[#ms] end
+end
+if src == T then redis.call('DEL', T) end
+return {total, out}
+`
+
+// smallNameSet: a filtered result of at most this many partners is sorted
+// by name in a scratch zset; a larger one is met walking the program's
+// whole name index (it holds at least one in 100k/smallNameSet entries).
+const smallNameSet = 2000
 
 // filterScript computes the set of partners matching every term (a term
 // is a union of index sets: the values of one filter, or one n-gram) and
@@ -415,6 +509,15 @@ func (q *Queries) SearchPartnerIDs(ctx context.Context, program string, lq Partn
 	for _, k := range temps {
 		pipe.Expire(ctx, k, tempTTL)
 	}
+	byName := sortName == "name" && layout >= 6
+	if cursor != "" && byName != strings.HasPrefix(score, nameKeyCursor) {
+		// A cursor of the other layout's name sort (a rebuild switched
+		// layouts since it was issued).
+		return PartnerIDs{}, ErrBadCursor
+	}
+	if byName {
+		return q.nameSortedPage(ctx, pipe, ks, result, temp, temps, lq.Desc, limit, score, after, verify)
+	}
 	args := []any{limit, boolArg(lq.Desc), boolArg(cursor != ""), score, after, verify, boolArg(temp)}
 	if score == "" {
 		args[3] = "0"
@@ -443,6 +546,51 @@ func (q *Queries) SearchPartnerIDs(ctx context.Context, program string, lq Partn
 	if n := len(out.IDs); n > 0 && start+int64(n) < total {
 		next := partnerCursor(sortKeyOf(sortName, lq.Desc), normScore(lastScore), out.IDs[n-1])
 		out.NextCursor = &next
+	}
+	return out, nil
+}
+
+// nameSortedPage reads one page in name order (namePageScript) in the
+// transaction pipe, after the filters (if any) stored result.
+func (q *Queries) nameSortedPage(ctx context.Context, pipe redis.Pipeliner, ks projections.Keyspace, result string, temp bool,
+	temps []string, desc bool, limit int, score, after, verify string) (PartnerIDs, error) {
+	var tb [8]byte
+	_, _ = rand.Read(tb[:])
+	scratch := ks.Key("tmp", hex.EncodeToString(tb[:]), "names")
+	entry := ""
+	if score != "" {
+		entry = strings.TrimPrefix(score, nameKeyCursor) + "\x00" + after
+	}
+	page := pipe.Eval(ctx, namePageScript, []string{result, ks.SearchKey(), ks.NameLexKey(), ks.NameKeysKey(), scratch},
+		limit, boolArg(desc), boolArg(score != ""), entry, "", verify, boolArg(temp), smallNameSet)
+	for _, k := range append(temps, scratch) {
+		pipe.Del(ctx, k)
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return PartnerIDs{}, fmt.Errorf("list partners: %w", err)
+	}
+	res, _ := page.Val().([]any)
+	if len(res) != 2 {
+		return PartnerIDs{}, fmt.Errorf("list partners: unexpected reply %v", page.Val())
+	}
+	total, _ := res[0].(int64)
+	entries, _ := res[1].([]any)
+	out := PartnerIDs{IDs: make([]string, 0, min(len(entries), limit)), Total: total}
+	last := ""
+	for i, e := range entries {
+		if i == limit {
+			key, id, _ := strings.Cut(last, "\x00")
+			next := partnerCursor(sortKeyOf("name", desc), nameKeyCursor+key, id)
+			out.NextCursor = &next
+			break
+		}
+		s, _ := e.(string)
+		_, id, ok := strings.Cut(s, "\x00")
+		if !ok {
+			return PartnerIDs{}, fmt.Errorf("list partners: name entry %q", s)
+		}
+		out.IDs = append(out.IDs, id)
+		last = s
 	}
 	return out, nil
 }

@@ -657,3 +657,91 @@ func TestWritesIntoALayout1Generation(t *testing.T) {
 	})
 	t.Run("embedded redis", func(t *testing.T) { run(t, testenv.Miniredis(t)) })
 }
+
+// The name sort orders by the whole name: names alike in their first ten
+// characters ("Globex Corporation Zeta" / "… Alpha") were ordered by
+// partner ID (an audit). Checked through each way the page is read: the
+// program's whole name index, a small filtered result sorted on its own,
+// and a large one met walking the index.
+func TestSearchPartnersSortByWholeName(t *testing.T) {
+	backends(t, func(t *testing.T, rdb *redis.Client, program string) {
+		f := newFixture(t, rdb, program)
+		words := []string{"Zeta", "Alpha", "alpha", "Álpha", "Beta", "beta 2", "beta 10", "Gamma Rays", "Gamma", ""}
+		type partner struct{ id, name, country string }
+		var all []partner
+		var evs []projections.Event
+		rng := rand.New(rand.NewPCG(7, 11))
+		for i := range 2300 {
+			p := partner{id: fmt.Sprintf("x%04d", 2300-i), name: "Globex Corporation " + words[rng.IntN(len(words))], country: "DE"}
+			if i%10 == 0 {
+				p.country = "FR"
+			}
+			all = append(all, p)
+			data, _ := json.Marshal(domain.PartnerCreated{PartnerID: p.id, ProgramID: program, ProspectStage: "new", CreatedAt: now,
+				Profile: domain.Profile{Name: strings.TrimSpace(p.name), RelationshipType: "direct", Country: p.country}})
+			f.pos++
+			evs = append(evs, projections.Event{ID: p.id, Type: domain.TypePartnerCreated, Stream: domain.PartnerStream(program, p.id),
+				Program: program, Version: 1, Position: f.pos, Schema: 1, RecordedAt: now, Data: data})
+		}
+		for i := 0; i < len(evs); i += 500 {
+			if err := f.r.Apply(context.Background(), evs[i:min(i+500, len(evs))]); err != nil {
+				t.Fatal(err)
+			}
+		}
+		want := func(country string, desc bool) []string {
+			var ps []partner
+			for _, p := range all {
+				if country == "" || p.country == country {
+					ps = append(ps, p)
+				}
+			}
+			slices.SortFunc(ps, func(a, b partner) int {
+				if c := strings.Compare(projections.NameKey(strings.TrimSpace(a.name)), projections.NameKey(strings.TrimSpace(b.name))); c != 0 {
+					return c
+				}
+				return strings.Compare(a.id, b.id)
+			})
+			ids := make([]string, len(ps))
+			for i, p := range ps {
+				ids[i] = p.id
+			}
+			if desc {
+				slices.Reverse(ids)
+			}
+			return ids
+		}
+		for _, tc := range []struct {
+			name, country string
+			limit         int
+		}{{"whole index", "", 400}, {"small result", "FR", 37}, {"large result", "DE", 700}} {
+			for _, desc := range []bool{false, true} {
+				lq := queries.PartnerListQuery{Sort: "name", Desc: desc}
+				if tc.country != "" {
+					lq.Filters = map[string][]string{"country": {tc.country}}
+				}
+				got, total := f.ids(lq, tc.limit)
+				if w := want(tc.country, desc); !slices.Equal(got, w) || total != int64(len(w)) {
+					t.Errorf("%s desc %v: %d of total %d, want %d; first %v, want %v", tc.name, desc, len(got), total, len(w), got[:min(5, len(got))], w[:5])
+				}
+			}
+		}
+		// What the order means: the rest of the name counts, accents and
+		// case aside, then the partner ID; a shorter name first.
+		f.create("za", domain.Profile{Name: "Initech Corporation Zeta"})
+		f.create("zz", domain.Profile{Name: "Initech Corporation Alpha"})
+		f.create("zm", domain.Profile{Name: "initech corporation"})
+		f.create("zb", domain.Profile{Name: "Initech Corporation álpha"})
+		if got, _ := f.ids(queries.PartnerListQuery{Sort: "name", Q: "initech"}, 2); strings.Join(got, " ") != "zm zb zz za" {
+			t.Errorf("initech by name: %v, want zm zb zz za", got)
+		}
+		// A renamed partner moves; its old entry is gone.
+		f.apply("zm", domain.PartnerProfileUpdated{PartnerID: "zm", ProgramID: program, Changed: []string{"name"},
+			Profile: domain.Profile{Name: "Initech Corporation Zz", RelationshipType: "direct"}, UpdatedAt: now})
+		if got, total := f.ids(queries.PartnerListQuery{Sort: "name", Q: "initech"}, 3); strings.Join(got, " ") != "zb zz za zm" || total != 4 {
+			t.Errorf("after the rename: %v (total %d), want zb zz za zm", got, total)
+		}
+		if n, err := rdb.ZCard(context.Background(), projections.NewKeyspace("partners", f.r.Generation(), program).NameLexKey()).Result(); err != nil || n != int64(len(all))+4 {
+			t.Errorf("name index holds %d entries (%v), want %d", n, err, len(all)+4)
+		}
+	})
+}
