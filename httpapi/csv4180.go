@@ -2,7 +2,10 @@ package httpapi
 
 import (
 	"bufio"
+	"bytes"
+	"errors"
 	"io"
+	"strconv"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -66,4 +69,173 @@ func csvNeedsQuotes(field string) bool {
 	}
 	r, _ := utf8.DecodeRuneInString(field)
 	return unicode.IsSpace(r)
+}
+
+// csvReader reads RFC 4180 CSV as the export writes it: fields separated by
+// commas, records by CRLF or LF, a quoted field holding anything (its
+// line breaks kept as they are: encoding/csv turns a quoted CRLF into LF,
+// so an exported address or description came back changed). Blank lines
+// are skipped, as encoding/csv does. A record that breaks the quoting
+// rules on its line (a bare quote in an unquoted field, text after a
+// closing quote) is a csvRowError for that record alone, and reading
+// goes on at the next line; a quoted field that never ends is an error
+// for the rest of the file.
+type csvReader struct {
+	r    *bufio.Reader
+	line int // lines read so far
+	rec  []string
+	buf  []byte
+}
+
+func newCSVReader(r io.Reader) *csvReader { return &csvReader{r: bufio.NewReaderSize(r, 64<<10)} }
+
+// csvRowError is a record the reader could not read; the rest can be.
+type csvRowError struct {
+	Line int // where the record starts
+	Msg  string
+}
+
+func (e *csvRowError) Error() string { return "line " + strconv.Itoa(e.Line) + ": " + e.Msg }
+
+// csvFileError is a break that leaves the rest of the file unreadable.
+type csvFileError struct {
+	Line int
+	Msg  string
+}
+
+func (e *csvFileError) Error() string { return "line " + strconv.Itoa(e.Line) + ": " + e.Msg }
+
+// Read returns the next record (valid until the next call), the lines it
+// starts and ends on, and io.EOF after the last one.
+func (cr *csvReader) Read() (rec []string, start, end int, err error) {
+	for {
+		b, err := cr.r.ReadByte()
+		if err == io.EOF {
+			return nil, 0, 0, io.EOF
+		}
+		if err != nil {
+			return nil, 0, 0, err
+		}
+		if b == '\n' {
+			cr.line++ // a blank line
+			continue
+		}
+		if b == '\r' {
+			if next, err := cr.r.Peek(1); err == nil && next[0] == '\n' {
+				_, _ = cr.r.ReadByte()
+				cr.line++
+				continue
+			}
+		}
+		_ = cr.r.UnreadByte()
+		break
+	}
+	start = cr.line + 1
+	cr.rec = cr.rec[:0]
+	for {
+		field, last, err := cr.field(start)
+		if err != nil {
+			var re *csvRowError
+			if errors.As(err, &re) {
+				cr.skipLine()
+			}
+			return nil, start, cr.line, err
+		}
+		cr.rec = append(cr.rec, field)
+		if last {
+			return cr.rec, start, cr.line, nil
+		}
+	}
+}
+
+// field reads one field and whether it ended the record (which consumes
+// the line end; cr.line then counts it).
+func (cr *csvReader) field(start int) (string, bool, error) {
+	cr.buf = cr.buf[:0]
+	b, err := cr.r.ReadByte()
+	if err == io.EOF {
+		cr.line++
+		return "", true, nil
+	}
+	if err != nil {
+		return "", false, err
+	}
+	if b != '"' {
+		for {
+			switch {
+			case b == ',':
+				return string(cr.buf), false, nil
+			case b == '\n':
+				cr.line++
+				return string(bytes.TrimSuffix(cr.buf, []byte{'\r'})), true, nil
+			case b == '"':
+				return "", false, &csvRowError{Line: cr.line + 1, Msg: `bare " in an unquoted field (quote the field and double the quote)`}
+			}
+			cr.buf = append(cr.buf, b)
+			if b, err = cr.r.ReadByte(); err == io.EOF {
+				cr.line++
+				return string(cr.buf), true, nil
+			} else if err != nil {
+				return "", false, err
+			}
+		}
+	}
+	breaks := 0
+	for {
+		b, err := cr.r.ReadByte()
+		if err == io.EOF {
+			return "", false, &csvFileError{Line: start, Msg: "a quoted field is never closed"}
+		}
+		if err != nil {
+			return "", false, err
+		}
+		if b != '"' {
+			if b == '\n' {
+				breaks++
+			}
+			cr.buf = append(cr.buf, b)
+			continue
+		}
+		next, err := cr.r.ReadByte()
+		switch {
+		case err == io.EOF:
+			cr.line += breaks + 1
+			return string(cr.buf), true, nil
+		case err != nil:
+			return "", false, err
+		case next == '"':
+			cr.buf = append(cr.buf, '"')
+		case next == ',':
+			cr.line += breaks
+			return string(cr.buf), false, nil
+		case next == '\n':
+			cr.line += breaks + 1
+			return string(cr.buf), true, nil
+		case next == '\r':
+			if after, err := cr.r.Peek(1); err == nil && after[0] == '\n' {
+				_, _ = cr.r.ReadByte()
+				cr.line += breaks + 1
+				return string(cr.buf), true, nil
+			}
+			fallthrough
+		default:
+			cr.line += breaks
+			return "", false, &csvRowError{Line: cr.line + 1, Msg: `text after a closing quote (a quote inside a quoted field is written "")`}
+		}
+	}
+}
+
+// skipLine drops the rest of the current line.
+func (cr *csvReader) skipLine() {
+	for {
+		b, err := cr.r.ReadByte()
+		if err != nil {
+			cr.line++
+			return
+		}
+		if b == '\n' {
+			cr.line++
+			return
+		}
+	}
 }

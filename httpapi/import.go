@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"crypto/sha256"
-	"encoding/csv"
 	"encoding/hex"
 	"errors"
 	"hash/fnv"
@@ -186,24 +185,23 @@ func (s *Server) importRow(ctx context.Context, program string, j importJob, gro
 }
 
 // newImportReader reads CSV strictly (RFC 4180 quoting; CRLF or LF line
-// ends), after a UTF-8 byte order mark if there is one; rows may differ in
-// length (checked per row).
-func newImportReader(r io.Reader) *csv.Reader {
+// ends; see csvReader), after a UTF-8 byte order mark if there is one;
+// rows may differ in length (checked per row).
+func newImportReader(r io.Reader) *csvReader {
 	br := bufio.NewReaderSize(r, 64<<10)
 	if b, err := br.Peek(3); err == nil && string(b) == "\ufeff" {
 		_, _ = br.Discard(3)
 	}
-	cr := csv.NewReader(br)
-	cr.FieldsPerRecord = -1
-	cr.ReuseRecord = true
-	return cr
+	return newCSVReader(br)
 }
 
-// scanImport checks the header and counts the rows; a file that breaks the
-// CSV rules or holds too many rows is refused whole (422).
+// scanImport checks the header and counts the rows; a header that breaks
+// the CSV rules, a quoted field that never ends or too many rows refuse
+// the file whole (422). A row that breaks them on its own line is counted:
+// it gets its own error and the others are applied.
 func scanImport(r io.Reader) (*importPlan, int, error) {
 	cr := newImportReader(r)
-	header, err := cr.Read()
+	header, _, _, err := cr.Read()
 	if errors.Is(err, io.EOF) {
 		return nil, 0, fieldError("body", "is empty: a header row of column names is required")
 	}
@@ -216,11 +214,12 @@ func scanImport(r io.Reader) (*importPlan, int, error) {
 	}
 	rows := 0
 	for {
-		_, err := cr.Read()
+		_, _, _, err := cr.Read()
 		if errors.Is(err, io.EOF) {
 			return plan, rows, nil
 		}
-		if err != nil {
+		var re *csvRowError
+		if err != nil && !errors.As(err, &re) {
 			return nil, 0, csvError(err)
 		}
 		if rows++; rows > maxImportRows {
@@ -230,46 +229,45 @@ func scanImport(r io.Reader) (*importPlan, int, error) {
 }
 
 // readImportRows reads the rows again (scanImport checked them) and hands
-// each, parsed, to emit.
+// each, parsed, to emit; a row the reader could not read carries its error.
 //
 // A row's number is the one a spreadsheet shows: the header is row 1, a
 // record spanning lines (a quoted line break) is one row, and a blank line,
 // which the reader skips, still counts as a row.
 func readImportRows(r io.Reader, plan *importPlan, rows int, emit func(importJob)) error {
 	cr := newImportReader(r)
-	header, err := cr.Read()
+	_, _, end, err := cr.Read()
 	if err != nil {
 		return err
 	}
-	row, end := 1, recordEnd(cr, header)
+	row := 1
 	for i := 0; i < rows; i++ {
-		rec, err := cr.Read()
-		if err != nil {
+		rec, start, last, err := cr.Read()
+		var re *csvRowError
+		if err != nil && !errors.As(err, &re) {
 			return err
 		}
-		start, _ := cr.FieldPos(0)
 		row += 1 + max(0, start-end-1) // the blank lines since the last record
-		end = recordEnd(cr, rec)
+		end = last
+		if re != nil {
+			emit(importJob{index: i, row: row, err: fieldError("row", "is not RFC 4180 CSV: "+re.Msg)})
+			continue
+		}
 		in, err := plan.row(rec)
 		emit(importJob{index: i, row: row, in: in, err: err})
 	}
 	return nil
 }
 
-// recordEnd is the line the record just read ends on.
-func recordEnd(cr *csv.Reader, rec []string) int {
-	if len(rec) == 0 {
-		return 0
-	}
-	line, _ := cr.FieldPos(len(rec) - 1)
-	return line + strings.Count(rec[len(rec)-1], "\n")
-}
-
 // csvError turns a CSV syntax error into a 422 naming its line.
 func csvError(err error) error {
-	var pe *csv.ParseError
-	if errors.As(err, &pe) {
-		return fieldError("body", "is not RFC 4180 CSV: line "+strconv.Itoa(pe.Line)+": "+pe.Err.Error())
+	var re *csvRowError
+	var fe *csvFileError
+	switch {
+	case errors.As(err, &re):
+		return fieldError("body", "is not RFC 4180 CSV: "+re.Error())
+	case errors.As(err, &fe):
+		return fieldError("body", "is not RFC 4180 CSV: "+fe.Error())
 	}
 	return badRequest("reading body: %v", err)
 }
