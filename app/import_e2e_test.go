@@ -108,7 +108,7 @@ func TestImportPartnersByCSV(t *testing.T) {
 			t.Fatal("re-importing an export appended events")
 		}
 		ignored := fmt.Sprint(r.json(t)["ignored_columns"])
-		if ignored != "[contract_status relationship_stage date_joined version created_at]" {
+		if ignored != "[contract_status relationship_stage date_joined created_at]" {
 			t.Fatalf("ignored_columns = %s", ignored)
 		}
 
@@ -516,5 +516,40 @@ func TestBulkAndImportAnswerWithAToken(t *testing.T) {
 	}
 	if g := h.do("GET", "/partners/t00", nil, "X-Consistency-Token", "fmJhdGNoOjAxMjM0NTY3ODlhYmNkZWYwMTIzNDU2Nw"); g.status != 400 {
 		t.Fatalf("an unknown batch token: %d %s", g.status, g.body)
+	}
+}
+
+// A sheet exported with its version column is applied only to the partners
+// nobody changed since: a stale row is a 409 and the colleague's edit
+// stays (the import ignored version and overwrote it). An empty version
+// cell applies its row as it is; a bad one is that row's 422.
+func TestImportWithVersionsRefusesStaleRows(t *testing.T) {
+	h := start(t, config(t, ""))
+	for _, id := range []string{"v1", "v2", "v3"} {
+		h.mustCreate("/partners", map[string]any{"partner_id": id, "name": "Name " + id, "relationship_type": "direct", "description": "old"})
+	}
+	h.caughtUp()
+	exp := h.do("GET", "/partners.csv?columns=partner_id,version,description&sort=partner_id", nil)
+	if exp.status != 200 || !strings.Contains(string(exp.body), "v1,1,old") {
+		t.Fatalf("export: %d %s", exp.status, exp.body)
+	}
+	h.expect(200, "PATCH", "/partners/v1", map[string]any{"description": "a colleague's edit"})
+	sheet := strings.ReplaceAll(string(exp.body), ",old", ",from the sheet")
+	sheet = strings.Replace(sheet, "v3,1,", "v3,,", 1)
+	sheet += "v4,x,bad version\r\n"
+	_, rows := h.importCSV(sheet)
+	if r := wantStatus(t, rows, 2, "error"); r["code"] != 409.0 || r["partner_id"] != "v1" {
+		t.Errorf("stale row: %v, want 409", r)
+	}
+	wantStatus(t, rows, 3, "ok")
+	wantStatus(t, rows, 4, "ok") // no version given: applied as it is
+	if r := wantStatus(t, rows, 5, "error"); r["code"] != 422.0 || !strings.Contains(fmt.Sprint(r["error"]), "version") {
+		t.Errorf("bad version cell: %v", r)
+	}
+	h.caughtUp()
+	for id, want := range map[string]string{"v1": "a colleague's edit", "v2": "from the sheet", "v3": "from the sheet"} {
+		if got := h.partner(id)["description"]; got != want {
+			t.Errorf("%s description = %v, want %q", id, got, want)
+		}
 	}
 }

@@ -23,6 +23,9 @@ type PartnerImport struct {
 	Groups *[]string
 	// AssignedTo is the account manager; "" unassigns.
 	AssignedTo *string
+	// IfVersion, when set, is the version the partner must be at (the
+	// row's version column, as exported): the import's If-Match.
+	IfVersion *uint64
 }
 
 // Import decides one import row as a whole: it creates the partner when it

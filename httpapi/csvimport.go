@@ -27,6 +27,7 @@ const (
 	colProspectStage
 	colGroups // the partner's groups (IDs joined with ';'): the full set
 	colAssignedTo
+	colVersion // the version the row was exported at: a precondition, as If-Match
 )
 
 // importColumnKinds maps every column an import may carry to how it is read.
@@ -61,6 +62,7 @@ var importColumnKinds = func() map[string]colKind {
 	kinds["prospect_stage"] = colProspectStage
 	kinds["groups"] = colGroups
 	kinds["assigned_to"] = colAssignedTo
+	kinds["version"] = colVersion
 	return kinds
 }()
 
@@ -160,6 +162,19 @@ func (p *importPlan) row(rec []string) (domain.PartnerImport, error) {
 		case colAssignedTo:
 			s := strings.TrimSpace(cell)
 			in.AssignedTo = &s
+		case colVersion:
+			// A sheet exported with its versions is applied only to the
+			// partners nobody changed since (a 409 row otherwise), so a
+			// stale sheet cannot undo a colleague's edit; an empty cell
+			// applies the row as it is.
+			if s := strings.TrimSpace(cell); s != "" {
+				v, err := strconv.ParseUint(s, 10, 64)
+				if err != nil || v == 0 || s[0] == '+' {
+					fail(name, "must be the partner's version (a whole number from 1) or empty")
+					continue
+				}
+				in.IfVersion = &v
+			}
 		case colGroups:
 			groups := splitList(cell)
 			in.Groups = &groups

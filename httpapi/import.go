@@ -167,6 +167,7 @@ func (s *Server) importRow(ctx context.Context, program string, j importJob, gro
 	err := j.err
 	if err == nil {
 		m.IdempotencyKey = key
+		m.IfMatch = j.in.IfVersion
 		var r commands.ImportResult
 		r, err = s.Commands.ImportPartner.Handle(ctx, j.in, groups, m)
 		out.PartnerID, out.res, out.Created = r.PartnerID, r.Result, r.Created
