@@ -91,6 +91,8 @@ func TestPartnerListHTTP(t *testing.T) {
 		{"cursor=" + url.QueryEscape(p["next_cursor"].(string)) + "&sort=-name", 400},
 		{"unknown=1", 400},
 		{"custom.=x", 400},
+		{"custom.bad%20name=x", 422}, // no partner can hold it: it was an empty 200
+		{"custom.niche=" + strings.Repeat("x", 4001), 422},
 		{"sort=name&sort=-name", 400},
 	} {
 		for _, path := range []string{"/partners?", "/partners.csv?"} {
@@ -102,6 +104,15 @@ func TestPartnerListHTTP(t *testing.T) {
 				t.Errorf("GET %s%s: %d %s %s, want %d problem+json", path, c.query, r.status, r.header.Get("Content-Type"), r.body, c.status)
 			}
 		}
+	}
+
+	// A custom value as long as a partner may hold finds it (the filter
+	// took at most 256 bytes).
+	long := strings.Repeat("é", 1000)
+	h.expect(200, "PATCH", "/partners/c2", map[string]any{"custom_fields": map[string]any{"essay": long}})
+	h.caughtUp()
+	if got := ids(list("custom.essay=" + url.QueryEscape(long))); got != "c2" {
+		t.Errorf("custom filter on a 2000-byte value: %v", got)
 	}
 
 	// CSV: header row, RFC 4180 quoting, the same filters and columns.

@@ -48,10 +48,12 @@ var defaultCSVColumns = []string{"partner_id", "name", "url", "country", "state"
 // characters, the values of one filter and the filters of one query. They
 // bound the Redis work one request can ask for.
 const (
-	maxFilterValue  = 256
-	maxSearchChars  = 200
-	maxFilterValues = 100
-	maxFilters      = 50
+	maxFilterValue = 256
+	// maxCustomFilterValue: a custom field value is up to 1000 characters.
+	maxCustomFilterValue = 4000
+	maxSearchChars       = 200
+	maxFilterValues      = 100
+	maxFilters           = 50
 )
 
 // partnerListParams parses the list query (filters, q, sort, columns);
@@ -109,12 +111,18 @@ func parseListQuery(params url.Values, pageKeys ...string) (queries.PartnerListQ
 				}
 			}
 		case strings.HasPrefix(name, "custom."):
-			if strings.TrimPrefix(name, "custom.") == "" {
+			field := strings.TrimPrefix(name, "custom.")
+			if field == "" {
 				return lq, nil, badRequest("custom. needs a field name, e.g. custom.niche=travel")
 			}
+			if !domain.ValidEntityID(field) {
+				// No partner can hold it (a silent empty page before).
+				bad(name, "no partner can have a custom field named "+quoteField(field)+": names are 1-64 of letters, digits, '_', '.', ':', '-'")
+			}
 			for _, v := range vals {
-				if v == "" || len(v) > maxFilterValue {
-					bad(name, "must be a value of 1-256 bytes")
+				// As long as a value a partner may hold (1000 characters).
+				if v == "" || len(v) > maxCustomFilterValue {
+					bad(name, "must be a value of 1-4000 bytes")
 				}
 			}
 			lq.Filters[name] = vals
