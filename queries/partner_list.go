@@ -522,16 +522,9 @@ func (q *Queries) SearchPartnerIDs(ctx context.Context, program string, lq Partn
 	if score == "" {
 		args[3] = "0"
 	}
-	page := pipe.Eval(ctx, pageScript, []string{result, ks.SearchKey()}, args...)
-	for _, k := range temps {
-		pipe.Del(ctx, k)
-	}
-	if _, err := pipe.Exec(ctx); err != nil {
-		return PartnerIDs{}, fmt.Errorf("list partners: %w", err)
-	}
-	res, _ := page.Val().([]any)
-	if len(res) != 3 {
-		return PartnerIDs{}, fmt.Errorf("list partners: unexpected reply %v", page.Val())
+	res, err := execPage(ctx, pipe, pipe.Eval(ctx, pageScript, []string{result, ks.SearchKey()}, args...), temps, 3)
+	if err != nil {
+		return PartnerIDs{}, err
 	}
 	total, _ := res[0].(int64)
 	start, _ := res[1].(int64)
@@ -563,15 +556,9 @@ func (q *Queries) nameSortedPage(ctx context.Context, pipe redis.Pipeliner, ks p
 	}
 	page := pipe.Eval(ctx, namePageScript, []string{result, ks.SearchKey(), ks.NameLexKey(), ks.NameKeysKey(), scratch},
 		limit, boolArg(desc), boolArg(score != ""), entry, "", verify, boolArg(temp), smallNameSet)
-	for _, k := range append(temps, scratch) {
-		pipe.Del(ctx, k)
-	}
-	if _, err := pipe.Exec(ctx); err != nil {
-		return PartnerIDs{}, fmt.Errorf("list partners: %w", err)
-	}
-	res, _ := page.Val().([]any)
-	if len(res) != 2 {
-		return PartnerIDs{}, fmt.Errorf("list partners: unexpected reply %v", page.Val())
+	res, err := execPage(ctx, pipe, page, append(temps, scratch), 2)
+	if err != nil {
+		return PartnerIDs{}, err
 	}
 	total, _ := res[0].(int64)
 	entries, _ := res[1].([]any)
@@ -593,6 +580,22 @@ func (q *Queries) nameSortedPage(ctx context.Context, pipe redis.Pipeliner, ks p
 		last = s
 	}
 	return out, nil
+}
+
+// execPage deletes the temporary keys in the transaction pipe, runs it
+// and returns the page script's reply, of n elements.
+func execPage(ctx context.Context, pipe redis.Pipeliner, page *redis.Cmd, temps []string, n int) ([]any, error) {
+	for _, k := range temps {
+		pipe.Del(ctx, k)
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, fmt.Errorf("list partners: %w", err)
+	}
+	res, _ := page.Val().([]any)
+	if len(res) != n {
+		return nil, fmt.Errorf("list partners: unexpected reply %v", page.Val())
+	}
+	return res, nil
 }
 
 func sortKeyOf(name string, desc bool) string {
