@@ -16,8 +16,9 @@ import (
 // or a live one and a rebuild in another database, compare with ==.
 // Hashes render as sorted "field=value" lines joined by "\x00", sets as
 // sorted members, sorted sets as sorted "member=score". Keys that are not
-// content are left out: "}:meta" (the checkpoint, a batch boundary) and
-// "}:epoch" (the segments projection's cache tokens, random per writer).
+// content are left out: "}:meta" (the checkpoint, a batch boundary),
+// "}:epoch" (the segments projection's cache tokens, random per writer)
+// and "logpos" (how far a log-ordered projection read the log).
 func DumpGeneration(ctx context.Context, rdb redis.UniversalClient, name string, gen int64) (map[string]string, error) {
 	prefix := "pd:" + name + ":g" + strconv.FormatInt(gen, 10) + ":"
 	var keys []string
@@ -30,7 +31,7 @@ func DumpGeneration(ctx context.Context, rdb redis.UniversalClient, name string,
 	}
 	out := make(map[string]string, len(keys))
 	for _, k := range keys {
-		if strings.HasSuffix(k, "}:meta") || strings.HasSuffix(k, "}:epoch") {
+		if strings.HasSuffix(k, "}:meta") || strings.HasSuffix(k, "}:epoch") || k == prefix+"logpos" {
 			continue
 		}
 		typ, err := rdb.Type(ctx, k).Result()
