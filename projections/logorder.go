@@ -44,7 +44,7 @@ func (r *Runner) applyFromLog(ctx context.Context, evs []Event) (map[string]bool
 			r.noteLogPos(gen, at)
 			return nil, nil
 		}
-		page, examined, err := r.readLog(ctx, at, logOrderPage)
+		page, examined, err := readOwnEvents(ctx, r.Log, r.proj, at, logOrderPage)
 		if err != nil {
 			return nil, fmt.Errorf("projection %s: read the log after %s: %w", name, at, err)
 		}
@@ -71,6 +71,9 @@ func (r *Runner) applyFromLog(ctx context.Context, evs []Event) (map[string]bool
 			return nil, fmt.Errorf("projection %s: move log position: %w", name, err)
 		}
 		r.noteLogPos(gen, examined)
+		if examined >= target {
+			return nil, nil // read back, the position would say as much
+		}
 	}
 }
 
@@ -88,15 +91,20 @@ func (r *Runner) noteLogPos(gen int64, pos eventstore.Position) {
 	}
 }
 
-// readLog reads up to n of the projection's events after after, and the
-// position of the last event it examined.
-func (r *Runner) readLog(ctx context.Context, after eventstore.Position, n int) ([]Event, eventstore.Position, error) {
-	topics := r.proj.Topics()
-	ours := func(stream string) bool {
-		return !eventstore.IsSnapshotStream(stream) && slices.Contains(topics, bus.Topic(domain.Category(stream)))
-	}
+// ownStreams tells the streams whose events reach p: those of its topics'
+// categories (never a snapshot stream: its category is no topic's).
+func ownStreams(p Projection) func(stream string) bool {
+	topics := p.Topics()
+	return func(stream string) bool { return slices.Contains(topics, bus.Topic(domain.Category(stream))) }
+}
+
+// readOwnEvents reads up to n of p's events after after from log (skipping
+// the others undecoded when the store can), and the position of the last
+// event it examined.
+func readOwnEvents(ctx context.Context, log LogReader, p Projection, after eventstore.Position, n int) ([]Event, eventstore.Position, error) {
+	ours := ownStreams(p)
 	var out []Event
-	if fr, ok := r.Log.(eventstore.FilteredReader); ok {
+	if fr, ok := log.(eventstore.FilteredReader); ok {
 		page, examined, err := fr.ReadAllFiltered(ctx, after, n, ours)
 		if err != nil {
 			return nil, 0, err
@@ -106,7 +114,7 @@ func (r *Runner) readLog(ctx context.Context, after eventstore.Position, n int) 
 		}
 		return out, examined, nil
 	}
-	page, err := r.Log.ReadAll(ctx, after, n)
+	page, err := log.ReadAll(ctx, after, n)
 	if err != nil || len(page) == 0 {
 		return nil, after, err
 	}

@@ -158,16 +158,17 @@ func (k Keyspace) NameKeysKey() string { return k.Key("namekey") }
 // (É as e, ß as ss, й as и), so "Épsilon" sorts between "Delta" and
 // "Foxtrot", not before "A". Names equal in those digits tie and are
 // ordered by partner ID.
-func NameScore(name string) float64 {
+func NameScore(name string) float64 { return nameKeyScore(nameKey(name, 10)) }
+
+// nameKeyScore is NameScore of the name whose NameKey (or its first ten
+// digits at least) is key.
+func nameKeyScore(key string) float64 {
 	var n int64
-	i := 0
-	nameDigits(name, func(d int64) bool {
-		n = n*39 + d
-		i++
-		return i < 10
-	})
-	for ; i < 10; i++ {
+	for i := 0; i < 10; i++ {
 		n *= 39
+		if i < len(key) {
+			n += int64(key[i] - 'A')
+		}
 	}
 	return float64(n)
 }
@@ -178,26 +179,19 @@ func NameScore(name string) float64 {
 // sort pages by it (the sorted set NameLexKey), so names alike in their
 // first ten characters ("Globex Corporation Zeta" / "… Alpha") no longer
 // fall back to partner ID order. At most maxNameKey digits are kept.
-func NameKey(name string) string {
-	b := make([]byte, 0, len(name)+4)
-	nameDigits(name, func(d int64) bool {
-		b = append(b, byte('A'+d))
-		return len(b) < maxNameKey
-	})
-	return string(b)
-}
+func NameKey(name string) string { return nameKey(name, maxNameKey) }
 
 // maxNameKey bounds a NameKey (names are at most 200 characters; a letter
 // of another script takes five digits).
 const maxNameKey = 1000
 
-// nameDigits calls digit with each base-39 digit of name (see NameScore)
-// until it returns false.
-func nameDigits(name string, digit func(d int64) bool) {
-	more := true
-	emit := func(d int64) {
-		if more {
-			more = digit(d)
+// nameKey is the first max base-39 digits of name (see NameScore), one
+// byte each ('A' + the digit).
+func nameKey(name string, max int) string {
+	b := make([]byte, 0, min(len(name)+4, max))
+	digit := func(d int64) {
+		if len(b) < max {
+			b = append(b, byte('A'+d))
 		}
 	}
 	lower := strings.ToLower(name)
@@ -205,34 +199,35 @@ func nameDigits(name string, digit func(d int64) bool) {
 		lower = norm.NFD.String(lower)
 	}
 	for _, r := range lower {
-		if !more {
-			return
+		if len(b) >= max {
+			break
 		}
 		switch {
 		case r >= '0' && r <= '9':
-			emit(2 + int64(r-'0'))
+			digit(2 + int64(r-'0'))
 		case r >= 'a' && r <= 'z':
-			emit(12 + int64(r-'a'))
+			digit(12 + int64(r-'a'))
 		case r < utf8.RuneSelf:
-			emit(1)
+			digit(1)
 		case unicode.Is(unicode.Mn, r):
 			// a combining accent of the letter before it (after NFD)
 		case latinFolds[r] != "":
-			for _, b := range latinFolds[r] {
-				emit(12 + int64(b-'a'))
+			for _, c := range latinFolds[r] {
+				digit(12 + int64(c-'a'))
 			}
 		case unicode.IsLetter(r):
 			// After z, then by code point (four base-39 digits hold any):
 			// Cyrillic and Greek names in alphabet order, and other
 			// scripts at least apart, on their first two letters.
-			emit(38)
+			digit(38)
 			for p := int64(39 * 39 * 39); p > 0; p /= 39 {
-				emit(int64(r) / p % 39)
+				digit(int64(r) / p % 39)
 			}
 		default:
-			emit(1)
+			digit(1)
 		}
 	}
+	return string(b)
 }
 
 // latinFolds are the Latin letters NFD does not decompose into a base
@@ -407,8 +402,8 @@ func indexOf(ks Keyspace, s domain.PartnerState) partnerIndex {
 		}
 	}
 	ix.search = strings.Join(SearchText(s), "\n")
-	ix.scores = append(ix.scores, scored{ks.SortKey("name"), NameScore(f.Name)})
 	ix.nameKey = NameKey(f.Name)
+	ix.scores = append(ix.scores, scored{ks.SortKey("name"), nameKeyScore(ix.nameKey)})
 	joined := -1.0
 	if f.DateJoined != nil {
 		joined = float64(f.DateJoined.UnixMilli())

@@ -328,8 +328,7 @@ func (l *rebuildLock) release() {
 // to hold under half the bound.
 func bulkReplay(ctx context.Context, rdb redis.UniversalClient, log LogReader, p Projection, gen int64, head eventstore.Position,
 	res *RebuildResult, progress RebuildProgress) (eventstore.Position, error) {
-	topics := p.Topics()
-	ours := func(stream string) bool { return slices.Contains(topics, bus.Topic(domain.Category(stream))) }
+	ours := ownStreams(p)
 	read := func(ctx context.Context, after eventstore.Position, _ int) ([]eventstore.RecordedEvent, eventstore.Position, error) {
 		page, err := log.ReadAll(ctx, after, rebuildReadPage)
 		if len(page) > 0 {
@@ -740,20 +739,13 @@ return removed
 // guardedReplay applies the log between after and until through the
 // runner's guarded path (pinned to gen), for when live runners write gen too.
 func guardedReplay(ctx context.Context, log LogReader, r *Runner, gen int64, after, until eventstore.Position, res *RebuildResult, progress RebuildProgress) error {
-	topics := r.proj.Topics()
 	for after < until {
-		page, err := log.ReadAll(ctx, after, 4096)
+		evs, examined, err := readOwnEvents(ctx, log, r.proj, after, 4096)
 		if err != nil {
 			return err
 		}
-		if len(page) == 0 {
+		if examined <= after {
 			break
-		}
-		var evs []Event
-		for _, re := range page {
-			if slices.Contains(topics, bus.Topic(domain.Category(re.StreamID))) {
-				evs = append(evs, bus.EnvelopeOf(re))
-			}
 		}
 		for i := 0; i < len(evs); i += 1024 {
 			deferred, err := r.apply(ctx, evs[i:min(i+1024, len(evs))], gen)
@@ -765,7 +757,7 @@ func guardedReplay(ctx context.Context, log LogReader, r *Runner, gen int64, aft
 			}
 		}
 		res.Events += uint64(len(evs))
-		after = page[len(page)-1].Position
+		after = examined
 		if progress != nil {
 			progress(after, until, res.Events)
 		}
