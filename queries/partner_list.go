@@ -108,13 +108,7 @@ local limit = tonumber(ARGV[1])
 local desc = ARGV[2] == '1'
 local s, id, q = ARGV[4], ARGV[5], ARGV[6]
 local temp = ARGV[7] == '1'
-if q ~= '' and temp then
-  local ms = redis.call('ZRANGE', R, 0, -1)
-  for _, m in ipairs(ms) do
-    local t = redis.call('HGET', KEYS[2], m)
-    if (not t) or (not string.find(t, q, 1, true)) then redis.call('ZREM', R, m) end
-  end
-end
+` + dropMissingQ + `
 local total = redis.call('ZCARD', R)
 local start = 0
 local function rank(m)
@@ -151,6 +145,19 @@ end
 return {total, start, items}
 `
 
+// dropMissingQ is the page scripts' first step: on a temporary result R
+// (temp), drop the members whose searchable text (hash KEYS[2]) does not
+// contain q, when q is not empty.
+const dropMissingQ = `
+if q ~= '' and temp then
+  local ms = redis.call('ZRANGE', R, 0, -1)
+  for _, m in ipairs(ms) do
+    local t = redis.call('HGET', KEYS[2], m)
+    if (not t) or (not string.find(t, q, 1, true)) then redis.call('ZREM', R, m) end
+  end
+end
+`
+
 // namePageScript is pageScript for the name sort of layout 6: it pages
 // by the whole name, through the sorted set KEYS[3] of "<NameKey>\0<id>"
 // (score 0, so Redis orders it by bytes), after the cursor's entry ARGV[4].
@@ -168,13 +175,7 @@ local limit = tonumber(ARGV[1])
 local desc = ARGV[2] == '1'
 local hasCur, cur, q = ARGV[3] == '1', ARGV[4], ARGV[6]
 local temp = ARGV[7] == '1'
-if q ~= '' and temp then
-  local ms = redis.call('ZRANGE', R, 0, -1)
-  for _, m in ipairs(ms) do
-    local t = redis.call('HGET', KEYS[2], m)
-    if (not t) or (not string.find(t, q, 1, true)) then redis.call('ZREM', R, m) end
-  end
-end
+` + dropMissingQ + `
 local total = redis.call('ZCARD', R)
 local out = {}
 if limit <= 0 or total == 0 then return {total, out} end
@@ -516,7 +517,8 @@ func (q *Queries) SearchPartnerIDs(ctx context.Context, program string, lq Partn
 		return PartnerIDs{}, ErrBadCursor
 	}
 	if byName {
-		return q.nameSortedPage(ctx, pipe, ks, result, temp, temps, lq.Desc, limit, score, after, verify)
+		scratch := newTemp() // written and deleted within the transaction
+		return q.nameSortedPage(ctx, pipe, ks, result, scratch, temp, temps, lq.Desc, limit, score, after, verify)
 	}
 	args := []any{limit, boolArg(lq.Desc), boolArg(cursor != ""), score, after, verify, boolArg(temp)}
 	if score == "" {
@@ -544,19 +546,17 @@ func (q *Queries) SearchPartnerIDs(ctx context.Context, program string, lq Partn
 }
 
 // nameSortedPage reads one page in name order (namePageScript) in the
-// transaction pipe, after the filters (if any) stored result.
-func (q *Queries) nameSortedPage(ctx context.Context, pipe redis.Pipeliner, ks projections.Keyspace, result string, temp bool,
+// transaction pipe, after the filters (if any) stored result; scratch is
+// one of temps, for sorting a small result.
+func (q *Queries) nameSortedPage(ctx context.Context, pipe redis.Pipeliner, ks projections.Keyspace, result, scratch string, temp bool,
 	temps []string, desc bool, limit int, score, after, verify string) (PartnerIDs, error) {
-	var tb [8]byte
-	_, _ = rand.Read(tb[:])
-	scratch := ks.Key("tmp", hex.EncodeToString(tb[:]), "names")
 	entry := ""
 	if score != "" {
 		entry = strings.TrimPrefix(score, nameKeyCursor) + "\x00" + after
 	}
 	page := pipe.Eval(ctx, namePageScript, []string{result, ks.SearchKey(), ks.NameLexKey(), ks.NameKeysKey(), scratch},
 		limit, boolArg(desc), boolArg(score != ""), entry, "", verify, boolArg(temp), smallNameSet)
-	res, err := execPage(ctx, pipe, page, append(temps, scratch), 2)
+	res, err := execPage(ctx, pipe, page, temps, 2)
 	if err != nil {
 		return PartnerIDs{}, err
 	}
