@@ -1,7 +1,6 @@
 package httpapi
 
 import (
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"time"
@@ -9,7 +8,6 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/partnerd/partnerd/domain"
-	"github.com/partnerd/partnerd/queries"
 )
 
 type issueAccessLinkBody struct {
@@ -59,10 +57,7 @@ func (s *Server) issueAccessLink(c *gin.Context) {
 	// to replay it: without the token, which is shown once and never
 	// stored (a replay names the link it issued; issue another for a new
 	// token).
-	if redacted, err := json.Marshal(withPosition{Resource: answer, Position: res.Position.String(),
-		ConsistencyToken: queries.ConsistencyToken(res.Stream, res.Version)}); err == nil {
-		c.Set(ctxIdemBody, redacted)
-	}
+	keepForReplay(c, res, answer)
 	answer.URL, answer.Token = link.URL, link.Token
 	answerCommand(c, http.StatusCreated, res, answer)
 }

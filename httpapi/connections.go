@@ -1,7 +1,6 @@
 package httpapi
 
 import (
-	"encoding/json"
 	"net/http"
 
 	"github.com/gin-gonic/gin"
@@ -9,7 +8,6 @@ import (
 	"github.com/partnerd/partnerd/commands"
 	"github.com/partnerd/partnerd/domain"
 	"github.com/partnerd/partnerd/projections"
-	"github.com/partnerd/partnerd/queries"
 )
 
 type createCredentialBody struct {
@@ -66,10 +64,7 @@ func (s *Server) secretAnswer(c *gin.Context, res commands.Result, view projecti
 		view.UsedBy = []string{}
 	}
 	if password != "" {
-		tok := queries.ConsistencyToken(res.Stream, res.Version)
-		if redacted, err := json.Marshal(withPosition{Resource: view, Position: res.Position.String(), ConsistencyToken: tok}); err == nil {
-			c.Set(ctxIdemBody, redacted)
-		}
+		keepForReplay(c, res, view)
 	}
 	return credentialWithSecret{CredentialView: view, Password: password}
 }

@@ -77,7 +77,7 @@ func csvNeedsQuotes(field string) bool {
 // so an exported address or description came back changed). Blank lines
 // are skipped, as encoding/csv does. A record that breaks the quoting
 // rules on its line (a bare quote in an unquoted field, text after a
-// closing quote) is a csvRowError for that record alone, and reading
+// closing quote) is a csvSyntaxError for that record alone, and reading
 // goes on at the next line; a quoted field that never ends is an error
 // for the rest of the file.
 type csvReader struct {
@@ -89,21 +89,25 @@ type csvReader struct {
 
 func newCSVReader(r io.Reader) *csvReader { return &csvReader{r: bufio.NewReaderSize(r, 64<<10)} }
 
-// csvRowError is a record the reader could not read; the rest can be.
-type csvRowError struct {
-	Line int // where the record starts
-	Msg  string
-}
-
-func (e *csvRowError) Error() string { return "line " + strconv.Itoa(e.Line) + ": " + e.Msg }
-
-// csvFileError is a break that leaves the rest of the file unreadable.
-type csvFileError struct {
+// csvSyntaxError is a break of the CSV rules at Line. When File is false
+// only its record is lost (the reader goes on at the next line); when true
+// the rest of the file cannot be read.
+type csvSyntaxError struct {
 	Line int
 	Msg  string
+	File bool
 }
 
-func (e *csvFileError) Error() string { return "line " + strconv.Itoa(e.Line) + ": " + e.Msg }
+func (e *csvSyntaxError) Error() string { return "line " + strconv.Itoa(e.Line) + ": " + e.Msg }
+
+// rowError reports whether err is a csvSyntaxError of one record only.
+func rowError(err error) (*csvSyntaxError, bool) {
+	var se *csvSyntaxError
+	if errors.As(err, &se) && !se.File {
+		return se, true
+	}
+	return nil, false
+}
 
 // Read returns the next record (valid until the next call), the lines it
 // starts and ends on, and io.EOF after the last one.
@@ -135,8 +139,7 @@ func (cr *csvReader) Read() (rec []string, start, end int, err error) {
 	for {
 		field, last, err := cr.field(start)
 		if err != nil {
-			var re *csvRowError
-			if errors.As(err, &re) {
+			if _, ok := rowError(err); ok {
 				cr.skipLine()
 			}
 			return nil, start, cr.line, err
@@ -169,7 +172,7 @@ func (cr *csvReader) field(start int) (string, bool, error) {
 				cr.line++
 				return string(bytes.TrimSuffix(cr.buf, []byte{'\r'})), true, nil
 			case b == '"':
-				return "", false, &csvRowError{Line: cr.line + 1, Msg: `bare " in an unquoted field (quote the field and double the quote)`}
+				return "", false, &csvSyntaxError{Line: cr.line + 1, Msg: `bare " in an unquoted field (quote the field and double the quote)`}
 			}
 			cr.buf = append(cr.buf, b)
 			if b, err = cr.r.ReadByte(); err == io.EOF {
@@ -184,7 +187,7 @@ func (cr *csvReader) field(start int) (string, bool, error) {
 	for {
 		b, err := cr.r.ReadByte()
 		if err == io.EOF {
-			return "", false, &csvFileError{Line: start, Msg: "a quoted field is never closed"}
+			return "", false, &csvSyntaxError{Line: start, Msg: "a quoted field is never closed", File: true}
 		}
 		if err != nil {
 			return "", false, err
@@ -220,7 +223,7 @@ func (cr *csvReader) field(start int) (string, bool, error) {
 			fallthrough
 		default:
 			cr.line += breaks
-			return "", false, &csvRowError{Line: cr.line + 1, Msg: `text after a closing quote (a quote inside a quoted field is written "")`}
+			return "", false, &csvSyntaxError{Line: cr.line + 1, Msg: `text after a closing quote (a quote inside a quoted field is written "")`}
 		}
 	}
 }

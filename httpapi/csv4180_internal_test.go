@@ -170,8 +170,8 @@ func TestCSVReaderRowErrors(t *testing.T) {
 			s.err = err.Error()
 		}
 		got = append(got, s)
-		var fe *csvFileError
-		if errors.As(err, &fe) {
+		var se *csvSyntaxError
+		if errors.As(err, &se) && se.File {
 			break
 		}
 	}

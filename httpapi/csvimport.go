@@ -169,7 +169,7 @@ func (p *importPlan) row(rec []string) (domain.PartnerImport, error) {
 			// applies the row as it is.
 			if s := strings.TrimSpace(cell); s != "" {
 				v, err := strconv.ParseUint(s, 10, 64)
-				if err != nil || v == 0 || s[0] == '+' {
+				if err != nil || v == 0 { // ParseUint takes no sign
 					fail(name, "must be the partner's version (a whole number from 1) or empty")
 					continue
 				}

@@ -219,8 +219,7 @@ func scanImport(r io.Reader) (*importPlan, int, error) {
 		if errors.Is(err, io.EOF) {
 			return plan, rows, nil
 		}
-		var re *csvRowError
-		if err != nil && !errors.As(err, &re) {
+		if _, ok := rowError(err); err != nil && !ok {
 			return nil, 0, csvError(err)
 		}
 		if rows++; rows > maxImportRows {
@@ -244,13 +243,13 @@ func readImportRows(r io.Reader, plan *importPlan, rows int, emit func(importJob
 	row := 1
 	for i := 0; i < rows; i++ {
 		rec, start, last, err := cr.Read()
-		var re *csvRowError
-		if err != nil && !errors.As(err, &re) {
+		re, bad := rowError(err)
+		if err != nil && !bad {
 			return err
 		}
 		row += 1 + max(0, start-end-1) // the blank lines since the last record
 		end = last
-		if re != nil {
+		if bad {
 			emit(importJob{index: i, row: row, err: fieldError("row", "is not RFC 4180 CSV: "+re.Msg)})
 			continue
 		}
@@ -262,13 +261,9 @@ func readImportRows(r io.Reader, plan *importPlan, rows int, emit func(importJob
 
 // csvError turns a CSV syntax error into a 422 naming its line.
 func csvError(err error) error {
-	var re *csvRowError
-	var fe *csvFileError
-	switch {
-	case errors.As(err, &re):
-		return fieldError("body", "is not RFC 4180 CSV: "+re.Error())
-	case errors.As(err, &fe):
-		return fieldError("body", "is not RFC 4180 CSV: "+fe.Error())
+	var se *csvSyntaxError
+	if errors.As(err, &se) {
+		return fieldError("body", "is not RFC 4180 CSV: "+se.Error())
 	}
 	return badRequest("reading body: %v", err)
 }

@@ -3,6 +3,7 @@ package httpapi
 import (
 	"context"
 	"crypto/subtle"
+	"encoding/json"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -442,7 +443,7 @@ func meta(c *gin.Context) (commands.Meta, error) {
 			num = im[1 : len(im)-1]
 		}
 		v, err := strconv.ParseUint(num, 10, 64)
-		if err != nil || num == "" || num[0] == '+' {
+		if err != nil { // ParseUint takes no sign and no empty string
 			return m, badRequest("If-Match must be a resource version number (3 or \"3\"; weak tags never match), got %q", im)
 		}
 		m.IfMatch = &v
@@ -465,6 +466,17 @@ func answerCommand(c *gin.Context, status int, res commands.Result, resource any
 		return
 	}
 	c.Data(status, "application/json; charset=utf-8", body)
+}
+
+// keepForReplay hands the idempotency layer the answer to keep and replay
+// for this request instead of the one sent: resource as answerCommand
+// renders it, without what is shown once (a password, a token).
+func keepForReplay(c *gin.Context, res commands.Result, resource any) {
+	body, err := json.Marshal(withPosition{Resource: resource, Position: res.Position.String(),
+		ConsistencyToken: queries.ConsistencyToken(res.Stream, res.Version)})
+	if err == nil {
+		c.Set(ctxIdemBody, body)
+	}
 }
 
 // withPosition flattens a resource and the command's position into one object.
