@@ -122,6 +122,10 @@ func loadN(conns int, d time.Duration, f func(worker, i int) error) (float64, in
 // its create phase alone (the projections catching up included).
 var createsProfile string
 
+// createsTrace, when set, is where benchCommands writes an execution trace
+// of 2 s in the middle of its create phase.
+var createsTrace string
+
 // benchCommands: HTTP commands/s with 64 connections (creates, then
 // profile updates) against /healthz on the same server and client; and the
 // lag from a command's answer to its visibility through its consistency
@@ -164,6 +168,13 @@ func benchCommands(redisURL string, d time.Duration, res Results) error {
 		commits0, events0 = stats.Stats().Commits.Load(), stats.Stats().Events.Load()
 	}
 	t0 := time.Now()
+	if createsTrace != "" {
+		time.AfterFunc(d/3, func() {
+			if err := startTrace(createsTrace, 2*time.Second); err != nil {
+				fmt.Fprintln(os.Stderr, "partnerbench: trace:", err)
+			}
+		})
+	}
 	var lagMu sync.Mutex
 	var lags, reads []time.Duration
 	var created [conns]atomic.Int64 // partners each connection created

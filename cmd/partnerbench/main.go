@@ -44,6 +44,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/pprof"
+	"runtime/trace"
 	"sort"
 	"strings"
 	"sync"
@@ -79,6 +80,7 @@ func main() {
 	memprofile := flag.String("memprofile", "", "write an allocation profile of the whole run to this file at the end")
 	flag.StringVar(&rebuildLogDir, "rebuild-log-dir", "", "keep the rebuild scenario's log in this (new or empty) folder, e.g. to time `partnerd rebuild partners --data DIR` on it")
 	flag.StringVar(&rebuildProfile, "cpuprofile-rebuild", "", "write a CPU profile of the rebuild scenario's rebuild (not the filling of its log) to this file")
+	flag.StringVar(&createsTrace, "trace-creates", "", "write a 2 s execution trace of the commands scenario's create phase to this file (go tool trace -pprof=sched FILE shows where goroutines waited for a CPU)")
 	flag.StringVar(&createsProfile, "cpuprofile-creates", "", "write a CPU profile of the commands scenario's create phase (until the projections caught up) to this file")
 	flag.Parse()
 	// The in-process servers collect as a partnerd process would
@@ -221,6 +223,24 @@ func startCPUProfile(path string) (stop func(), err error) {
 	}
 	var once sync.Once
 	return func() { once.Do(func() { pprof.StopCPUProfile(); f.Close() }) }, nil
+}
+
+// startTrace writes an execution trace to path for d (nothing when path
+// is empty).
+func startTrace(path string, d time.Duration) error {
+	if path == "" {
+		return nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := trace.Start(f); err != nil {
+		f.Close()
+		return err
+	}
+	time.AfterFunc(d, func() { trace.Stop(); f.Close() })
+	return nil
 }
 
 func rate(n int, d time.Duration) float64 { return float64(n) / d.Seconds() }
