@@ -460,10 +460,15 @@ func (p *segProgram) doc(e Event, id string, st domain.SegmentState) {
 }
 
 func (p *segProgram) patchDoc(ctx context.Context, rd redis.Cmdable, e Event, id string, f func(*SegmentView)) error {
-	raw, err := rd.HGet(ctx, p.ks.Key("segdoc", id), "doc").Result()
-	if errors.Is(err, redis.Nil) {
-		// Created earlier in this batch: its doc is among the planned writes.
-		raw, err = p.plannedDoc(id), nil
+	// A doc planned earlier in this batch (the segment created, renamed or
+	// given conditions by an earlier event of it) is newer than Redis's.
+	raw, planned := p.plannedDoc(id)
+	var err error
+	if !planned {
+		raw, err = rd.HGet(ctx, p.ks.Key("segdoc", id), "doc").Result()
+		if errors.Is(err, redis.Nil) {
+			raw, err = "{}", nil
+		}
 	}
 	if err != nil {
 		return fmt.Errorf("read segment %s: %w", id, err)
@@ -480,21 +485,21 @@ func (p *segProgram) patchDoc(ctx context.Context, rd redis.Cmdable, e Event, id
 }
 
 // plannedDoc finds the last doc planned for a segment in this batch.
-func (p *segProgram) plannedDoc(id string) string {
+func (p *segProgram) plannedDoc(id string) (string, bool) {
 	key := p.ks.Key("segdoc", id)
 	idx, ok := p.w.keyIdx[key]
 	if !ok {
-		return "{}"
+		return "", false
 	}
-	doc := "{}"
+	doc, found := "", false
 	for i := 0; i < len(p.w.args); {
 		cmd, k, na := p.w.args[i].(string), p.w.args[i+1].(int), p.w.args[i+2].(int)
 		if cmd == "HSET" && k == idx && na == 2 {
-			doc = p.w.args[i+4].(string)
+			doc, found = p.w.args[i+4].(string), true
 		}
 		i += 3 + na
 	}
-	return doc
+	return doc, found
 }
 
 // setConditions stores a segment's conditions and recomputes its membership.

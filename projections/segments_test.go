@@ -2,6 +2,7 @@ package projections_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"reflect"
@@ -191,6 +192,49 @@ func TestSegmentsTwoConsumersConverge(t *testing.T) {
 			slices.Sort(enteredLast)
 			if !reflect.DeepEqual(ann, got) && len(got) > 0 || !reflect.DeepEqual(enteredLast, ann) && len(ann) > 0 {
 				t.Fatalf("segment %s: members %v, announced %v, last entered %v", seg, got, ann, enteredLast)
+			}
+		}
+	})
+}
+
+// Several changes of one segment in one batch each build on the one
+// before: a rename followed by new conditions keeps the new name, on a
+// segment created in the batch and on one that was in Redis already.
+func TestSegmentChangesInOneBatchAccumulate(t *testing.T) {
+	segBackends(t, func(t *testing.T, rdb *redis.Client, _ func() *redis.Client, program string) {
+		l := &catalogLog{t: t, program: program, versions: map[string]uint64{}}
+		now := time.Now().UTC()
+		r := projections.NewRunner(rdb, projections.NewSegments())
+		if err := r.Start(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		old, fresh := domain.SegmentStream(program, "old"), domain.SegmentStream(program, "new")
+		l.add(old, domain.SegmentCreated{SegmentID: "old", ProgramID: program, Name: "Old", Conditions: segConds("DE", 1), CreatedAt: now})
+		if err := r.Apply(t.Context(), l.events); err != nil {
+			t.Fatal(err)
+		}
+		done := len(l.events)
+		l.add(fresh, domain.SegmentCreated{SegmentID: "new", ProgramID: program, Name: "New", Conditions: segConds("DE", 1), CreatedAt: now})
+		for _, id := range []string{"old", "new"} {
+			stream := domain.SegmentStream(program, id)
+			l.add(stream, domain.SegmentRenamed{SegmentID: id, ProgramID: program, Name: id + " renamed", RenamedAt: now})
+			l.add(stream, domain.SegmentConditionsChanged{SegmentID: id, ProgramID: program, Conditions: segConds("FR", 2), ChangedAt: now})
+		}
+		if err := r.Apply(t.Context(), l.events[done:]); err != nil {
+			t.Fatal(err)
+		}
+		ks := projections.NewKeyspace("segments", r.Generation(), program)
+		for id, version := range map[string]uint64{"old": 3, "new": 3} {
+			raw, err := rdb.HGet(t.Context(), ks.Key("segdoc", id), "doc").Result()
+			if err != nil {
+				t.Fatal(err)
+			}
+			var v projections.SegmentView
+			if err := json.Unmarshal([]byte(raw), &v); err != nil {
+				t.Fatal(err)
+			}
+			if v.Name != id+" renamed" || !reflect.DeepEqual(v.Conditions, segConds("FR", 2)) || v.Version != version {
+				t.Errorf("segment %s: name %q, conditions %+v, version %d", id, v.Name, v.Conditions, v.Version)
 			}
 		}
 	})
