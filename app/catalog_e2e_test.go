@@ -2,8 +2,10 @@ package app_test
 
 import (
 	"context"
+	"fmt"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -215,12 +217,8 @@ func TestArchivingATermArchivesItsContracts(t *testing.T) {
 		move("switching", "accept", map[string]any{"by": "publisher"})
 		move("switching", "switch", map[string]any{"template_term_id": "gold", "effective_at": time.Now().Add(240 * time.Hour).UTC().Format(time.RFC3339)})
 
-		// The sweep finds partners through the catalog read model, which follows
-		// the log: moves made in the same instant as the archival can be missed
-		// by it (EVENTS.md), so let the read model catch up first.
-		if err := h.app.WaitCaughtUp(t.Context()); err != nil {
-			t.Fatal(err)
-		}
+		// No waiting for the read models: the sweep reads the catalog once it
+		// has applied the log up to the archival.
 		r := h.do("POST", "/template-terms/gold/archive", nil, "X-Request-ID", "archive-gold")
 		if r.status != 200 || r.json(t)["archived"] != true || r.json(t)["archived_at"] == nil {
 			t.Fatalf("archive: %d %s", r.status, r.body)
@@ -382,6 +380,73 @@ func TestGroupsOverHTTP(t *testing.T) {
 		}
 		if l := h.do("GET", "/groups", nil, "X-Consistency-Token", d.header.Get("X-Consistency-Token")).json(t); l["total"] != 2.0 {
 			t.Fatalf("group list after the deletion = %v", l)
+		}
+	})
+}
+
+// A contract move answered just before the archival of its term, and
+// whose own re-check therefore found the term live, is in the index the
+// archival's sweep reads (the catalog has applied the log up to the
+// archival by then): no contract stays open on an archived term.
+func TestArchivalRightAfterAMoveOntoTheTerm(t *testing.T) {
+	backends(t, dbCatalog, func(t *testing.T, h *harness) {
+		h.mustCreate("/template-terms", map[string]any{"id": "base", "name": "Base"})
+		const rounds = 25
+		for i := range rounds {
+			term, partner := fmt.Sprintf("t%d", i), fmt.Sprintf("p%d", i)
+			h.mustCreate("/template-terms", map[string]any{"id": term, "name": term})
+			h.mustCreate("/partners", map[string]any{"partner_id": partner, "name": partner, "relationship_type": "direct"})
+			for _, step := range []struct {
+				action string
+				body   map[string]any
+			}{{"propose", map[string]any{"template_term_id": "base"}}, {"counter", map[string]any{"by": "publisher", "template_term_id": term}}} {
+				if r := h.do("POST", "/partners/"+partner+"/contract/"+step.action, step.body); r.status != 200 {
+					t.Fatalf("%s %s: %d %s", step.action, partner, r.status, r.body)
+				}
+			}
+			if r := h.do("POST", "/template-terms/"+term+"/archive", nil); r.status != 200 {
+				t.Fatalf("archive %s: %d %s", term, r.status, r.body)
+			}
+			if got := h.stored(partner).Contract.Stage; got != domain.StageArchived {
+				t.Fatalf("round %d: %s is %s on the archived term %s", i, partner, got, term)
+			}
+		}
+	})
+}
+
+// Deleting a group answers the position and a consistency token of the
+// whole process: a list read with the token no longer finds the group on
+// any partner, and the position is past every partner's change.
+func TestGroupDeletionAnswerCoversItsPartners(t *testing.T) {
+	backends(t, dbCatalog, func(t *testing.T, h *harness) {
+		h.mustCreate("/groups", map[string]any{"id": "big", "name": "Big"})
+		var ids []string
+		for i := range 60 {
+			id := fmt.Sprintf("m%02d", i)
+			ids = append(ids, id)
+			h.mustCreate("/partners", map[string]any{"partner_id": id, "name": id, "relationship_type": "direct"})
+		}
+		if r := h.do("POST", "/bulk/groups", map[string]any{"partner_ids": ids, "add": []string{"big"}}); r.status != 200 {
+			t.Fatalf("bulk add: %d %s", r.status, r.body)
+		}
+		if err := h.app.WaitCaughtUp(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		r := h.do("DELETE", "/groups/big", nil)
+		if r.status != 204 {
+			t.Fatalf("delete: %d %s", r.status, r.body)
+		}
+		pos, err := strconv.ParseUint(r.header.Get("X-Position"), 10, 64)
+		if err != nil || pos != h.head() {
+			t.Fatalf("X-Position %q, the log's head %d", r.header.Get("X-Position"), h.head())
+		}
+		l := h.do("GET", "/partners?group=big", nil, "X-Consistency-Token", r.header.Get("X-Consistency-Token"))
+		if l.status != 200 || l.json(t)["total"] != float64(0) {
+			t.Fatalf("partners still in the deleted group (read with its token): %d %s", l.status, l.body)
+		}
+		p := h.do("GET", "/partners/m59", nil, "X-Consistency-Token", r.header.Get("X-Consistency-Token"))
+		if p.status != 200 || len(p.json(t)["groups"].([]any)) != 0 {
+			t.Fatalf("m59 read with the token: %d %s", p.status, p.body)
 		}
 	})
 }

@@ -32,9 +32,9 @@ func (h *ArchiveTemplateTermHandler) Handle(ctx context.Context, program, id str
 	}
 	ctx, cancel := detach(ctx)
 	defer cancel()
-	partners, err := index.PartnersOfTemplateTerm(ctx, program, id, res.Version)
+	partners, err := index.PartnersOfTemplateTerm(ctx, program, id, res.Version, res.Position)
 	if err == nil {
-		_, err = h.d.sweep(ctx, program, partners, processMeta(ActorTermArchival, meta, stream, res.Version),
+		res.Process, err = h.d.sweep(ctx, program, partners, processMeta(ActorTermArchival, meta, stream, res.Version),
 			func(p *domain.Partner) ([]domain.Event, error) { return p.TemplateTermArchived(id, h.d.Now().UTC()) })
 	}
 	if err != nil {

@@ -24,11 +24,11 @@ type fakeIndex struct {
 	err           error
 }
 
-func (f fakeIndex) PartnersOfTemplateTerm(_ context.Context, _, id string, _ uint64) ([]string, error) {
+func (f fakeIndex) PartnersOfTemplateTerm(_ context.Context, _, id string, _ uint64, _ eventstore.Position) ([]string, error) {
 	return f.terms[id], f.err
 }
 
-func (f fakeIndex) PartnersOfGroup(_ context.Context, _, id string, _ uint64) ([]string, error) {
+func (f fakeIndex) PartnersOfGroup(_ context.Context, _, id string, _ uint64, _ eventstore.Position) ([]string, error) {
 	return f.groups[id], f.err
 }
 

@@ -81,6 +81,10 @@ type Result struct {
 	Appended int
 	// AlreadyApplied: Meta.Once found the key in the stream; nothing was decided.
 	AlreadyApplied bool
+	// Process lists the writes of the process the command ran before it
+	// answered (an archival's or a group deletion's sweep), one per
+	// partner it changed; Position is the command's own write.
+	Process []Result
 }
 
 // Commands lists every write use case.

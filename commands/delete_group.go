@@ -30,9 +30,9 @@ func (h *DeleteGroupHandler) Handle(ctx context.Context, program, id string, met
 	}
 	ctx, cancel := detach(ctx)
 	defer cancel()
-	partners, err := index.PartnersOfGroup(ctx, program, id, res.Version)
+	partners, err := index.PartnersOfGroup(ctx, program, id, res.Version, res.Position)
 	if err == nil {
-		_, err = h.d.sweep(ctx, program, partners, processMeta(ActorGroupDeletion, meta, stream, res.Version),
+		res.Process, err = h.d.sweep(ctx, program, partners, processMeta(ActorGroupDeletion, meta, stream, res.Version),
 			func(p *domain.Partner) ([]domain.Event, error) { return p.LeaveGroup(id, h.d.Now().UTC()) })
 	}
 	if err != nil {

@@ -9,20 +9,24 @@ import (
 	"time"
 
 	"github.com/partnerd/partnerd/domain"
+	"github.com/partnerd/partnerd/eventstore"
 )
 
 // PartnerIndex finds the partners a catalog process must visit. It is a
 // read model, so it may lag behind the log: each method first waits until
-// the index reflects the given stream up to version (the write that starts
-// the process), then answers. A partner it lists needlessly costs a visit
-// that appends nothing; one it misses is caught by the re-check that every
-// contract move and group change makes after its own append.
+// the index reflects the whole log up to pos, the position of the write
+// that starts the process (or, when the process only resumes, of the last
+// event of its term's or group's stream, version), then answers. Every
+// contract move or group change before pos is then in the answer, and
+// every one after it sees the write in the re-check it makes after its
+// own append, so between them no partner is missed. A partner listed
+// needlessly costs a visit that appends nothing.
 type PartnerIndex interface {
 	// PartnersOfTemplateTerm lists the partners whose current open contract
 	// or scheduled switch uses the term.
-	PartnersOfTemplateTerm(ctx context.Context, program, termID string, version uint64) ([]string, error)
+	PartnersOfTemplateTerm(ctx context.Context, program, termID string, version uint64, pos eventstore.Position) ([]string, error)
 	// PartnersOfGroup lists the partners in the group.
-	PartnersOfGroup(ctx context.Context, program, groupID string, version uint64) ([]string, error)
+	PartnersOfGroup(ctx context.Context, program, groupID string, version uint64, pos eventstore.Position) ([]string, error)
 }
 
 // Actors of the events the processes append.
@@ -58,12 +62,13 @@ func detach(ctx context.Context) (context.Context, context.CancelFunc) {
 
 // sweep runs decide on every listed partner (load → decide → append, with
 // the usual retries), a few at a time. A partner that no longer exists is
-// skipped. It returns how many partners got events; failures are joined.
+// skipped. It returns the writes of the partners that got events; failures
+// are joined.
 func (d Deps) sweep(ctx context.Context, program string, partners []string, meta Meta,
-	decide func(p *domain.Partner) ([]domain.Event, error)) (int, error) {
+	decide func(p *domain.Partner) ([]domain.Event, error)) ([]Result, error) {
 	var (
 		mu      sync.Mutex
-		changed int
+		changed []Result
 		errs    []error
 		wg      sync.WaitGroup
 		next    = make(chan string)
@@ -80,7 +85,7 @@ func (d Deps) sweep(ctx context.Context, program string, partners []string, meta
 				case err != nil:
 					errs = append(errs, fmt.Errorf("partner %s: %w", id, err))
 				case res.Appended > 0:
-					changed++
+					changed = append(changed, res)
 				}
 				mu.Unlock()
 			}

@@ -148,6 +148,6 @@ func decodeOptionalJSON(c *gin.Context, v any) error {
 // position and token in the headers only.
 func answerNoContent(c *gin.Context, res commands.Result) {
 	c.Header("X-Position", res.Position.String())
-	c.Header("X-Consistency-Token", queries.ConsistencyToken(res.Stream, res.Version))
+	c.Header("X-Consistency-Token", tokenOf(c, res))
 	c.Status(http.StatusNoContent)
 }

@@ -41,6 +41,9 @@ func write[B any](s *Server, c *gin.Context, status int, run func(body *B, m com
 		return
 	}
 	res, resource, err := run(&body, m)
+	if err == nil {
+		err = s.foldProcess(c, &res)
+	}
 	if err != nil {
 		s.writeError(c, err)
 		return

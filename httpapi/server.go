@@ -5,6 +5,7 @@ import (
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -43,6 +44,9 @@ const (
 	// (their events' Once keys skip the items that did apply) rather than
 	// replay those failures forever.
 	ctxIdemRetry = "idempotency_retry"
+	// ctxToken, when set, is the consistency token of a command that wrote
+	// more than its own stream (see foldProcess).
+	ctxToken = "consistency_token"
 )
 
 // Check is one readiness probe.
@@ -453,7 +457,7 @@ func meta(c *gin.Context) (commands.Meta, error) {
 
 // answerCommand writes a command's resource with its position and token.
 func answerCommand(c *gin.Context, status int, res commands.Result, resource any) {
-	tok := queries.ConsistencyToken(res.Stream, res.Version)
+	tok := tokenOf(c, res)
 	c.Header("X-Position", res.Position.String())
 	c.Header("X-Consistency-Token", tok)
 	c.Header("ETag", strconv.FormatUint(res.Version, 10))
@@ -468,12 +472,44 @@ func answerCommand(c *gin.Context, status int, res commands.Result, resource any
 	c.Data(status, "application/json; charset=utf-8", body)
 }
 
+// tokenOf is the consistency token answered for res: its stream's, or
+// the one foldProcess made for the request.
+func tokenOf(c *gin.Context, res commands.Result) string {
+	if tok := c.GetString(ctxToken); tok != "" {
+		return tok
+	}
+	return queries.ConsistencyToken(res.Stream, res.Version)
+}
+
+// foldProcess makes the answer of a command that also ran a process
+// (res.Process) cover the process's writes too: its position becomes the
+// last write's, and its consistency token one that waits for every stream
+// written (a batch token), so a read passing it sees, say, a deleted group
+// gone from every partner it was on.
+func (s *Server) foldProcess(c *gin.Context, res *commands.Result) error {
+	if len(res.Process) == 0 {
+		return nil
+	}
+	w := queries.Writes{}
+	w.Add(res.Stream, res.Version)
+	for _, p := range res.Process {
+		w.Add(p.Stream, p.Version)
+		res.Position = max(res.Position, p.Position)
+	}
+	tok, err := s.Queries.Token(c.Request.Context(), c.GetString(ctxProgram), w)
+	if err != nil {
+		return fmt.Errorf("consistency token: %w", err)
+	}
+	c.Set(ctxToken, tok)
+	return nil
+}
+
 // keepForReplay hands the idempotency layer the answer to keep and replay
 // for this request instead of the one sent: resource as answerCommand
 // renders it, without what is shown once (a password, a token).
 func keepForReplay(c *gin.Context, res commands.Result, resource any) {
 	body, err := json.Marshal(withPosition{Resource: resource, Position: res.Position.String(),
-		ConsistencyToken: queries.ConsistencyToken(res.Stream, res.Version)})
+		ConsistencyToken: tokenOf(c, res)})
 	if err == nil {
 		c.Set(ctxIdemBody, body)
 	}

@@ -39,6 +39,27 @@ func (Catalog) Topics() []string {
 // Tag implements Projection: one program's keys share a slot.
 func (Catalog) Tag(e Event) string { return e.Program }
 
+// Sequential implements Sequential (LogOrdered projections are).
+func (Catalog) Sequential() bool { return true }
+
+// LogOrdered implements LogOrdered. The archival and deletion processes
+// read the term:… and group:… sets once the catalog has applied the log
+// up to their own write (its LogPosKey), not only their term's or group's
+// stream: a partner that moved onto the term just before the archival,
+// and whose own re-check ran just before it too, is then in the set. With
+// events applied as they come in from the bus partitions, the set could
+// lack that partner when the process read it, and neither side archived
+// its contract.
+func (Catalog) LogOrdered() bool { return true }
+
+// CatalogLayout is the catalog's key layout: 2 added the generation's log
+// position (LogPosKey); a generation of layout 1 is rebuilt when partnerd
+// starts.
+const CatalogLayout = 2
+
+// Layout implements Layouted.
+func (Catalog) Layout() int { return CatalogLayout }
+
 // TemplateTermView is a template term as the API shows it.
 type TemplateTermView struct {
 	ID          string     `json:"id"`

@@ -9,6 +9,8 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/partnerd/partnerd/domain"
+	"github.com/partnerd/partnerd/eventstore"
+	"github.com/partnerd/partnerd/projections"
 )
 
 // catalog is the projection of template terms and groups.
@@ -36,20 +38,28 @@ func (q *Queries) ListGroups(ctx context.Context, program string, limit int, cur
 }
 
 // PartnersOfTemplateTerm lists the partners whose open contract or
-// scheduled switch uses the term, once the catalog reflects the term's
-// stream up to version (commands.PartnerIndex).
-func (q *Queries) PartnersOfTemplateTerm(ctx context.Context, program, termID string, version uint64) ([]string, error) {
-	return q.members(ctx, program, domain.TemplateTermStream(program, termID), version, "term", termID)
+// scheduled switch uses the term, once the catalog reflects the log up to
+// pos (commands.PartnerIndex).
+func (q *Queries) PartnersOfTemplateTerm(ctx context.Context, program, termID string, version uint64, pos eventstore.Position) ([]string, error) {
+	return q.members(ctx, program, domain.TemplateTermStream(program, termID), version, pos, "term", termID)
 }
 
 // PartnersOfGroup lists the partners in the group, once the catalog
-// reflects the group's stream up to version (commands.PartnerIndex).
-func (q *Queries) PartnersOfGroup(ctx context.Context, program, groupID string, version uint64) ([]string, error) {
-	return q.members(ctx, program, domain.GroupStream(program, groupID), version, "group", groupID)
+// reflects the log up to pos (commands.PartnerIndex).
+func (q *Queries) PartnersOfGroup(ctx context.Context, program, groupID string, version uint64, pos eventstore.Position) ([]string, error) {
+	return q.members(ctx, program, domain.GroupStream(program, groupID), version, pos, "group", groupID)
 }
 
-func (q *Queries) members(ctx context.Context, program, stream string, version uint64, kind, id string) ([]string, error) {
-	if err := q.WaitFor(ctx, program, ConsistencyToken(stream, version)); err != nil {
+// members waits until the catalog applied the log up to pos (its
+// generation's log position; a generation without one, built by an older
+// release and about to be rebuilt, is waited for on stream@version only),
+// then reads the term's or group's partner set.
+func (q *Queries) members(ctx context.Context, program, stream string, version uint64, pos eventstore.Position, kind, id string) ([]string, error) {
+	err := q.WaitFor(ctx, program, ConsistencyToken(stream, version))
+	if err == nil && pos > 0 {
+		err = q.waitLogPos(ctx, catalog, pos)
+	}
+	if err != nil {
 		return nil, fmt.Errorf("partners of %s %s: %w", kind, id, err)
 	}
 	ids, err := q.rdb.SMembers(ctx, q.keys(catalog, program).Key(kind, id, "partners")).Result()
@@ -57,6 +67,22 @@ func (q *Queries) members(ctx context.Context, program, stream string, version u
 		return nil, fmt.Errorf("partners of %s %s: %w", kind, id, err)
 	}
 	return ids, nil
+}
+
+// waitLogPos waits until the live generation of a log-ordered projection
+// has applied every event of its topics up to pos (projections.LogPosKey);
+// at once when that generation keeps no log position.
+func (q *Queries) waitLogPos(ctx context.Context, projection string, pos eventstore.Position) error {
+	return q.poll(ctx, func() (bool, error) {
+		cur, err := q.rdb.Get(ctx, projections.LogPosKey(projection, q.gens.Generation(projection))).Uint64()
+		if errors.Is(err, redis.Nil) {
+			return true, nil
+		}
+		if err != nil {
+			return false, fmt.Errorf("log position of %s: %w", projection, err)
+		}
+		return eventstore.Position(cur) >= pos, nil
+	})
 }
 
 func (q *Queries) doc(ctx context.Context, program, prefix, what, id string) (json.RawMessage, error) {
