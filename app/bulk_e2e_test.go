@@ -86,6 +86,8 @@ func TestBulkActions(t *testing.T) {
 		{path: "/bulk/groups", body: map[string]any{"partner_ids": []string{"a"}}, want: 422},
 		{path: "/bulk/groups", body: map[string]any{"add": []string{"vip"}}, want: 422},
 		{path: "/bulk/groups", body: map[string]any{"partner_ids": []string{"a"}, "filter": map[string]any{}, "add": []string{"vip"}}, want: 422},
+		// An empty selection beside a default {} filter is no "every partner".
+		{path: "/bulk/groups", body: map[string]any{"partner_ids": []string{}, "filter": map[string]any{}, "add": []string{"vip"}}, want: 422},
 		{path: "/bulk/contract", body: map[string]any{"partner_ids": []string{"a"}, "action": "teleport"}, want: 422},
 		{path: "/bulk/assigned-to", body: map[string]any{"partner_ids": []string{"a"}}, want: 422},
 		{path: "/bulk/email", body: map[string]any{"partner_ids": []string{"a"}, "colour": "red"}, want: 422},

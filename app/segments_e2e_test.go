@@ -150,6 +150,11 @@ func seedSegmentPartners(h *harness) {
 func TestSegmentsOverHTTP(t *testing.T) {
 	backends(t, dbSegments, func(t *testing.T, h *harness) {
 		seedSegmentPartners(h)
+		h.mustCreate("/groups", map[string]any{"id": "vip", "name": "VIP"})
+		h.mustCreate("/groups", map[string]any{"id": "gone", "name": "Gone"})
+		if r := h.do("DELETE", "/groups/gone", nil); r.status != 204 {
+			t.Fatalf("delete group: %d %s", r.status, r.body)
+		}
 		h.settle()
 
 		// Validation: 422 naming the row, nothing appended.
@@ -163,6 +168,11 @@ func TestSegmentsOverHTTP(t *testing.T) {
 			{map[string]any{"name": "x", "conditions": rows(row("social_reach", "gte", "many"))}, "conditions.any[0].all[0].values[0]"},
 			{map[string]any{"name": "x", "conditions": rows(row("date_joined", "lte", "soon"))}, "conditions.any[0].all[0].values[0]"},
 			{map[string]any{"name": "x", "conditions": rows(row("group", "any_of"))}, "conditions.any[0].all[0].values"},
+			// Groups and template terms that do not exist (or a deleted group)
+			// are refused, as everywhere else they are used.
+			{map[string]any{"name": "x", "conditions": rows(row("group", "any_of", "vip", "nosuch"))}, "conditions.any[0].all[0].values[1]"},
+			{map[string]any{"name": "x", "conditions": rows(row("country", "eq", "DE"), row("group", "none_of", "gone"))}, "conditions.any[0].all[1].values[0]"},
+			{map[string]any{"name": "x", "conditions": rows(row("template_term", "any_of", "nosuch"))}, "conditions.any[0].all[0].values[0]"},
 			{map[string]any{"name": "x"}, "conditions"},
 			{map[string]any{"conditions": rows(row("country", "eq", "DE"))}, "name"},
 		} {
@@ -174,6 +184,13 @@ func TestSegmentsOverHTTP(t *testing.T) {
 		if r := h.do("POST", "/segments/preview", map[string]any{"conditions": rows(row("size", "contains", "x"))}); r.status != 422 ||
 			!reflect.DeepEqual(problemFields(t, r), []string{"conditions.any[0].all[0].op"}) {
 			t.Errorf("bad preview: %d %s", r.status, r.body)
+		}
+		if r := h.do("POST", "/segments/preview", map[string]any{"conditions": rows(row("group", "any_of", "VIP"))}); r.status != 422 ||
+			!reflect.DeepEqual(problemFields(t, r), []string{"conditions.any[0].all[0].values[0]"}) {
+			t.Errorf("preview by a group's name, not its ID: %d %s", r.status, r.body)
+		}
+		if r := h.do("POST", "/segments/preview", map[string]any{"conditions": rows(row("group", "any_of", "vip"))}); r.status != 200 {
+			t.Errorf("preview of a live group: %d %s", r.status, r.body)
 		}
 		if h.head() != head {
 			t.Fatal("refused segment writes appended events")

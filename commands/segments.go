@@ -3,6 +3,7 @@ package commands
 import (
 	"context"
 	"fmt"
+	"strconv"
 
 	"github.com/partnerd/partnerd/domain"
 )
@@ -14,6 +15,11 @@ type CreateSegmentHandler struct{ d Deps }
 func (h *CreateSegmentHandler) Handle(ctx context.Context, in domain.NewSegment, meta Meta) (Result, domain.SegmentState, error) {
 	if in.ID == "" {
 		in.ID = "s_" + randomID(12)
+	}
+	if in.Conditions != nil {
+		if err := h.CheckReferences(ctx, in.ProgramID, "conditions", *in.Conditions); err != nil {
+			return Result{}, domain.SegmentState{}, err
+		}
 	}
 	res, s, err := execute(ctx, h.d, domain.SegmentStream(in.ProgramID, in.ID), in.ProgramID, meta, func(s *domain.Segment) ([]domain.Event, error) {
 		return s.Create(in, h.d.Now().UTC())
@@ -31,6 +37,11 @@ type UpdateSegmentHandler struct{ d Deps }
 func (h *UpdateSegmentHandler) Handle(ctx context.Context, program, id, name string, c *domain.Conditions, meta Meta) (Result, domain.SegmentState, error) {
 	if !domain.ValidEntityID(id) {
 		return Result{}, domain.SegmentState{}, fmt.Errorf("segment %q: %w", id, domain.ErrNotFound)
+	}
+	if c != nil {
+		if err := checkConditionRefs(ctx, h.d, program, "conditions", *c); err != nil {
+			return Result{}, domain.SegmentState{}, err
+		}
 	}
 	res, s, err := execute(ctx, h.d, domain.SegmentStream(program, id), program, meta, func(s *domain.Segment) ([]domain.Event, error) {
 		return s.Update(name, c, h.d.Now().UTC())
@@ -57,4 +68,75 @@ func (h *DeleteSegmentHandler) Handle(ctx context.Context, program, id string, m
 		return Result{}, fmt.Errorf("delete segment %s: %w", id, err)
 	}
 	return res, nil
+}
+
+// CheckReferences reports, as a ValidationError naming each value
+// ("conditions.any[0].all[1].values[0]"), every group of a group row that
+// does not exist in the program or was deleted, and every template term of
+// a template_term row that does not exist (an archived one still has
+// contracts to match): such a row would match nobody (any_of) or everybody
+// (none_of) without saying so, where every other use of the ID is refused.
+// Conditions that do not validate are left to the domain to report.
+func (h *CreateSegmentHandler) CheckReferences(ctx context.Context, program, root string, c domain.Conditions) error {
+	return checkConditionRefs(ctx, h.d, program, root, c)
+}
+
+func checkConditionRefs(ctx context.Context, d Deps, program, root string, c domain.Conditions) error {
+	if c.Validate(root) != nil {
+		return nil
+	}
+	var bad []domain.FieldError
+	for bi, b := range c.Any {
+		for ri, r := range b.All {
+			if r.Field != "group" && r.Field != "template_term" {
+				continue
+			}
+			for vi, v := range r.Values {
+				at := root + ".any[" + strconv.Itoa(bi) + "].all[" + strconv.Itoa(ri) + "].values[" + strconv.Itoa(vi) + "]"
+				msg, err := missingRef(ctx, d, program, r.Field, v.S)
+				if err != nil {
+					return err
+				}
+				if msg != "" {
+					bad = append(bad, domain.FieldError{Field: at, Message: msg})
+				}
+			}
+		}
+	}
+	if len(bad) > 0 {
+		return &domain.ValidationError{Fields: bad}
+	}
+	return nil
+}
+
+// missingRef says what is wrong with the group or template term id of a
+// condition row of field ("" when nothing is).
+func missingRef(ctx context.Context, d Deps, program, field, id string) (string, error) {
+	what := "group"
+	if field == "template_term" {
+		what = "template term"
+	}
+	if !domain.ValidEntityID(id) {
+		return "no " + what + " " + strconv.Quote(id) + " in this program", nil
+	}
+	if field == "group" {
+		g, _, _, err := Load[domain.Group](ctx, d.Store, domain.GroupStream(program, id))
+		switch {
+		case err != nil:
+			return "", err
+		case !g.Exists():
+			return "no group " + id + " in this program", nil
+		case g.Deleted():
+			return "group " + id + " was deleted", nil
+		}
+		return "", nil
+	}
+	t, _, _, err := Load[domain.TemplateTerm](ctx, d.Store, domain.TemplateTermStream(program, id))
+	switch {
+	case err != nil:
+		return "", err
+	case !t.Exists():
+		return "no template term " + id + " in this program", nil
+	}
+	return "", nil
 }

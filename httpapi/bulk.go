@@ -183,7 +183,10 @@ func (s *Server) bulk(c *gin.Context) {
 // in the order given.
 func (s *Server) bulkTargets(ctx context.Context, program string, t *bulkTarget) ([]string, error) {
 	switch {
-	case len(t.PartnerIDs) > 0 && t.Filter != nil:
+	case t.PartnerIDs != nil && t.Filter != nil:
+		// Also an empty list beside a filter: a client that sends its
+		// (empty) selection with a default filter of {} must not change
+		// every partner of the program.
 		return nil, fieldError("partner_ids", "give partner_ids or filter, not both")
 	case t.Filter != nil:
 		q := url.Values{}

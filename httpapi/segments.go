@@ -127,6 +127,9 @@ func (s *Server) previewSegment(c *gin.Context) {
 		return
 	}
 	conds, err := domain.ParseConditions("conditions", body.Conditions)
+	if err == nil {
+		err = s.Commands.CreateSegment.CheckReferences(c.Request.Context(), c.GetString(ctxProgram), "conditions", conds)
+	}
 	if err != nil {
 		s.writeError(c, err)
 		return
