@@ -115,7 +115,7 @@ func (n NewActivity) Validate(now time.Time, maxAge time.Duration) (Activity, er
 		pr.add("flavor", EntityIDRule)
 	}
 	if n.OccurredAt != "" {
-		t, err := time.Parse(time.RFC3339Nano, n.OccurredAt)
+		t, err := ParseRFC3339(n.OccurredAt)
 		switch {
 		case err != nil:
 			pr.add("occurred_at", "must be an RFC 3339 time")

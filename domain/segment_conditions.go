@@ -247,7 +247,7 @@ func parseDateValue(s string) (from, to time.Time, ok bool) {
 	if d, err := time.Parse(time.DateOnly, s); err == nil {
 		return d, d.AddDate(0, 0, 1), true
 	}
-	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+	if t, err := ParseRFC3339(s); err == nil {
 		return t.UTC(), t.UTC(), true
 	}
 	return time.Time{}, time.Time{}, false

@@ -244,7 +244,7 @@ func activityFilter(c *gin.Context, allowed ...string) (queries.ActivityFilter, 
 			if len(vals) != 1 {
 				return f, badRequest("%s may be given once", name)
 			}
-			t, err := time.Parse(time.RFC3339Nano, vals[0])
+			t, err := domain.ParseRFC3339(vals[0])
 			if err != nil {
 				return f, badRequest("%s must be an RFC 3339 time, e.g. 2026-03-01T00:00:00Z", name)
 			}

@@ -124,7 +124,7 @@ func parseTime(s string) (time.Time, error) {
 	if t, err := time.Parse(time.DateOnly, s); err == nil {
 		return t, nil
 	}
-	t, err := time.Parse(time.RFC3339Nano, s)
+	t, err := domain.ParseRFC3339(s)
 	if err == nil && !inTimeRange(t) {
 		err = errTimeRange
 	}

@@ -104,7 +104,7 @@ func timeParam(c *gin.Context, name string) (time.Time, error) {
 	if !given {
 		return time.Time{}, nil
 	}
-	t, err := time.Parse(time.RFC3339Nano, vals[0])
+	t, err := domain.ParseRFC3339(vals[0])
 	if err != nil || len(vals) > 1 || !inTimeRange(t) { // an empty or repeated value is not "none"
 		return time.Time{}, badRequest("%s must be one RFC 3339 time in the years 0001–9999 (UTC), e.g. 2026-03-01T00:00:00Z", name)
 	}
