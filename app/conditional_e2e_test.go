@@ -9,11 +9,18 @@ func TestIfMatchTakesAVersionOrAStar(t *testing.T) {
 		"custom_fields": map[string]any{"tier": "gold", "team": "a"}}); r.status != 201 {
 		t.Fatal(r.status, string(r.body))
 	}
-	if r := h.do("PATCH", "/partners/m1", map[string]any{"name": "M2"}, "If-Match", "*"); r.status != 200 || r.json(t)["version"] != 2.0 {
-		t.Fatalf("If-Match *: %d %s", r.status, r.body)
+	star := h.do("PATCH", "/partners/m1", map[string]any{"name": "M2"}, "If-Match", "*")
+	if star.status != 200 || star.json(t)["version"] != 2.0 {
+		t.Fatalf("If-Match *: %d %s", star.status, star.body)
 	}
-	if r := h.do("PATCH", "/partners/m1", map[string]any{"name": "M3"}, "If-Match", `"2"`); r.status != 200 {
-		t.Fatalf(`If-Match "2": %d %s`, r.status, r.body)
+	// A read gives the entity tag (quoted, as answers do) to pass back.
+	g := h.do("GET", "/partners/m1", nil, "X-Consistency-Token", star.header.Get("X-Consistency-Token"))
+	if g.header.Get("ETag") != `"2"` {
+		t.Fatalf("GET ETag %q, want \"2\"", g.header.Get("ETag"))
+	}
+	r := h.do("PATCH", "/partners/m1", map[string]any{"name": "M3"}, "If-Match", g.header.Get("ETag"))
+	if r.status != 200 || r.header.Get("ETag") != `"3"` {
+		t.Fatalf(`If-Match "2": %d %s (ETag %q)`, r.status, r.body, r.header.Get("ETag"))
 	}
 	if r := h.do("PATCH", "/partners/m1", map[string]any{"name": "M4"}, "If-Match", "2"); r.status != 409 {
 		t.Fatalf("stale If-Match: %d %s", r.status, r.body)
@@ -29,7 +36,7 @@ func TestIfMatchTakesAVersionOrAStar(t *testing.T) {
 		}
 	}
 	// PATCH merges custom fields key by key (RFC 7396); null drops one.
-	r := h.do("PATCH", "/partners/m1", map[string]any{"custom_fields": map[string]any{"tier": nil, "region": "north"}})
+	r = h.do("PATCH", "/partners/m1", map[string]any{"custom_fields": map[string]any{"tier": nil, "region": "north"}})
 	cf, _ := r.json(t)["custom_fields"].(map[string]any)
 	if r.status != 200 || len(cf) != 2 || cf["team"] != "a" || cf["region"] != "north" {
 		t.Fatalf("custom fields after a merge patch: %d %s", r.status, r.body)

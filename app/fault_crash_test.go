@@ -93,7 +93,7 @@ func TestFaultCrashConvergesToRebuild(t *testing.T) {
 		}
 		etag := ""
 		if v := hdr["Etag"]; len(v) > 0 {
-			etag = v[0]
+			etag = strings.Trim(v[0], `"`)
 		}
 		if v, err := strconv.ParseUint(etag, 10, 64); err == nil && v > 0 {
 			mu.Lock()

@@ -67,6 +67,14 @@ func (s *Server) readDoc(c *gin.Context, get func(ctx context.Context, program, 
 		s.writeError(c, err)
 		return
 	}
+	// The version a client passes back in If-Match, as command answers
+	// give it.
+	var v struct {
+		Version *uint64 `json:"version"`
+	}
+	if json.Unmarshal(doc, &v) == nil && v.Version != nil {
+		c.Header("ETag", etag(*v.Version))
+	}
 	c.Data(http.StatusOK, "application/json; charset=utf-8", doc)
 }
 

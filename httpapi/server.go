@@ -460,7 +460,7 @@ func answerCommand(c *gin.Context, status int, res commands.Result, resource any
 	tok := tokenOf(c, res)
 	c.Header("X-Position", res.Position.String())
 	c.Header("X-Consistency-Token", tok)
-	c.Header("ETag", strconv.FormatUint(res.Version, 10))
+	c.Header("ETag", etag(res.Version))
 	// Rendered here rather than by c.JSON, which would validate and
 	// compact withPosition's MarshalJSON output once more.
 	body, err := withPosition{Resource: resource, Position: res.Position.String(), ConsistencyToken: tok}.MarshalJSON()
@@ -471,6 +471,10 @@ func answerCommand(c *gin.Context, status int, res commands.Result, resource any
 	}
 	c.Data(status, "application/json; charset=utf-8", body)
 }
+
+// etag renders a resource version as an entity tag: the version, quoted
+// (RFC 9110 8.8.3); If-Match takes it quoted or bare.
+func etag(version uint64) string { return `"` + strconv.FormatUint(version, 10) + `"` }
 
 // tokenOf is the consistency token answered for res: its stream's, or
 // the one foldProcess made for the request.
