@@ -89,6 +89,10 @@ func TestBulkActions(t *testing.T) {
 		// An empty selection beside a default {} filter is no "every partner".
 		{path: "/bulk/groups", body: map[string]any{"partner_ids": []string{}, "filter": map[string]any{}, "add": []string{"vip"}}, want: 422},
 		{path: "/bulk/contract", body: map[string]any{"partner_ids": []string{"a"}, "action": "teleport"}, want: 422},
+		// Mistakes of the request, not of a partner: one 422, not one per partner.
+		{path: "/bulk/contract", body: map[string]any{"partner_ids": []string{"a", "b"}, "action": "propose", "template_term_id": "nope"}, want: 422},
+		{path: "/bulk/contract", body: map[string]any{"partner_ids": []string{"a", "b"}, "action": "expire", "effective_at": "2020-01-01T00:00:00Z"}, want: 422},
+		{path: "/bulk/groups", body: map[string]any{"partner_ids": []string{"a"}, "add": []string{"vip"}, "remove": []string{"vip"}}, want: 422},
 		{path: "/bulk/assigned-to", body: map[string]any{"partner_ids": []string{"a"}}, want: 422},
 		{path: "/bulk/email", body: map[string]any{"partner_ids": []string{"a"}, "colour": "red"}, want: 422},
 		{path: "/bulk/email", body: map[string]any{"partner_ids": []string{"a", "b"}, "subject": "s"}, want: 422},

@@ -317,6 +317,22 @@ func TestIdempotencyKeyWithoutItsRecordAppliesNothingTwice(t *testing.T) {
 	if k, _ := hist[0].(map[string]any)["idempotency_key"].(string); !strings.HasPrefix(k, "crash-1#") {
 		t.Fatalf("the creation's idempotency key = %q, want crash-1#<fingerprint>", k)
 	}
+	// A bulk action's retry reports the partners its first attempt changed
+	// as it did then ("ok"), not as "unchanged".
+	h.mustCreate("/partners", map[string]any{"partner_id": "other", "name": "Other", "relationship_type": "direct"})
+	bulk := map[string]any{"partner_ids": []string{id, "other"}, "user": "ann"}
+	b1 := h.do("POST", "/bulk/assigned-to", bulk, "Idempotency-Key", "crash-4")
+	forget("crash-4")
+	head = h.head()
+	b2 := h.do("POST", "/bulk/assigned-to", bulk, "Idempotency-Key", "crash-4")
+	if b1.status != 200 || b2.status != 200 || h.head() != head {
+		t.Fatalf("bulk and its retry: %d %s / %d %s (%d events appended)", b1.status, b1.body, b2.status, b2.body, h.head()-head)
+	}
+	for _, r := range b2.json(t)["results"].([]any) {
+		if st := r.(map[string]any)["status"]; st != "ok" {
+			t.Errorf("retried bulk result %v, want ok as the first attempt answered (%s)", r, b1.body)
+		}
+	}
 }
 
 // The same JSON object is the same request, however it is spaced or its

@@ -221,6 +221,16 @@ func TestImportRefusesBadUploadsWhole(t *testing.T) {
 			t.Fatalf("%s appended events", tc.name)
 		}
 	}
+	// A request refused before it ran (415 here) leaves its Idempotency-Key
+	// free: the corrected request with that key applies.
+	csv := "partner_id,name,relationship_type\r\nkeyed,Keyed,direct\r\n"
+	if r := h.do("POST", "/partners/import", csv, "Content-Type", "application/json", "Idempotency-Key", "ct-1"); r.status != 415 {
+		t.Fatalf("CSV sent as JSON: %d %s", r.status, r.body)
+	}
+	if r := h.do("POST", "/partners/import", csv, "Content-Type", "text/csv", "Idempotency-Key", "ct-1"); r.status != 200 || h.head() != head+1 {
+		t.Fatalf("the corrected import under the same key: %d %s", r.status, r.body)
+	}
+	head = h.head()
 	// A row that breaks the quoting rules on its own line is that row's
 	// error; the others are applied (it refused the whole upload).
 	_, rows := h.importCSV("partner_id,name,relationship_type\r\nq1,Widget 5\" Display,direct\r\nq2,\"Shut\"x,direct\r\nq3,Fine,direct\r\n")

@@ -83,6 +83,8 @@ func TestPartnerListHTTP(t *testing.T) {
 		{"status=bogus", 422},
 		{"terms_update=soon", 422},
 		{"size=xxl", 422},
+		{"country=zzz", 422}, // no partner can hold it: it was an empty 200
+		{"country=de&country=QQ", 422},
 		{"columns=name,nope", 422},
 		{"q=%01", 422},
 		{"limit=0", 422},

@@ -85,6 +85,24 @@ func (h *MoveContractHandler) Handle(ctx context.Context, cmd MoveContract, meta
 // after checking on the partner as it is now that the switch would be
 // legal, so that a refused switch leaves no new term behind. (A partner
 // that changes in between still can: the term then stays, unused.)
+// CheckRequest makes the checks of a move that do not depend on the
+// partner (its template term exists and is not archived, its effective_at
+// is not in the past), for a bulk action to refuse the whole request
+// rather than fail it partner by partner. Handle makes them again.
+func (h *MoveContractHandler) CheckRequest(ctx context.Context, program string, move domain.ContractMove, in domain.ContractInput) error {
+	if err := domain.NotBeforeToday("effective_at", in.EffectiveAt, h.d.Now()); err != nil {
+		return err
+	}
+	if !usesTerm(move) || in.TemplateTermID == "" {
+		return nil
+	}
+	t, _, _, err := Load[domain.TemplateTerm](ctx, h.d.Store, domain.TemplateTermStream(program, in.TemplateTermID))
+	if err != nil {
+		return err
+	}
+	return t.Usable(in.TemplateTermID)
+}
+
 func (h *MoveContractHandler) createTermToSwitchTo(ctx context.Context, cmd *MoveContract, meta Meta) error {
 	if cmd.Move != domain.MoveSwitch {
 		return &domain.ValidationError{Fields: []domain.FieldError{{Field: "new_template_term", Message: "is used by switch only"}}}

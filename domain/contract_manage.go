@@ -94,6 +94,15 @@ func (pr *problems) notBeforeToday(field string, at, now time.Time) {
 	}
 }
 
+// NotBeforeToday is notBeforeToday as an error of its own, for a request
+// that checks a move's date before it decides the move on any partner (a
+// bulk action).
+func NotBeforeToday(field string, at, now time.Time) error {
+	var pr problems
+	pr.notBeforeToday(field, at, now)
+	return pr.err()
+}
+
 func (pr *problems) switchBeforeEnd(at time.Time, end *time.Time) {
 	if end != nil && !at.Before(*end) {
 		pr.add("effective_at", "must be before the contract's end_date (%s)", end.Format(time.RFC3339Nano))

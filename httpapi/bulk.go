@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -83,6 +84,12 @@ func (s *Server) bulk(c *gin.Context) {
 			s.writeError(c, fieldError("add", "add or remove at least one group"))
 			return
 		}
+		for i, g := range b.Remove {
+			if slices.Contains(b.Add, g) {
+				s.writeError(c, fieldError("remove["+strconv.Itoa(i)+"]", "group "+g+" is also in add: add it or remove it, not both"))
+				return
+			}
+		}
 		// A group that does not exist fails the whole request (422), not
 		// every partner one by one; each change checks again as it runs.
 		if err := s.Commands.SetGroups.CheckGroups(c.Request.Context(), program, "add", b.Add); err != nil {
@@ -141,6 +148,11 @@ func (s *Server) bulk(c *gin.Context) {
 			return
 		}
 		in, err := b.input()
+		if err == nil {
+			// A term that does not exist, or a date in the past, fails the
+			// whole request (422), not each partner with the same error.
+			err = s.Commands.MoveContract.CheckRequest(c.Request.Context(), program, move, in)
+		}
 		if err != nil {
 			s.writeError(c, err)
 			return
@@ -275,7 +287,9 @@ func (s *Server) runBulk(ctx context.Context, ids []string, m commands.Meta, run
 					if p.Status == http.StatusInternalServerError {
 						s.log.Error("bulk action failed for a partner", "partner", id, "request_id", m.CorrelationID, "err", err)
 					}
-				case res.Appended == 0:
+				case res.Appended == 0 && !res.AlreadyApplied:
+					// A retry's partner that the first attempt changed (its
+					// event carries the request's key) is "ok", as it was.
 					r.Status = "unchanged"
 				}
 				results[i] = r

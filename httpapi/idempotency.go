@@ -257,8 +257,13 @@ func (s *Server) idempotency(c *gin.Context) {
 	stop()
 	c.Writer = real
 	status := hw.Status()
-	if status >= 500 || status == http.StatusServiceUnavailable || c.GetBool(ctxIdemRetry) {
-		_ = s.Idempotency.Delete(context.WithoutCancel(ctx), rkey) // a failed attempt may be retried for real
+	// A request the server could not read (400 malformed, 413 too large,
+	// 415 not JSON or CSV) never ran: its key stays free for the corrected
+	// request, which a saved answer would refuse forever. Like a failed
+	// attempt's, which may be retried for real.
+	unread := status == http.StatusBadRequest || status == http.StatusRequestEntityTooLarge || status == http.StatusUnsupportedMediaType
+	if status >= 500 || unread || c.GetBool(ctxIdemRetry) {
+		_ = s.Idempotency.Delete(context.WithoutCancel(ctx), rkey)
 		hw.send(real)
 		return
 	}

@@ -138,10 +138,16 @@ func parseListQuery(params url.Values, pageKeys ...string) (queries.PartnerListQ
 			}
 			if name == "country" {
 				// Partners keep country codes in upper case ("de" is
-				// stored as "DE"): a filter matches them in any case.
+				// stored as "DE"): a filter matches them in any case. A
+				// value no partner can hold (not an ISO 3166-1 alpha-2
+				// code) is refused, as a size or stage no partner can
+				// have is: a typo must not silently match nobody.
 				up := make([]string, len(vals))
 				for i, v := range vals {
 					up[i] = strings.ToUpper(v)
+					if v != "" && !domain.IsCountry(up[i]) {
+						bad(name, "must be an ISO 3166-1 alpha-2 code, e.g. DE")
+					}
 				}
 				vals = up
 			}
