@@ -56,7 +56,9 @@ type App struct {
 	rb     rebuilds
 	router *message.Router
 	lag    *lagTracker
-	epoch  string // see EpochKey
+	// backlogs: the projections' checkpoints read from Kafka (status.go).
+	backlogs backlogs
+	epoch    string // see EpochKey
 	// recovering is set while the read models are rebuilt after Redis lost its data.
 	recovering atomic.Bool
 	// startHead is the log head when Start began; caughtUp is set once
@@ -263,7 +265,7 @@ func (a *App) Start(ctx context.Context) error {
 	}
 	rebuiltAll := len(fresh) > 0 && len(fresh) == len(a.Runners)
 	for _, r := range a.Runners {
-		sub, err := a.Bus.NewSubscriber("partnerd.projection." + r.Projection().Name())
+		sub, err := a.Bus.NewSubscriber(projectionGroup(r))
 		if err != nil {
 			return fmt.Errorf("subscriber for %s: %w", r.Projection().Name(), err)
 		}

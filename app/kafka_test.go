@@ -5,9 +5,11 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/url"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -26,14 +28,23 @@ import (
 // (relay checkpoint, generations) are not prefixed per test.
 const dbKafka = 5
 
+// dbKafkaStatus is the Redis database of TestKafkaProjectionStatusIsTheConsumersProgress.
+const dbKafkaStatus = 47
+
 // kafkaTestRedisURL returns the URL of database dbKafka on the test Redis, flushed.
 func kafkaTestRedisURL(t *testing.T) string {
+	t.Helper()
+	return flushedRedisDB(t, dbKafka)
+}
+
+// flushedRedisDB returns the URL of database db on the test Redis, flushed.
+func flushedRedisDB(t *testing.T, db int) string {
 	t.Helper()
 	u, err := url.Parse(testenv.RedisURL(t))
 	if err != nil {
 		t.Fatalf("%s: %v", testenv.RedisURLEnv, err)
 	}
-	u.Path = "/" + strconv.Itoa(dbKafka)
+	u.Path = "/" + strconv.Itoa(db)
 	opt, err := redis.ParseURL(u.String())
 	if err != nil {
 		t.Fatalf("%s: %v", testenv.RedisURLEnv, err)
@@ -42,7 +53,7 @@ func kafkaTestRedisURL(t *testing.T) string {
 	c := redis.NewClient(opt)
 	defer func() { _ = c.Close() }()
 	if err := c.FlushDB(context.Background()).Err(); err != nil {
-		t.Fatalf("FLUSHDB %d: %v", dbKafka, err)
+		t.Fatalf("FLUSHDB %d: %v", db, err)
 	}
 	return u.String()
 }
@@ -196,4 +207,67 @@ func TestKafkaEndToEnd(t *testing.T) {
 	if string(rec.Value) != string(evs[0].Data) {
 		t.Errorf("record value %s, want the event data %s", rec.Value, evs[0].Data)
 	}
+}
+
+// With Kafka, a projection's checkpoint in GET /v1/projections (and what
+// readiness checks) is its consumer group's progress: while the partners
+// projection is still working through a burst of creates, it is behind
+// the log's head. It showed the relay's position (what the broker holds)
+// and claimed lag 0 with thousands of partners missing from the list.
+func TestKafkaProjectionStatusIsTheConsumersProgress(t *testing.T) {
+	cfg := config(t, flushedRedisDB(t, dbKafkaStatus))
+	cfg.KafkaBrokers = testenv.KafkaBrokers(t)
+	cfg.KafkaNamespace = testenv.UniquePrefix(t) + "."
+	h := start(t, cfg)
+	// Many creates at once, straight to the commands: the log grows faster
+	// than the consumers work through it.
+	const n, writers = 6000, 32
+	var wg sync.WaitGroup
+	errs := make(chan error, writers)
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < n; i += writers {
+				_, _, err := h.app.Commands.CreatePartner.Handle(t.Context(), domain.NewPartner{ProgramID: "acme", PartnerID: fmt.Sprintf("k%05d", i),
+					Profile: domain.Profile{Name: fmt.Sprintf("Kafka %d", i), RelationshipType: "direct"}}, commands.Meta{})
+				if err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	if err := <-errs; err != nil {
+		t.Fatal(err)
+	}
+	head := h.head()
+	behind := 0
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		st := h.do("GET", h.srv.URL+"/v1/projections", nil)
+		var cp uint64
+		for _, it := range st.json(t)["items"].([]any) {
+			if m := it.(map[string]any); m["name"] == "partners" {
+				cp, _ = strconv.ParseUint(m["checkpoint"].(string), 10, 64)
+			}
+		}
+		total := h.do("GET", "/partners?limit=1", nil).json(t)["total"].(float64)
+		if cp >= head && total != n {
+			t.Fatalf("partners checkpoint %d ≥ the import's head %d, but the list holds %v of %d partners", cp, head, total, n)
+		}
+		if cp < head {
+			behind++
+		}
+		if cp >= head && total == n {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not caught up: checkpoint %d, head %d, %v of %d partners listed", cp, head, total, n)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Logf("the status showed the partners projection behind the head %d times before it caught up", behind)
 }

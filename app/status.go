@@ -11,6 +11,7 @@ import (
 
 	"github.com/partnerd/partnerd/eventstore"
 	"github.com/partnerd/partnerd/httpapi"
+	"github.com/partnerd/partnerd/projections"
 )
 
 // lagTracker samples the log head every second, so readiness can ask "did
@@ -63,21 +64,76 @@ func (l *lagTracker) headAgo(d time.Duration) (eventstore.Position, bool) {
 	return best, found
 }
 
-// checkpoint of a projection: with the in-process bus a publish returns only
-// once every projection applied it, so the relay position is also theirs.
+// checkpoint of a projection: every event up to it has been applied.
 func (a *App) checkpoint(ctx context.Context, i int) eventstore.Position {
-	return max(a.Runners[i].Checkpoint(), a.published(ctx))
+	return a.checkpoints(ctx)[i]
 }
 
-// checkpoints is checkpoint of every runner, reading the published
-// position (a Redis read) once.
+// backlogger is the Kafka bus (bus.Kafka.Backlog).
+type backlogger interface {
+	Backlog(ctx context.Context, group string, topics []string) (int64, eventstore.Position, error)
+}
+
+// backlogs keeps the checkpoints read from Kafka for a second: status,
+// readiness and metrics ask often, and each answer asks the broker about
+// every partition of every projection's topics.
+type backlogs struct {
+	mu  sync.Mutex
+	at  time.Time
+	cps []eventstore.Position
+	err error
+}
+
+// checkpoints is checkpoint of every runner. With the in-process bus a
+// publish returns only once every projection applied it, so the relay's
+// position is theirs too (or a runner's own, when it is ahead). With Kafka
+// the relay's position says only what the broker holds, and a runner's
+// furthest event only what its own partitions reached: a projection's
+// checkpoint is then its consumer group's, the position before the first
+// message the group has not consumed in any partition (0 when Kafka
+// cannot tell; checkpointErr says why).
 func (a *App) checkpoints(ctx context.Context) []eventstore.Position {
 	pub := a.published(ctx)
-	out := make([]eventstore.Position, len(a.Runners))
-	for i, r := range a.Runners {
-		out[i] = max(r.Checkpoint(), pub)
+	bl, kafka := a.Bus.(backlogger)
+	if !kafka {
+		out := make([]eventstore.Position, len(a.Runners))
+		for i, r := range a.Runners {
+			out[i] = max(r.Checkpoint(), pub)
+		}
+		return out
 	}
+	a.backlogs.mu.Lock()
+	defer a.backlogs.mu.Unlock()
+	if a.backlogs.cps != nil && time.Since(a.backlogs.at) < time.Second {
+		return a.backlogs.cps
+	}
+	out := make([]eventstore.Position, len(a.Runners))
+	var errs error
+	for i, r := range a.Runners {
+		pending, first, err := bl.Backlog(ctx, projectionGroup(r), r.Projection().Topics())
+		switch {
+		case err != nil:
+			errs = errors.Join(errs, fmt.Errorf("%s: %w", r.Projection().Name(), err))
+		case pending == 0:
+			out[i] = pub
+		default:
+			out[i] = min(pub, first-1)
+		}
+	}
+	a.backlogs.at, a.backlogs.cps, a.backlogs.err = time.Now(), out, errs
 	return out
+}
+
+// checkpointErr is why the last checkpoints read from Kafka are unknown.
+func (a *App) checkpointErr() error {
+	a.backlogs.mu.Lock()
+	defer a.backlogs.mu.Unlock()
+	return a.backlogs.err
+}
+
+// projectionGroup is the consumer group of a projection's bus subscriber.
+func projectionGroup(r *projections.Runner) string {
+	return "partnerd.projection." + r.Projection().Name()
 }
 
 func (a *App) ready(ctx context.Context) []httpapi.Check {
@@ -100,6 +156,11 @@ func (a *App) ready(ctx context.Context) []httpapi.Check {
 		past, what = eventstore.Position(a.startHead.Load()), "when partnerd started"
 	}
 	cps := a.checkpoints(ctx)
+	if _, kafka := a.Bus.(backlogger); kafka {
+		if err := a.checkpointErr(); err != nil {
+			lagErr = fmt.Errorf("reading the projections' progress from Kafka: %w", err)
+		}
+	}
 	for i, r := range a.Runners {
 		if cp := cps[i]; cp < past {
 			lagErr = errors.Join(lagErr, fmt.Errorf("%s at %d, log was at %d %s", r.Projection().Name(), cp, past, what))
@@ -122,8 +183,9 @@ func (a *App) projectionStatus(ctx context.Context) []httpapi.ProjectionStatus {
 	pub := a.published(ctx)
 	out = append(out, httpapi.ProjectionStatus{Name: "relay", Checkpoint: pub.String(), Head: head.String(),
 		LagEvents: uint64(head - min(head, pub)), Applied: a.Relay.Published(), LagSeconds: a.lagSeconds(ctx, pub, head)})
-	for _, r := range a.Runners {
-		cp := max(r.Checkpoint(), pub)
+	cps := a.checkpoints(ctx)
+	for i, r := range a.Runners {
+		cp := cps[i]
 		st := httpapi.ProjectionStatus{Name: r.Projection().Name(), Generation: r.Generation(),
 			Checkpoint: cp.String(), Head: head.String(), LagEvents: uint64(head - min(head, cp)), Applied: r.Applied(),
 			LagSeconds: a.lagSeconds(ctx, cp, head)}

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os/exec"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -160,5 +162,61 @@ func TestKafkaPing(t *testing.T) {
 	}
 	if err := k.Publish("partnerd.test.closed", bustest.Event("partner-x-y", 0, "{}")); err == nil {
 		t.Error("Publish on a closed bus succeeded")
+	}
+}
+
+// Backlog counts a consumer group's unconsumed messages and finds the log
+// position of the first one: the checkpoint every projection status and
+// readiness check needs with Kafka.
+func TestKafkaBacklogOfAGroup(t *testing.T) {
+	k := newKafka(t, 1)
+	topic := "partnerd.backlog-" + strings.ToLower(testenv.UniquePrefix(t))
+	var msgs []*message.Message
+	for i := 1; i <= 10; i++ {
+		m := message.NewMessage(fmt.Sprintf("m%d", i), []byte("{}"))
+		m.Metadata.Set(bus.PartitionKey, "s1")
+		m.Metadata.Set(bus.MetaPosition, strconv.Itoa(100+i))
+		msgs = append(msgs, m)
+	}
+	if err := k.Publish(topic, msgs...); err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	// A group that has consumed nothing has it all ahead of it.
+	if pending, first, err := k.Backlog(ctx, "g-"+topic, []string{topic}); err != nil || pending != 10 || first != 101 {
+		t.Fatalf("backlog before consuming = %d from %s, %v; want 10 from 101", pending, first, err)
+	}
+	sub, err := k.NewSubscriber("g-" + topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	subCtx, cancel := context.WithCancel(ctx)
+	ch, err := sub.Subscribe(subCtx, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 4 {
+		select {
+		case m := <-ch:
+			m.Ack()
+		case <-time.After(30 * time.Second):
+			t.Fatal("no message")
+		}
+	}
+	// Offsets are committed a moment after the acks.
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		pending, first, err := k.Backlog(ctx, "g-"+topic, []string{topic})
+		if err == nil && pending == 6 && first == 105 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("backlog after 4 acks = %d from %s, %v; want 6 from 105", pending, first, err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	cancel()
+	if err := sub.Close(); err != nil {
+		t.Fatal(err)
 	}
 }
