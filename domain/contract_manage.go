@@ -159,8 +159,8 @@ func (p *Partner) Expire(by Side, effectiveAt time.Time, reason string, now time
 	}
 	c := p.contract
 	if !effectiveAt.After(now) {
-		return []Event{ContractExpired{PartnerID: p.id, ProgramID: p.program, ContractID: c.ID, By: by,
-			Stage: StageExpired, Reason: reason, ExpiredAt: now.UTC()}}, nil
+		return p.endingSchedules(by, "the contract expired", now, ContractExpired{PartnerID: p.id, ProgramID: p.program, ContractID: c.ID, By: by,
+			Stage: StageExpired, Reason: reason, ExpiredAt: now.UTC()}), nil
 	}
 	if c.StartDate != nil && !effectiveAt.After(*c.StartDate) {
 		pr.add("effective_at", "must be after the contract's start_date (%s)", c.StartDate.Format(time.RFC3339Nano))
@@ -190,6 +190,17 @@ func (p *Partner) Cancel(by Side, reason string, now time.Time) ([]Event, error)
 	if err := p.checkBrand(MoveCancel, by, StageJoined, StageSuspended, StageAwaitingContractStart); err != nil {
 		return nil, err
 	}
-	return []Event{ContractCancelled{PartnerID: p.id, ProgramID: p.program, ContractID: p.contract.ID,
-		By: by, Stage: StageCancelled, Reason: reason, CancelledAt: now.UTC()}}, nil
+	return p.endingSchedules(by, "the contract was cancelled", now, ContractCancelled{PartnerID: p.id, ProgramID: p.program, ContractID: p.contract.ID,
+		By: by, Stage: StageCancelled, Reason: reason, CancelledAt: now.UTC()}), nil
+}
+
+// endingSchedules returns end, the event that ends the contract now,
+// after the revert of a switch it had scheduled: the history then says the
+// switch will not happen, as when an immediate switch or the archival of
+// its term replaces it, rather than leave it to be inferred.
+func (p *Partner) endingSchedules(by Side, why string, now time.Time, end Event) []Event {
+	if p.contract.ScheduledSwitch == nil {
+		return []Event{end}
+	}
+	return []Event{p.reverted(by, ScheduleSwitch, why, now), end}
 }

@@ -374,3 +374,35 @@ func TestMovesCannotBeBackdated(t *testing.T) {
 		t.Fatalf("expire on today's date = %v, %v; want expired now", evs, err)
 	}
 }
+
+// Ending a contract now over a scheduled switch records the switch's
+// revert before the end, as an immediate switch does: the history says
+// the switch will not happen.
+func TestEndingNowRevertsAScheduledSwitch(t *testing.T) {
+	t.Parallel()
+	for _, end := range []string{"expire", "cancel"} {
+		p := reach(t, domain.StageJoined)
+		applyTo(t, &p)(p.Switch(adv, "t2", days(20), days(1)))
+		var evs []domain.Event
+		if end == "expire" {
+			evs = applyTo(t, &p)(p.Expire(adv, zero, "", days(2)))
+		} else {
+			evs = applyTo(t, &p)(p.Cancel(adv, "", days(2)))
+		}
+		if len(evs) != 2 {
+			t.Fatalf("%s: events %v", end, evs)
+		}
+		if ev, ok := evs[0].(domain.ContractScheduleReverted); !ok || ev.Schedule != domain.ScheduleSwitch || ev.By != adv {
+			t.Fatalf("%s: first event %+v, want the switch's revert", end, evs[0])
+		}
+		if c := p.State().Contract; c.ScheduledSwitch != nil || (c.Stage != domain.StageExpired && c.Stage != domain.StageCancelled) {
+			t.Fatalf("%s: contract %+v", end, c)
+		}
+		wantDue(t, &p, "", zero)
+	}
+	// Without a scheduled switch, only the end.
+	p := reach(t, domain.StageJoined)
+	if evs := applyTo(t, &p)(p.Expire(adv, zero, "", days(2))); len(evs) != 1 {
+		t.Fatalf("expire without a switch: %v", evs)
+	}
+}
