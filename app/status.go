@@ -71,7 +71,7 @@ func (a *App) checkpoint(ctx context.Context, i int) eventstore.Position {
 
 // backlogger is the Kafka bus (bus.Kafka.Backlog).
 type backlogger interface {
-	Backlog(ctx context.Context, group string, topics []string) (int64, eventstore.Position, error)
+	Backlog(ctx context.Context, group string, topics []string) (int64, error)
 }
 
 // backlogs keeps the checkpoints read from Kafka for a second: status,
@@ -89,9 +89,9 @@ type backlogs struct {
 // position is theirs too (or a runner's own, when it is ahead). With Kafka
 // the relay's position says only what the broker holds, and a runner's
 // furthest event only what its own partitions reached: a projection's
-// checkpoint is then its consumer group's, the position before the first
-// message the group has not consumed in any partition (0 when Kafka
-// cannot tell; checkpointErr says why).
+// checkpoint is then the relay's position less the messages its consumer
+// group has still to handle in all partitions (the relay's position when
+// none is left; 0 when Kafka cannot tell, checkpointErr says why).
 func (a *App) checkpoints(ctx context.Context) []eventstore.Position {
 	pub := a.published(ctx)
 	bl, kafka := a.Bus.(backlogger)
@@ -110,15 +110,12 @@ func (a *App) checkpoints(ctx context.Context) []eventstore.Position {
 	out := make([]eventstore.Position, len(a.Runners))
 	var errs error
 	for i, r := range a.Runners {
-		pending, first, err := bl.Backlog(ctx, projectionGroup(r), r.Projection().Topics())
-		switch {
-		case err != nil:
+		pending, err := bl.Backlog(ctx, projectionGroup(r), r.Projection().Topics())
+		if err != nil {
 			errs = errors.Join(errs, fmt.Errorf("%s: %w", r.Projection().Name(), err))
-		case pending == 0:
-			out[i] = pub
-		default:
-			out[i] = min(pub, first-1)
+			continue
 		}
+		out[i] = pub - min(pub, eventstore.Position(pending))
 	}
 	a.backlogs.at, a.backlogs.cps, a.backlogs.err = time.Now(), out, errs
 	return out

@@ -4,12 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/IBM/sarama"
 	"github.com/ThreeDotsLabs/watermill"
-
-	"github.com/partnerd/partnerd/eventstore"
 )
 
 // EnsureTopics creates those of topics that do not exist yet, with the
@@ -92,42 +89,39 @@ func (k *Kafka) Ping(ctx context.Context) error {
 	}
 }
 
-// Backlog tells how far consumer group has got through topics: pending is
-// the number of messages after its committed offsets, and first, when
-// pending > 0, the lowest log position (partnerd_position) among the first
-// uncommitted message of each partition. Every message of those topics up to
-// first-1 has then been handled by the group, whichever member and partition
-// it went to: the true checkpoint of a projection fed by the group, where
-// the furthest message one member handled says nothing about the others.
-// Offsets are committed a moment after the messages are acknowledged, so
-// the backlog may count a few already handled: it errs on the side of lag.
-func (k *Kafka) Backlog(ctx context.Context, group string, topics []string) (pending int64, first eventstore.Position, err error) {
+// Backlog is the number of messages of topics after consumer group's
+// committed offsets: what the group still has to handle, over every
+// partition, whichever member it goes to. Offsets are committed a moment
+// after the messages are acknowledged, so it may count a few handled
+// already: it errs on the side of lag.
+func (k *Kafka) Backlog(ctx context.Context, group string, topics []string) (int64, error) {
 	parts := map[string][]int32{}
 	for _, t := range topics {
 		name := k.name(t)
 		ps, err := k.client.Partitions(name)
 		if err != nil {
-			return 0, 0, fmt.Errorf("kafka bus: partitions of %s: %w", name, err)
+			return 0, fmt.Errorf("kafka bus: partitions of %s: %w", name, err)
 		}
 		parts[name] = ps
 	}
 	admin, err := sarama.NewClusterAdmin(k.cfg.Brokers, k.baseConfig())
 	if err != nil {
-		return 0, 0, fmt.Errorf("kafka bus: admin client for %v: %w", k.cfg.Brokers, err)
+		return 0, fmt.Errorf("kafka bus: admin client for %v: %w", k.cfg.Brokers, err)
 	}
 	defer func() { _ = admin.Close() }()
 	offsets, err := admin.ListConsumerGroupOffsets(k.name(group), parts)
 	if err != nil {
-		return 0, 0, fmt.Errorf("kafka bus: offsets of group %s: %w", k.name(group), err)
+		return 0, fmt.Errorf("kafka bus: offsets of group %s: %w", k.name(group), err)
 	}
+	var pending int64
 	for topic, ps := range parts {
 		for _, p := range ps {
 			if err := ctx.Err(); err != nil {
-				return 0, 0, err
+				return 0, err
 			}
 			end, err := k.client.GetOffset(topic, p, sarama.OffsetNewest)
 			if err != nil {
-				return 0, 0, fmt.Errorf("kafka bus: end of %s/%d: %w", topic, p, err)
+				return 0, fmt.Errorf("kafka bus: end of %s/%d: %w", topic, p, err)
 			}
 			next := int64(-1)
 			if b := offsets.GetBlock(topic, p); b != nil && b.Err == sarama.ErrNoError {
@@ -135,52 +129,11 @@ func (k *Kafka) Backlog(ctx context.Context, group string, topics []string) (pen
 			}
 			if next < 0 { // nothing committed: the group starts at the oldest
 				if next, err = k.client.GetOffset(topic, p, sarama.OffsetOldest); err != nil {
-					return 0, 0, fmt.Errorf("kafka bus: start of %s/%d: %w", topic, p, err)
+					return 0, fmt.Errorf("kafka bus: start of %s/%d: %w", topic, p, err)
 				}
 			}
-			if next >= end {
-				continue
-			}
-			pending += end - next
-			pos, err := k.positionAt(ctx, topic, p, next)
-			if err != nil {
-				return 0, 0, err
-			}
-			if first == 0 || pos < first {
-				first = pos
-			}
+			pending += max(0, end-next)
 		}
 	}
-	return pending, first, nil
-}
-
-// positionAt reads the log position of the record at offset of topic's
-// partition p (or of the first after it, if retention removed it).
-func (k *Kafka) positionAt(ctx context.Context, topic string, p int32, offset int64) (eventstore.Position, error) {
-	c, err := sarama.NewConsumerFromClient(k.client)
-	if err != nil {
-		return 0, fmt.Errorf("kafka bus: consumer: %w", err)
-	}
-	defer func() { _ = c.Close() }()
-	pc, err := c.ConsumePartition(topic, p, offset)
-	if errors.Is(err, sarama.ErrOffsetOutOfRange) {
-		pc, err = c.ConsumePartition(topic, p, sarama.OffsetOldest)
-	}
-	if err != nil {
-		return 0, fmt.Errorf("kafka bus: read %s/%d at %d: %w", topic, p, offset, err)
-	}
-	defer func() { _ = pc.Close() }()
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	select {
-	case rec := <-pc.Messages():
-		for _, h := range rec.Headers {
-			if h != nil && string(h.Key) == MetaPosition {
-				return eventstore.ParsePosition(string(h.Value))
-			}
-		}
-		return 0, fmt.Errorf("kafka bus: record %s/%d at %d has no %s header", topic, p, rec.Offset, MetaPosition)
-	case <-ctx.Done():
-		return 0, fmt.Errorf("kafka bus: read %s/%d at %d: %w", topic, p, offset, ctx.Err())
-	}
+	return pending, nil
 }
