@@ -59,11 +59,12 @@ func (h *MoveContractHandler) Handle(ctx context.Context, cmd MoveContract, meta
 		}
 		id := cmd.Input.TemplateTermID
 		if _, done := terms[id]; !done {
-			t, _, _, err := Load[domain.TemplateTerm](ctx, h.d.Store, domain.TemplateTermStream(cmd.ProgramID, id))
-			if err != nil {
+			err := h.d.termUsable(ctx, cmd.ProgramID, id)
+			var ve *domain.ValidationError
+			if err != nil && !errors.As(err, &ve) {
 				return nil, err
 			}
-			terms[id] = t.Usable(id)
+			terms[id] = err
 		}
 		if terms[id] != nil {
 			return nil, terms[id]
@@ -81,10 +82,6 @@ func (h *MoveContractHandler) Handle(ctx context.Context, cmd MoveContract, meta
 	return res, p.State(), nil
 }
 
-// createTermToSwitchTo creates cmd.NewTerm and points the switch at it,
-// after checking on the partner as it is now that the switch would be
-// legal, so that a refused switch leaves no new term behind. (A partner
-// that changes in between still can: the term then stays, unused.)
 // CheckRequest makes the checks of a move that do not depend on the
 // partner (its template term exists and is not archived, its effective_at
 // is not in the past), for a bulk action to refuse the whole request
@@ -96,13 +93,22 @@ func (h *MoveContractHandler) CheckRequest(ctx context.Context, program string, 
 	if !usesTerm(move) || in.TemplateTermID == "" {
 		return nil
 	}
-	t, _, _, err := Load[domain.TemplateTerm](ctx, h.d.Store, domain.TemplateTermStream(program, in.TemplateTermID))
+	return h.d.termUsable(ctx, program, in.TemplateTermID)
+}
+
+// termUsable is TemplateTerm.Usable on the term as stored.
+func (d Deps) termUsable(ctx context.Context, program, id string) error {
+	t, _, _, err := Load[domain.TemplateTerm](ctx, d.Store, domain.TemplateTermStream(program, id))
 	if err != nil {
 		return err
 	}
-	return t.Usable(in.TemplateTermID)
+	return t.Usable(id)
 }
 
+// createTermToSwitchTo creates cmd.NewTerm and points the switch at it,
+// after checking on the partner as it is now that the switch would be
+// legal, so that a refused switch leaves no new term behind. (A partner
+// that changes in between still can: the term then stays, unused.)
 func (h *MoveContractHandler) createTermToSwitchTo(ctx context.Context, cmd *MoveContract, meta Meta) error {
 	if cmd.Move != domain.MoveSwitch {
 		return &domain.ValidationError{Fields: []domain.FieldError{{Field: "new_template_term", Message: "is used by switch only"}}}

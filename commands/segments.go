@@ -119,24 +119,13 @@ func missingRef(ctx context.Context, d Deps, program, field, id string) (string,
 	if !domain.ValidEntityID(id) {
 		return "no " + what + " " + strconv.Quote(id) + " in this program", nil
 	}
-	var exists, deleted bool
-	var err error
 	if field == "group" {
-		var g *domain.Group
-		g, _, _, err = Load[domain.Group](ctx, d.Store, domain.GroupStream(program, id))
-		exists, deleted = err == nil && g.Exists(), err == nil && g.Deleted()
-	} else {
-		var t *domain.TemplateTerm
-		t, _, _, err = Load[domain.TemplateTerm](ctx, d.Store, domain.TemplateTermStream(program, id))
-		exists = err == nil && t.Exists()
+		return groupProblem(ctx, d.Store, program, id)
 	}
-	switch {
-	case err != nil:
+	// An archived term is fine: it still has contracts to match.
+	t, _, _, err := Load[domain.TemplateTerm](ctx, d.Store, domain.TemplateTermStream(program, id))
+	if err != nil || t.Exists() {
 		return "", err
-	case !exists:
-		return "no " + what + " " + id + " in this program", nil
-	case deleted:
-		return what + " " + id + " was deleted", nil
 	}
-	return "", nil
+	return "no template term " + id + " in this program", nil
 }

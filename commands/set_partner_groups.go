@@ -100,20 +100,31 @@ func (h *SetPartnerGroupsHandler) CheckGroups(ctx context.Context, program, fiel
 			continue
 		}
 		seen[id] = true
-		g, _, _, err := Load[domain.Group](ctx, h.d.Store, domain.GroupStream(program, id))
+		msg, err := groupProblem(ctx, h.d.Store, program, id)
 		if err != nil {
 			return err
 		}
-		name := field + "[" + strconv.Itoa(i) + "]"
-		switch {
-		case !g.Exists():
-			bad = append(bad, domain.FieldError{Field: name, Message: "no group " + id + " in this program"})
-		case g.Deleted():
-			bad = append(bad, domain.FieldError{Field: name, Message: "group " + id + " was deleted"})
+		if msg != "" {
+			bad = append(bad, domain.FieldError{Field: field + "[" + strconv.Itoa(i) + "]", Message: msg})
 		}
 	}
 	if len(bad) > 0 {
 		return &domain.ValidationError{Fields: bad}
 	}
 	return nil
+}
+
+// groupProblem says why group id of program cannot be used: it does not
+// exist, or it was deleted ("" when it can be).
+func groupProblem(ctx context.Context, store EventStore, program, id string) (string, error) {
+	g, _, _, err := Load[domain.Group](ctx, store, domain.GroupStream(program, id))
+	switch {
+	case err != nil:
+		return "", err
+	case !g.Exists():
+		return "no group " + id + " in this program", nil
+	case g.Deleted():
+		return "group " + id + " was deleted", nil
+	}
+	return "", nil
 }

@@ -55,9 +55,12 @@ func (q *Queries) PartnersOfGroup(ctx context.Context, program, groupID string, 
 // release and about to be rebuilt, is waited for on stream@version only),
 // then reads the term's or group's partner set.
 func (q *Queries) members(ctx context.Context, program, stream string, version uint64, pos eventstore.Position, kind, id string) ([]string, error) {
-	err := q.WaitFor(ctx, program, ConsistencyToken(stream, version))
-	if err == nil && pos > 0 {
-		err = q.waitLogPos(ctx, catalog, pos)
+	kept, err := false, error(nil)
+	if pos > 0 {
+		kept, err = q.waitLogPos(ctx, catalog, pos)
+	}
+	if err == nil && !kept {
+		err = q.WaitFor(ctx, program, ConsistencyToken(stream, version))
 	}
 	if err != nil {
 		return nil, fmt.Errorf("partners of %s %s: %w", kind, id, err)
@@ -70,12 +73,14 @@ func (q *Queries) members(ctx context.Context, program, stream string, version u
 }
 
 // waitLogPos waits until the live generation of a log-ordered projection
-// has applied every event of its topics up to pos (projections.LogPosKey);
-// at once when that generation keeps no log position.
-func (q *Queries) waitLogPos(ctx context.Context, projection string, pos eventstore.Position) error {
-	return q.poll(ctx, func() (bool, error) {
+// has applied every event of its topics up to pos (projections.LogPosKey).
+// kept is false, at once, when that generation keeps no log position.
+func (q *Queries) waitLogPos(ctx context.Context, projection string, pos eventstore.Position) (kept bool, err error) {
+	kept = true
+	err = q.poll(ctx, func() (bool, error) {
 		cur, err := q.rdb.Get(ctx, projections.LogPosKey(projection, q.gens.Generation(projection))).Uint64()
 		if errors.Is(err, redis.Nil) {
+			kept = false
 			return true, nil
 		}
 		if err != nil {
@@ -83,6 +88,7 @@ func (q *Queries) waitLogPos(ctx context.Context, projection string, pos eventst
 		}
 		return eventstore.Position(cur) >= pos, nil
 	})
+	return kept, err
 }
 
 func (q *Queries) doc(ctx context.Context, program, prefix, what, id string) (json.RawMessage, error) {
