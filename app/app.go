@@ -270,7 +270,7 @@ func (a *App) Start(ctx context.Context) error {
 			return fmt.Errorf("subscriber for %s: %w", r.Projection().Name(), err)
 		}
 		for _, topic := range r.Projection().Topics() {
-			router.AddNoPublisherHandler(r.Projection().Name()+"@"+topic, topic, sub, r.Handle)
+			router.AddNoPublisherHandler(r.Projection().Name()+"@"+topic, topic, sub, a.handler(r, topic))
 		}
 	}
 	if _, inProcess := a.Bus.(*bus.InProcess); inProcess && rebuiltAll && a.published(ctx) == 0 {

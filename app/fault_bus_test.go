@@ -98,8 +98,8 @@ func subscriberStopsMidBatch(t *testing.T, cfg app.Config, scratch redis.Univers
 	began := time.Now()
 	converges(t, h.app.Redis, h.app.Store, scratch, 60*time.Second)
 	t.Logf("converged %s after the restart", time.Since(began))
-	if got := h.do("GET", "/partners?limit=1", nil).json(t)["total"]; got != float64(n) {
-		t.Fatalf("total = %v, want %d", got, n)
+	if r := h.do("GET", "/partners?limit=1", nil); r.json(t)["total"] != float64(n) {
+		t.Fatalf("total = %v, want %d: %d %s", r.json(t)["total"], n, r.status, r.body)
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/partnerd/partnerd/eventstore"
@@ -64,6 +65,29 @@ func (l *lagTracker) headAgo(d time.Duration) (eventstore.Position, bool) {
 	return best, found
 }
 
+// handledTracker is the Kafka bus (bus.Kafka.Handled).
+type handledTracker interface {
+	Handled(group, topic string, msg *message.Message)
+}
+
+// handler is r's handler of topic. With Kafka it tells the bus what r
+// handled, so the checkpoints count a message as done as soon as it is,
+// not a commit interval later.
+func (a *App) handler(r *projections.Runner, topic string) message.NoPublishHandlerFunc {
+	t, ok := a.Bus.(handledTracker)
+	if !ok {
+		return r.Handle
+	}
+	group := projectionGroup(r)
+	return func(msg *message.Message) error {
+		if err := r.Handle(msg); err != nil {
+			return err
+		}
+		t.Handled(group, topic, msg)
+		return nil
+	}
+}
+
 // checkpoint of a projection: every event up to it has been applied.
 func (a *App) checkpoint(ctx context.Context, i int) eventstore.Position {
 	return a.checkpoints(ctx)[i]
@@ -93,9 +117,14 @@ type backlogs struct {
 // group has still to handle in all partitions (the relay's position when
 // none is left; 0 when Kafka cannot tell, checkpointErr says why).
 func (a *App) checkpoints(ctx context.Context) []eventstore.Position {
-	pub := a.published(ctx)
+	return a.checkpointsWithin(ctx, time.Second)
+}
+
+// checkpointsWithin is checkpoints read from Kafka at most maxAge ago.
+func (a *App) checkpointsWithin(ctx context.Context, maxAge time.Duration) []eventstore.Position {
 	bl, kafka := a.Bus.(backlogger)
 	if !kafka {
+		pub := a.published(ctx)
 		out := make([]eventstore.Position, len(a.Runners))
 		for i, r := range a.Runners {
 			out[i] = max(r.Checkpoint(), pub)
@@ -104,9 +133,10 @@ func (a *App) checkpoints(ctx context.Context) []eventstore.Position {
 	}
 	a.backlogs.mu.Lock()
 	defer a.backlogs.mu.Unlock()
-	if a.backlogs.cps != nil && time.Since(a.backlogs.at) < time.Second {
+	if a.backlogs.cps != nil && time.Since(a.backlogs.at) < maxAge {
 		return a.backlogs.cps
 	}
+	pub := a.published(ctx)
 	out := make([]eventstore.Position, len(a.Runners))
 	var errs error
 	for i, r := range a.Runners {
@@ -153,10 +183,8 @@ func (a *App) ready(ctx context.Context) []httpapi.Check {
 		past, what = eventstore.Position(a.startHead.Load()), "when partnerd started"
 	}
 	cps := a.checkpoints(ctx)
-	if _, kafka := a.Bus.(backlogger); kafka {
-		if err := a.checkpointErr(); err != nil {
-			lagErr = fmt.Errorf("reading the projections' progress from Kafka: %w", err)
-		}
+	if err := a.checkpointErr(); err != nil { // Kafka only
+		lagErr = fmt.Errorf("reading the projections' progress from Kafka: %w", err)
 	}
 	for i, r := range a.Runners {
 		if cp := cps[i]; cp < past {
@@ -221,7 +249,9 @@ func (a *App) startingUp(ctx context.Context) bool {
 		return false
 	}
 	start := eventstore.Position(a.startHead.Load())
-	for _, cp := range a.checkpoints(ctx) {
+	// Asked by every query until it is false: with Kafka, a tenth of a
+	// second old at most, so the first query after the catch-up is served.
+	for _, cp := range a.checkpointsWithin(ctx, 100*time.Millisecond) {
 		if cp < start {
 			return true
 		}

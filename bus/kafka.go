@@ -64,6 +64,18 @@ type Kafka struct {
 	subs    []*kafka.Subscriber
 	made    []string // topics this bus created
 	created sync.Map // topic → struct{}: known to exist
+
+	adminMu sync.Mutex
+	admin   sarama.ClusterAdmin // Backlog's, made on first use
+
+	handledMu sync.Mutex
+	handled   map[handledKey]int64 // the last offset this process handled
+}
+
+// handledKey is a partition as one consumer group reads it.
+type handledKey struct {
+	group, topic string
+	partition    int32
 }
 
 // NewKafka connects to the brokers, creates the missing cfg.Topics and
@@ -217,5 +229,11 @@ func (k *Kafka) Close() error {
 	if err := k.client.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("kafka bus: close client: %w", err))
 	}
+	k.adminMu.Lock()
+	if k.admin != nil {
+		_ = k.admin.Close()
+		k.admin = nil
+	}
+	k.adminMu.Unlock()
 	return errors.Join(errs...)
 }

@@ -7,6 +7,8 @@ import (
 
 	"github.com/IBM/sarama"
 	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill-kafka/v3/pkg/kafka"
+	"github.com/ThreeDotsLabs/watermill/message"
 )
 
 // EnsureTopics creates those of topics that do not exist yet, with the
@@ -89,11 +91,45 @@ func (k *Kafka) Ping(ctx context.Context) error {
 	}
 }
 
-// Backlog is the number of messages of topics after consumer group's
-// committed offsets: what the group still has to handle, over every
-// partition, whichever member it goes to. Offsets are committed a moment
-// after the messages are acknowledged, so it may count a few handled
-// already: it errs on the side of lag.
+// Handled records that group's subscriber in this process handled msg, a
+// message of topic it received (its offset is in the message's context):
+// Backlog counts it as done at once, not only when the offset is
+// committed, a second or so later (Sarama commits in the background).
+// Messages that carry no offset (not from this bus) are ignored.
+func (k *Kafka) Handled(group, topic string, msg *message.Message) {
+	p, ok1 := kafka.MessagePartitionFromCtx(msg.Context())
+	o, ok2 := kafka.MessagePartitionOffsetFromCtx(msg.Context())
+	if !ok1 || !ok2 {
+		return
+	}
+	key := handledKey{k.name(group), k.name(topic), p}
+	k.handledMu.Lock()
+	if k.handled == nil {
+		k.handled = map[handledKey]int64{}
+	}
+	if prev, ok := k.handled[key]; !ok || o > prev {
+		k.handled[key] = o
+	}
+	k.handledMu.Unlock()
+}
+
+// handledNext is the offset after the last one of partition p of topic
+// that group's subscriber in this process handled (-1 if none).
+func (k *Kafka) handledNext(group, topic string, p int32) int64 {
+	k.handledMu.Lock()
+	defer k.handledMu.Unlock()
+	if o, ok := k.handled[handledKey{group, topic, p}]; ok {
+		return o + 1
+	}
+	return -1
+}
+
+// Backlog is the number of messages of topics that consumer group has
+// still to handle, over every partition, whichever member it goes to:
+// those after the group's committed offset, or after the last one this
+// process handled (Handled) where that is further. Another member's
+// offsets are committed a moment after it handled the messages, so it may
+// count a few of those: it errs on the side of lag.
 func (k *Kafka) Backlog(ctx context.Context, group string, topics []string) (int64, error) {
 	parts := map[string][]int32{}
 	for _, t := range topics {
@@ -104,14 +140,9 @@ func (k *Kafka) Backlog(ctx context.Context, group string, topics []string) (int
 		}
 		parts[name] = ps
 	}
-	admin, err := sarama.NewClusterAdmin(k.cfg.Brokers, k.baseConfig())
+	offsets, err := k.groupOffsets(k.name(group), parts)
 	if err != nil {
-		return 0, fmt.Errorf("kafka bus: admin client for %v: %w", k.cfg.Brokers, err)
-	}
-	defer func() { _ = admin.Close() }()
-	offsets, err := admin.ListConsumerGroupOffsets(k.name(group), parts)
-	if err != nil {
-		return 0, fmt.Errorf("kafka bus: offsets of group %s: %w", k.name(group), err)
+		return 0, err
 	}
 	var pending int64
 	for topic, ps := range parts {
@@ -123,9 +154,9 @@ func (k *Kafka) Backlog(ctx context.Context, group string, topics []string) (int
 			if err != nil {
 				return 0, fmt.Errorf("kafka bus: end of %s/%d: %w", topic, p, err)
 			}
-			next := int64(-1)
+			next := k.handledNext(k.name(group), topic, p)
 			if b := offsets.GetBlock(topic, p); b != nil && b.Err == sarama.ErrNoError {
-				next = b.Offset
+				next = max(next, b.Offset)
 			}
 			if next < 0 { // nothing committed: the group starts at the oldest
 				if next, err = k.client.GetOffset(topic, p, sarama.OffsetOldest); err != nil {
@@ -136,4 +167,32 @@ func (k *Kafka) Backlog(ctx context.Context, group string, topics []string) (int
 		}
 	}
 	return pending, nil
+}
+
+// groupOffsets are group's committed offsets of parts, asked with one
+// admin client kept for the bus's life (status and readiness ask every
+// second): a failed request drops it, the next call connects again.
+func (k *Kafka) groupOffsets(group string, parts map[string][]int32) (*sarama.OffsetFetchResponse, error) {
+	k.adminMu.Lock()
+	defer k.adminMu.Unlock()
+	k.mu.RLock()
+	closed := k.closed
+	k.mu.RUnlock()
+	if closed {
+		return nil, errors.New("kafka bus: bus closed")
+	}
+	if k.admin == nil {
+		admin, err := sarama.NewClusterAdmin(k.cfg.Brokers, k.baseConfig())
+		if err != nil {
+			return nil, fmt.Errorf("kafka bus: admin client for %v: %w", k.cfg.Brokers, err)
+		}
+		k.admin = admin
+	}
+	offsets, err := k.admin.ListConsumerGroupOffsets(group, parts)
+	if err != nil {
+		_ = k.admin.Close()
+		k.admin = nil
+		return nil, fmt.Errorf("kafka bus: offsets of group %s: %w", group, err)
+	}
+	return offsets, nil
 }

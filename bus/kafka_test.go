@@ -214,6 +214,27 @@ func TestKafkaBacklogOfAGroup(t *testing.T) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+	// A message this process handled counts as done at once, before its
+	// offset is committed (here: before it is even acked).
+	select {
+	case m := <-ch:
+		k.Handled("g-"+topic, topic, m)
+		if pending, err := k.Backlog(ctx, "g-"+topic, []string{topic}); err != nil || pending != 5 {
+			t.Fatalf("backlog after a 5th handled message = %d, %v; want 5", pending, err)
+		}
+		// A message without an offset (not from this bus) changes nothing.
+		k.Handled("g-"+topic, topic, msgs[0])
+		if pending, err := k.Backlog(ctx, "g-"+topic, []string{topic}); err != nil || pending != 5 {
+			t.Fatalf("backlog after a message without offset = %d, %v; want 5", pending, err)
+		}
+		// Another group's progress is not this one's.
+		if pending, err := k.Backlog(ctx, "other-"+topic, []string{topic}); err != nil || pending != 10 {
+			t.Fatalf("backlog of another group = %d, %v; want 10", pending, err)
+		}
+		m.Ack()
+	case <-time.After(30 * time.Second):
+		t.Fatal("no 5th message")
+	}
 	cancel()
 	if err := sub.Close(); err != nil {
 		t.Fatal(err)
