@@ -393,3 +393,57 @@ func TestSweepVisitsEveryPartner(t *testing.T) {
 		}
 	}
 }
+
+// An archival whose sweep missed partners (the request failed half-way
+// and was not repeated) is finished by the scheduler's tick: a due switch
+// does not move a contract onto the archived term, and a due expiry of a
+// contract on an archived term archives it instead.
+func TestTickFinishesAMissedArchival(t *testing.T) {
+	now := time.Now()
+	clock := func() time.Time { return now }
+	f := newFixtureAt(t, func() time.Time { return clock() })
+	f.term("gold")
+	f.term("silver")
+	f.partner("switching")
+	f.partner("expiring")
+	f.partner("untouched")
+	f.mustMove("switching", domain.MovePropose, domain.ContractInput{TemplateTermID: "silver"})
+	f.mustMove("switching", domain.MoveAccept, domain.ContractInput{By: domain.SidePublisher})
+	f.mustMove("switching", domain.MoveSwitch, domain.ContractInput{TemplateTermID: "gold", EffectiveAt: now.Add(time.Hour)})
+	f.mustMove("expiring", domain.MovePropose, domain.ContractInput{TemplateTermID: "gold"})
+	f.mustMove("expiring", domain.MoveAccept, domain.ContractInput{By: domain.SidePublisher})
+	f.mustMove("expiring", domain.MoveExpire, domain.ContractInput{EffectiveAt: now.Add(time.Hour)})
+	f.mustMove("untouched", domain.MovePropose, domain.ContractInput{TemplateTermID: "silver"})
+	f.mustMove("untouched", domain.MoveAccept, domain.ContractInput{By: domain.SidePublisher})
+	f.mustMove("untouched", domain.MoveExpire, domain.ContractInput{EffectiveAt: now.Add(time.Hour)})
+	// The sweep finds no one.
+	if _, _, err := f.cmds.ArchiveTemplateTerm.Handle(ctx, "acme", "gold", commands.Meta{}, fakeIndex{}); err != nil {
+		t.Fatal(err)
+	}
+	if st := f.load("switching"); st.Contract.ScheduledSwitch == nil || stage(f.load("expiring")) != domain.StageJoined {
+		t.Fatal("the fixture expected the sweep to miss both partners")
+	}
+	later := now.Add(2 * time.Hour)
+	clock = func() time.Time { return later }
+	for _, id := range []string{"switching", "expiring", "untouched"} {
+		if _, err := f.cmds.TickPartner.Handle(ctx, "acme", id, commands.Meta{Actor: "system:scheduler"}); err != nil {
+			t.Fatalf("tick %s: %v", id, err)
+		}
+	}
+	if st := f.load("switching"); stage(st) != domain.StageJoined || st.Contract.TemplateTermID != "silver" || st.Contract.ScheduledSwitch != nil {
+		t.Errorf("switching: %s on %s, switch %+v; want joined on silver, the switch reverted", stage(st), st.Contract.TemplateTermID, st.Contract.ScheduledSwitch)
+	}
+	if st := f.load("expiring"); stage(st) != domain.StageArchived {
+		t.Errorf("expiring: %s, want archived", stage(st))
+	}
+	if st := f.load("untouched"); stage(st) != domain.StageExpired {
+		t.Errorf("untouched: %s, want expired (its term is not archived)", stage(st))
+	}
+	evs, _ := f.store.ReadStream(ctx, domain.PartnerStream("acme", "switching"), 0, eventstore.Forwards, 100)
+	last := evs[len(evs)-1]
+	var md commands.EventMeta
+	_ = json.Unmarshal(last.Metadata, &md)
+	if last.Type != domain.TypeContractScheduleReverted || md.Actor != commands.SchedulerActor {
+		t.Errorf("switching's last event: %s by %q, want %s by the scheduler", last.Type, md.Actor, domain.TypeContractScheduleReverted)
+	}
+}

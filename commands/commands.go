@@ -371,7 +371,10 @@ func run[T any, PT interface {
 		if meta.IfMatch != nil && *meta.IfMatch != uint64(version+1) {
 			return Result{}, nil, fmt.Errorf("%s is at version %d, If-Match %d: %w", stream, version+1, *meta.IfMatch, ErrStale)
 		}
-		due := dueFirst(agg, decidedAt)
+		due, err := d.dueFirst(ctx, program, agg, decidedAt)
+		if err != nil {
+			return Result{}, nil, err
+		}
 		evs, err := decide(agg)
 		if guess && (err != nil || len(evs) == 0) {
 			continue // decide again on the stream as it is
@@ -436,22 +439,69 @@ const SchedulerActor = "system:scheduler"
 // contract's end date decides on the expired contract, and the stream
 // keeps the expiry before what followed it. Other aggregates have none.
 //
+// When something is due it first finishes an archival whose sweep did not
+// reach this partner (the archive request failed half-way and was not
+// repeated): a due switch must not move the contract onto an archived
+// term, nor a start or expiry run on a contract whose term is archived.
+// The archival's events (contract_archived, contract_schedule_reverted)
+// then come first. Only reading a term can fail.
+//
 // A tick that fails (it should not) leaves the partner as it was: the
 // command decides as it would have without this step, and the scheduler
 // reports the failure.
-func dueFirst(agg aggregate, now time.Time) []domain.Event {
+func (d Deps) dueFirst(ctx context.Context, program string, agg aggregate, now time.Time) ([]domain.Event, error) {
 	p, ok := agg.(*domain.Partner)
 	if !ok || !p.DueBy(now) {
-		return nil
+		return nil, nil
+	}
+	archived, err := d.archivedTerms(ctx, program, p, now)
+	if err != nil {
+		return nil, err
 	}
 	due, err := p.Tick(now)
 	if err != nil {
-		return nil
+		return archived, nil
 	}
 	for _, ev := range due {
 		p.Apply(ev)
 	}
-	return due
+	return append(archived, due...), nil
+}
+
+// archivedTerms decides Partner.TemplateTermArchived for the terms of p's
+// contract and of its scheduled switch that are archived, and applies
+// those events to p.
+func (d Deps) archivedTerms(ctx context.Context, program string, p *domain.Partner, now time.Time) ([]domain.Event, error) {
+	c := p.State().Contract
+	if c == nil {
+		return nil, nil
+	}
+	terms := []string{c.TemplateTermID}
+	if sw := c.ScheduledSwitch; sw != nil && sw.TemplateTermID != c.TemplateTermID {
+		terms = append(terms, sw.TemplateTermID)
+	}
+	var out []domain.Event
+	for _, id := range terms {
+		if id == "" {
+			continue
+		}
+		t, _, _, err := Load[domain.TemplateTerm](ctx, d.Store, domain.TemplateTermStream(program, id))
+		if err != nil {
+			return nil, fmt.Errorf("template term %s: %w", id, err)
+		}
+		if !t.Archived() {
+			continue
+		}
+		evs, err := p.TemplateTermArchived(id, now)
+		if err != nil {
+			return nil, err
+		}
+		for _, ev := range evs {
+			p.Apply(ev)
+		}
+		out = append(out, evs...)
+	}
+	return out, nil
 }
 
 func encode(d Deps, program string, meta Meta, decidedAt time.Time, evs []domain.Event) ([]eventstore.EventData, error) {
