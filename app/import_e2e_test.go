@@ -298,7 +298,9 @@ func TestImportIdempotency(t *testing.T) {
 		if first.status != 200 {
 			t.Fatalf("first: %d %s", first.status, first.body)
 		}
-		wantStatus(t, rows, 2, "ok")
+		if k1 := wantStatus(t, rows, 2, "ok"); k1["created"] != true {
+			t.Fatalf("row 2: %v, want created", k1)
+		}
 		anon := wantStatus(t, rows, 3, "ok")["partner_id"].(string)
 		wantStatus(t, rows, 4, "error")
 		head := h.head()
@@ -323,9 +325,12 @@ func TestImportIdempotency(t *testing.T) {
 		if retry.status != 200 || retry.header.Get("Idempotent-Replayed") != "" {
 			t.Fatalf("retry: %d %s", retry.status, retry.body)
 		}
-		wantStatus(t, rows, 2, "ok")
-		if id := wantStatus(t, rows, 3, "ok")["partner_id"]; id != anon {
-			t.Fatalf("the retry created %v, not the first attempt's %s", id, anon)
+		// It reports what the first attempt did: both rows created.
+		if k1 := wantStatus(t, rows, 2, "ok"); k1["created"] != true {
+			t.Fatalf("the retry reports the row that created k1 as %v", k1)
+		}
+		if row := wantStatus(t, rows, 3, "ok"); row["partner_id"] != anon || row["created"] != true {
+			t.Fatalf("the retry answered %v, not the first attempt's %s, created", row, anon)
 		}
 		wantStatus(t, rows, 4, "error")
 		if h.head() != head {

@@ -79,8 +79,11 @@ type Result struct {
 	Version  uint64
 	Position eventstore.Position
 	Appended int
-	// AlreadyApplied: Meta.Once found the key in the stream; nothing was decided.
+	// AlreadyApplied: Meta.Once found the key in the stream; nothing was
+	// decided. AppliedAt is then the version the key's first event has
+	// (0: that request created the stream).
 	AlreadyApplied bool
+	AppliedAt      uint64
 	// Process lists the writes of the process the command ran before it
 	// answered (an archival's or a group deletion's sweep), one per
 	// partner it changed; Position is the command's own write.
@@ -248,15 +251,16 @@ func Load[T any, PT interface {
 	return agg, version, pos, err
 }
 
-// loadOnce is Load that also reports whether an event's metadata carries
-// the idempotency key once (never when once is empty). It reads the whole
-// stream, never a snapshot: a key applied before the snapshot must be seen.
+// loadOnce is Load that also reports the version of the first event whose
+// metadata carries the idempotency key once (-1: none, always when once is
+// empty). It reads the whole stream, never a snapshot: a key applied
+// before the snapshot must be seen.
 func loadOnce[T any, PT interface {
 	*T
 	aggregate
-}](ctx context.Context, store EventStore, stream, once string) (PT, int64, eventstore.Position, bool, error) {
+}](ctx context.Context, store EventStore, stream, once string) (PT, int64, eventstore.Position, int64, error) {
 	agg := PT(new(T))
-	seen := false
+	seen := int64(-1)               // the version of the key's first event
 	needle, _ := json.Marshal(once) // as the metadata holds it
 	version := int64(-1)
 	var pos eventstore.Position
@@ -264,18 +268,20 @@ func loadOnce[T any, PT interface {
 	for {
 		evs, err := store.ReadStream(ctx, stream, from, eventstore.Forwards, 512)
 		if err != nil {
-			return nil, 0, 0, false, fmt.Errorf("load %s: %w", stream, err)
+			return nil, 0, 0, -1, fmt.Errorf("load %s: %w", stream, err)
 		}
 		for _, re := range evs {
 			ev, err := DecodeRecorded(re)
 			if err != nil {
-				return nil, 0, 0, false, fmt.Errorf("load %s: %w", stream, err)
+				return nil, 0, 0, -1, fmt.Errorf("load %s: %w", stream, err)
 			}
 			agg.Apply(ev)
 			version, pos = int64(re.Version), re.Position
-			if once != "" && !seen && bytes.Contains(re.Metadata, needle) {
+			if once != "" && seen < 0 && bytes.Contains(re.Metadata, needle) {
 				var md EventMeta
-				seen = json.Unmarshal(re.Metadata, &md) == nil && md.IdempotencyKey == once
+				if json.Unmarshal(re.Metadata, &md) == nil && md.IdempotencyKey == once {
+					seen = int64(re.Version)
+				}
 			}
 		}
 		if len(evs) < 512 {
@@ -350,7 +356,7 @@ func run[T any, PT interface {
 		var agg PT
 		var version int64
 		var pos eventstore.Position
-		var seen bool
+		seen := int64(-1)
 		var err error
 		guess := assumeNew && attempt == 0
 		decidedAt := d.Now().UTC()
@@ -365,8 +371,8 @@ func run[T any, PT interface {
 		if err != nil {
 			return Result{}, nil, err
 		}
-		if seen {
-			return Result{Stream: stream, Version: uint64(version + 1), Position: pos, AlreadyApplied: true}, agg, nil
+		if seen >= 0 {
+			return Result{Stream: stream, Version: uint64(version + 1), Position: pos, AlreadyApplied: true, AppliedAt: uint64(seen)}, agg, nil
 		}
 		if meta.IfMatch != nil && *meta.IfMatch != uint64(version+1) {
 			return Result{}, nil, fmt.Errorf("%s is at version %d, If-Match %d: %w", stream, version+1, *meta.IfMatch, ErrStale)

@@ -82,7 +82,9 @@ func (h *ImportPartnerHandler) Handle(ctx context.Context, in domain.PartnerImpo
 	}
 	out.Result = res
 	if res.AlreadyApplied || res.Appended == 0 {
-		out.Created = false
+		// A retry reports what the row did the first time: created, when
+		// its events open the stream.
+		out.Created = res.AlreadyApplied && res.AppliedAt == 0
 		return out, nil
 	}
 	// A group deleted while this row was decided may have missed the
