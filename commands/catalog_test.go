@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"reflect"
 	"strings"
 	"sync"
@@ -445,5 +446,41 @@ func TestTickFinishesAMissedArchival(t *testing.T) {
 	_ = json.Unmarshal(last.Metadata, &md)
 	if last.Type != domain.TypeContractScheduleReverted || md.Actor != commands.SchedulerActor {
 		t.Errorf("switching's last event: %s by %q, want %s by the scheduler", last.Type, md.Actor, domain.TypeContractScheduleReverted)
+	}
+}
+
+// A chosen API key (the CLI's --key, the bootstrap key) that a program
+// was ever issued is refused for another program: it would move there.
+// The program that has it already is "already exists", as before.
+func TestAChosenKeyIsBoundToOneProgram(t *testing.T) {
+	f := newFixture(t)
+	const key = "chosen-key-0123456789"
+	if _, _, err := f.cmds.CreateProgram.Handle(ctx, commands.CreateProgram{ProgramID: "one", Name: "One", Key: key}, commands.Meta{}); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 { // other events in the log between the programs
+		f.partner(fmt.Sprintf("p%d", i))
+	}
+	head, _ := f.store.Head(ctx)
+	_, _, err := f.cmds.CreateProgram.Handle(ctx, commands.CreateProgram{ProgramID: "two", Name: "Two", Key: key}, commands.Meta{})
+	if !errors.Is(err, domain.ErrConflict) {
+		t.Fatalf("the key again for another program: %v, want a conflict", err)
+	}
+	if after, _ := f.store.Head(ctx); after != head {
+		t.Fatal("the refused program was created")
+	}
+	if _, _, err := f.cmds.CreateProgram.Handle(ctx, commands.CreateProgram{ProgramID: "one", Name: "One", Key: key}, commands.Meta{}); !errors.Is(err, domain.ErrAlreadyExists) {
+		t.Fatalf("the program that has the key, again: %v, want already exists", err)
+	}
+	if _, _, err := f.cmds.CreateProgram.Handle(ctx, commands.CreateProgram{ProgramID: "two", Name: "Two", Key: key + "x"}, commands.Meta{}); err != nil {
+		t.Fatalf("another chosen key: %v", err)
+	}
+	// A key issued later (not at creation) counts too.
+	_, _, issued, err := f.cmds.IssueAPIKey.Handle(ctx, "two", commands.Meta{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := f.cmds.CreateProgram.Handle(ctx, commands.CreateProgram{ProgramID: "three", Name: "Three", Key: issued}, commands.Meta{}); !errors.Is(err, domain.ErrConflict) {
+		t.Fatalf("an issued key for a new program: %v, want a conflict", err)
 	}
 }

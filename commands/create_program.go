@@ -1,14 +1,17 @@
 package commands
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
 	"fmt"
+	"strings"
 
 	"github.com/partnerd/partnerd/domain"
+	"github.com/partnerd/partnerd/eventstore"
 )
 
 // CreateProgram opens a program. Key is its first API key; when empty a
@@ -38,6 +41,11 @@ func (h *CreateProgramHandler) HandleWithKeyID(ctx context.Context, cmd CreatePr
 		return Result{}, "", "", &domain.ValidationError{Fields: []domain.FieldError{{Field: "key", Message: "must be at least 16 characters"}}}
 	}
 	keyID := randomID(10)
+	if cmd.Key != "" {
+		if err := h.checkKeyUnused(ctx, cmd.ProgramID, HashAPIKey(key)); err != nil {
+			return Result{}, "", "", fmt.Errorf("create program %s: %w", cmd.ProgramID, err)
+		}
+	}
 	res, _, err := execute(ctx, h.d, domain.ProgramStream(cmd.ProgramID), cmd.ProgramID, meta, func(p *domain.Program) ([]domain.Event, error) {
 		return p.CreateProgram(cmd.ProgramID, cmd.Name, keyID, HashAPIKey(key), h.d.Now().UTC())
 	})
@@ -45,6 +53,66 @@ func (h *CreateProgramHandler) HandleWithKeyID(ctx context.Context, cmd CreatePr
 		return Result{}, "", "", fmt.Errorf("create program %s: %w", cmd.ProgramID, err)
 	}
 	return res, keyID, key, nil
+}
+
+// checkKeyUnused refuses a chosen key (the CLI's --key, the bootstrap
+// key) that any program was ever issued: a key is bound to one program,
+// and the programs read model maps a key to the last program given it, so
+// reusing one would move it away from its program without a word (and
+// revoking it there would cut off the other). Generated keys are 256-bit
+// random and need no check. The program itself existing already wins
+// (ErrAlreadyExists from the command), so a restart's bootstrap with its
+// own key is not refused.
+//
+// It reads the programs' streams of the whole log (few events, skipped
+// without decoding where the store can filter), which is fine for the
+// rare creation with a chosen key.
+func (h *CreateProgramHandler) checkKeyUnused(ctx context.Context, program, hash string) error {
+	if _, version, _, err := Load[domain.Program](ctx, h.d.Store, domain.ProgramStream(program)); err != nil || version >= 0 {
+		return err
+	}
+	prefix := domain.CategoryProgram + "-"
+	needle := []byte(hash)
+	after := eventstore.Position(0)
+	for {
+		var page []eventstore.RecordedEvent
+		var last eventstore.Position
+		var err error
+		if fr, ok := h.d.Store.(eventstore.FilteredReader); ok {
+			page, last, err = fr.ReadAllFiltered(ctx, after, 4096, func(s string) bool { return strings.HasPrefix(s, prefix) })
+		} else if all, ok := h.d.Store.(allReader); ok {
+			page, err = all.ReadAll(ctx, after, 4096)
+			if len(page) > 0 {
+				last = page[len(page)-1].Position
+			}
+		} else {
+			return nil // a store that cannot read its log (test doubles only)
+		}
+		if err != nil {
+			return fmt.Errorf("look for the key among the programs' keys: %w", err)
+		}
+		for _, re := range page {
+			if re.Type != domain.TypeProgramAPIKeyIssued || !strings.HasPrefix(re.StreamID, prefix) || !bytes.Contains(re.Data, needle) {
+				continue
+			}
+			ev, err := DecodeRecorded(re)
+			if err != nil {
+				return err
+			}
+			if k, ok := ev.(domain.ProgramAPIKeyIssued); ok && k.KeyHash == hash {
+				return fmt.Errorf("this API key is already in use (a key is bound to one program for good; choose another, or let partnerd generate one): %w", domain.ErrConflict)
+			}
+		}
+		if last <= after {
+			return nil
+		}
+		after = last
+	}
+}
+
+// allReader is the log reading of eventstore.Store.
+type allReader interface {
+	ReadAll(ctx context.Context, after eventstore.Position, max int) ([]eventstore.RecordedEvent, error)
 }
 
 // NewAPIKey returns a fresh API key: "pd_" and 32 random bytes, base64url.

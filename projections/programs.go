@@ -35,6 +35,7 @@ func (Programs) Plan(ctx context.Context, rd redis.Cmdable, b *Batch) error {
 	ks := b.Keys(ProgramsTag)
 	w := b.W(ProgramsTag)
 	revoked := map[string]string{} // keyid key → hash, issued earlier in this batch
+	owner := map[string]string{}   // key key → program, set earlier in this batch
 	for _, e := range b.Events {
 		ev, err := domain.DecodeEvent(e.Type, e.Schema, e.Data)
 		if err != nil {
@@ -48,6 +49,7 @@ func (Programs) Plan(ctx context.Context, rd redis.Cmdable, b *Batch) error {
 			w.Set(ks.Key("key", ev.KeyHash), ev.ProgramID)
 			w.Set(ks.Key("keyid", ev.ProgramID, ev.KeyID), ev.KeyHash)
 			revoked[ks.Key("keyid", ev.ProgramID, ev.KeyID)] = ev.KeyHash
+			owner[ks.Key("key", ev.KeyHash)] = ev.ProgramID
 		case domain.ProgramAPIKeyRevoked:
 			idKey := ks.Key("keyid", ev.ProgramID, ev.KeyID)
 			hash, ok := revoked[idKey]
@@ -59,7 +61,22 @@ func (Programs) Plan(ctx context.Context, rd redis.Cmdable, b *Batch) error {
 				hash = v
 			}
 			if hash != "" {
-				w.Del(ks.Key("key", hash))
+				// Only if the key still maps to this program: a log from
+				// before keys were checked for reuse may have given the
+				// same key to another program since.
+				keyKey := ks.Key("key", hash)
+				prog, ok := owner[keyKey]
+				if !ok {
+					v, err := rd.Get(ctx, keyKey).Result()
+					if err != nil && err != redis.Nil {
+						return fmt.Errorf("read %s: %w", keyKey, err)
+					}
+					prog = v
+				}
+				if prog == ev.ProgramID {
+					w.Del(keyKey)
+					owner[keyKey] = ""
+				}
 			}
 			w.Del(idKey)
 		}

@@ -91,3 +91,71 @@ func TestProgramOfKeyCache(t *testing.T) {
 		}
 	})
 }
+
+// A log from before chosen keys were checked for reuse may hold one key
+// issued to two programs (the later one has it): revoking it in the
+// earlier program must not cut the later one off.
+func TestRevokingASharedLegacyKeyLeavesItsOwner(t *testing.T) {
+	backends(t, func(t *testing.T, rdb *redis.Client, program string) {
+		ctx := context.Background()
+		r := projections.NewRunner(rdb, projections.Programs{})
+		if err := r.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+		q := queries.New(rdb, nil, gens{r})
+		var pos eventstore.Position
+		versions := map[string]uint64{}
+		apply := func(batch ...domain.Event) {
+			t.Helper()
+			var evs []projections.Event
+			for _, ev := range batch {
+				data, err := json.Marshal(ev)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var prog string
+				switch e := ev.(type) {
+				case domain.ProgramCreated:
+					prog = e.ProgramID
+				case domain.ProgramAPIKeyIssued:
+					prog = e.ProgramID
+				case domain.ProgramAPIKeyRevoked:
+					prog = e.ProgramID
+				}
+				stream := domain.ProgramStream(prog)
+				versions[stream]++
+				pos++
+				evs = append(evs, projections.Event{ID: stream + "-" + string(rune('0'+versions[stream])), Type: ev.EventType(),
+					Stream: stream, Program: prog, Version: versions[stream], Position: pos, Schema: 1, RecordedAt: time.Now(), Data: data})
+			}
+			if err := r.Apply(ctx, evs); err != nil {
+				t.Fatal(err)
+			}
+		}
+		now := time.Now().UTC()
+		a, b, hash := program+"a", program+"b", program+"-shared"
+		apply(domain.ProgramCreated{ProgramID: a, Name: a, CreatedAt: now},
+			domain.ProgramAPIKeyIssued{ProgramID: a, KeyID: "ka", KeyHash: hash, IssuedAt: now})
+		apply(domain.ProgramCreated{ProgramID: b, Name: b, CreatedAt: now},
+			domain.ProgramAPIKeyIssued{ProgramID: b, KeyID: "kb", KeyHash: hash, IssuedAt: now})
+		apply(domain.ProgramAPIKeyRevoked{ProgramID: a, KeyID: "ka", RevokedAt: now})
+		if p, err := q.ProgramOfKey(ctx, hash); err != nil || p != b {
+			t.Fatalf("the key after the earlier program revoked it: %q, %v; want %q", p, err, b)
+		}
+		// In one batch too.
+		c, d, hash2 := program+"c", program+"d", program+"-shared2"
+		apply(domain.ProgramCreated{ProgramID: c, Name: c, CreatedAt: now},
+			domain.ProgramAPIKeyIssued{ProgramID: c, KeyID: "kc", KeyHash: hash2, IssuedAt: now},
+			domain.ProgramCreated{ProgramID: d, Name: d, CreatedAt: now},
+			domain.ProgramAPIKeyIssued{ProgramID: d, KeyID: "kd", KeyHash: hash2, IssuedAt: now},
+			domain.ProgramAPIKeyRevoked{ProgramID: c, KeyID: "kc", RevokedAt: now})
+		if p, err := q.ProgramOfKey(ctx, hash2); err != nil || p != d {
+			t.Fatalf("in one batch: %q, %v; want %q", p, err, d)
+		}
+		// Its owner revoking it does revoke it.
+		apply(domain.ProgramAPIKeyRevoked{ProgramID: b, KeyID: "kb", RevokedAt: now})
+		if p, err := q.ProgramOfKey(ctx, hash); err != nil || p != "" {
+			t.Fatalf("revoked by its owner: %q, %v", p, err)
+		}
+	})
+}

@@ -29,6 +29,24 @@ func TestProgramsCreatePrintsTheKeyOnce(t *testing.T) {
 	if code := run([]string{"programs", "create", "Bad-Name", "--data", dir}, &out, &errOut); code == 0 {
 		t.Fatal("an invalid program ID was accepted")
 	}
+	// A chosen key is bound to one program: another program cannot take it.
+	errOut.Reset()
+	if code := run([]string{"programs", "create", "one", "--key", key, "--data", dir}, &out, &errOut); code != 1 || !strings.Contains(errOut.String(), "already in use") {
+		t.Fatalf("acme's key for another program: exit %d, stderr %q", code, errOut.String())
+	}
+	// A wrong flag is a usage error (exit 2) before anything is created.
+	errOut.Reset()
+	if code := run([]string{"programs", "create", "two", "--bogus", "--data", dir}, &out, &errOut); code != 2 {
+		t.Fatalf("an unknown flag: exit %d, stderr %q", code, errOut.String())
+	}
+	if code := run([]string{"programs", "keys", "list", "two", "--data", dir}, &out, &errOut); code != 1 {
+		t.Fatalf("the program of the refused create exists (exit %d)", code)
+	}
+	// rebuild takes one projection: a second word is not ignored.
+	errOut.Reset()
+	if code := run([]string{"rebuild", "partners", "extra", "--data", dir}, &out, &errOut); code != 2 || !strings.Contains(errOut.String(), "extra") {
+		t.Fatalf("rebuild with an extra argument: exit %d, stderr %q", code, errOut.String())
+	}
 }
 
 func TestHelpListsEveryEnvVariable(t *testing.T) {

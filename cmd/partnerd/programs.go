@@ -27,14 +27,14 @@ func programs(args []string, stdout, stderr io.Writer) error {
 	name := fs.String("name", "", "display name of the program (create only; default: its ID)")
 	key := fs.String("key", "", "use this API key instead of a random one (create only; at least 16 characters)")
 	if err := fs.Parse(args[1:]); err != nil {
-		return err
+		return flagError(err)
 	}
 	// Flags may also follow the positional arguments.
 	pos := fs.Args()
 	for i := 0; i < len(pos); i++ {
 		if len(pos[i]) > 1 && pos[i][0] == '-' {
 			if err := fs.Parse(pos[i:]); err != nil {
-				return err
+				return flagError(err)
 			}
 			pos = append(pos[:i:i], fs.Args()...)
 			i--
@@ -48,7 +48,7 @@ func programs(args []string, stdout, stderr io.Writer) error {
 	}
 	store, err := app.OpenStore(*cfg)
 	if err != nil {
-		return err
+		return fmt.Errorf("%w (with the embedded store, stop the server first)", err)
 	}
 	defer store.Close()
 	cmds := commands.New(commands.Deps{Store: store})

@@ -25,6 +25,8 @@ func rebuild(args []string, stdout, stderr io.Writer) error {
 	}
 	if target == "" && fs.NArg() == 1 {
 		target = fs.Arg(0)
+	} else if fs.NArg() > 0 {
+		return usageError{fmt.Sprintf("rebuild: one projection (or all), got also %q", fs.Args())}
 	}
 	var names []string
 	for _, p := range app.ProjectionsFor(*cfg) {
