@@ -8,6 +8,7 @@ import (
 	"reflect"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -482,5 +483,44 @@ func TestAChosenKeyIsBoundToOneProgram(t *testing.T) {
 	}
 	if _, _, err := f.cmds.CreateProgram.Handle(ctx, commands.CreateProgram{ProgramID: "three", Name: "Three", Key: issued}, commands.Meta{}); !errors.Is(err, domain.ErrConflict) {
 		t.Fatalf("an issued key for a new program: %v, want a conflict", err)
+	}
+}
+
+// The mirror of a link takes effect when it is appended to the other
+// partner: a write to that partner in between (its optimistic retry)
+// must not leave the mirror dated before it, or as_of at the mirror's
+// time would stop short of it.
+func TestALinkMirrorIsNotDatedBeforeTheWritesItFollows(t *testing.T) {
+	f := newFixture(t)
+	f.partner("a")
+	f.partner("b")
+	var ticks atomic.Int64
+	base := time.Now().UTC()
+	clock := func() time.Time { return base.Add(time.Duration(ticks.Add(1)) * time.Millisecond) }
+	plain := commands.New(commands.Deps{Store: f.store, Now: clock})
+	hs := &hookStore{Store: f.store, stream: domain.PartnerStream("acme", "b")}
+	hs.hook = func() {
+		if _, _, err := plain.UpdatePartner.Handle(ctx, "acme", "b", domain.Patch{"name": json.RawMessage(`"B renamed"`)}, commands.Meta{}); err != nil {
+			t.Error(err)
+		}
+	}
+	cmds := commands.New(commands.Deps{Store: hs, Now: clock})
+	if _, _, err := cmds.LinkAccounts.Handle(ctx, "acme", "a", "b", "same owner", commands.Meta{}); err != nil {
+		t.Fatal(err)
+	}
+	evs, _ := f.store.ReadStream(ctx, domain.PartnerStream("acme", "b"), 0, eventstore.Forwards, 100)
+	var prev time.Time
+	var types []string
+	for _, e := range evs {
+		var md commands.EventMeta
+		_ = json.Unmarshal(e.Metadata, &md)
+		types = append(types, e.Type)
+		if md.OccurredAt.Before(prev) {
+			t.Fatalf("%s at version %d occurred at %s, before the event before it (%s); stream %v", e.Type, e.Version, md.OccurredAt, prev, types)
+		}
+		prev = md.OccurredAt
+	}
+	if len(evs) != 3 || evs[2].Type != domain.TypePartnerAccountLinked {
+		t.Fatalf("b's events: %v, want created, the rename, the mirror", types)
 	}
 }

@@ -24,7 +24,7 @@ func (h *IssueAccessLinkHandler) Handle(ctx context.Context, program, partnerID 
 	now := h.d.Now().UTC()
 	link := AccessLink{LinkID: "al_" + randomID(20), ExpiresAt: now.Add(ttl).Truncate(time.Second)}
 	res, _, err := h.d.onPartner(ctx, program, partnerID, meta, func(p *domain.Partner) ([]domain.Event, error) {
-		return p.IssueAccessLink(link.LinkID, link.ExpiresAt, now)
+		return p.IssueAccessLink(link.LinkID, link.ExpiresAt, h.d.Now().UTC())
 	})
 	if err != nil {
 		return Result{}, AccessLink{}, fmt.Errorf("issue access link for partner %s: %w", partnerID, err)

@@ -24,11 +24,10 @@ func (h *LinkAccountsHandler) Handle(ctx context.Context, program, partnerID, ot
 	fail := func(err error) (Result, domain.PartnerState, error) {
 		return Result{}, domain.PartnerState{}, fmt.Errorf("link partner %s to %s: %w", partnerID, other, err)
 	}
-	now := h.d.Now().UTC()
 	var hadLink, checked bool
 	var otherErr error
 	res, p, err := h.d.onPartner(ctx, program, partnerID, meta, func(p *domain.Partner) ([]domain.Event, error) {
-		evs, err := p.Link(other, partnerID, reason, now)
+		evs, err := p.Link(other, partnerID, reason, h.d.Now().UTC())
 		hadLink = errors.Is(err, domain.ErrConflict) && p.LinkedTo(other)
 		if hadLink {
 			return nil, nil
@@ -57,7 +56,7 @@ func (h *LinkAccountsHandler) Handle(ctx context.Context, program, partnerID, ot
 		if hadMirror {
 			return nil, nil
 		}
-		return q.Link(partnerID, partnerID, reason, now)
+		return q.Link(partnerID, partnerID, reason, h.d.Now().UTC())
 	})
 	switch {
 	case err != nil:
@@ -101,10 +100,9 @@ func (h *UnlinkAccountsHandler) Handle(ctx context.Context, program, partnerID, 
 	if !domain.ValidEntityID(other) {
 		return fail(fmt.Errorf("partner %q: %w", other, domain.ErrNotFound))
 	}
-	now := h.d.Now().UTC()
 	var hadLink bool
 	res, p, err := h.d.onPartner(ctx, program, partnerID, meta, func(p *domain.Partner) ([]domain.Event, error) {
-		evs, err := p.Unlink(other, partnerID, reason, now)
+		evs, err := p.Unlink(other, partnerID, reason, h.d.Now().UTC())
 		hadLink = err == nil
 		if errors.Is(err, domain.ErrNotFound) && p.Exists() {
 			return nil, nil // not on this side: maybe on the other
@@ -120,7 +118,7 @@ func (h *UnlinkAccountsHandler) Handle(ctx context.Context, program, partnerID, 
 		if !hadMirror {
 			return nil, nil
 		}
-		return q.Unlink(partnerID, partnerID, reason, now)
+		return q.Unlink(partnerID, partnerID, reason, h.d.Now().UTC())
 	})
 	switch {
 	case err != nil:

@@ -29,9 +29,8 @@ func (h *RedeemAccessLinkHandler) Handle(ctx context.Context, program, token str
 		return Result{}, Redemption{}, fmt.Errorf("redeem access link: %w", domain.InvalidAccessLink())
 	}
 	meta.IfMatch = nil // the token names the partner; the caller knows no version
-	now := h.d.Now().UTC()
 	res, _, err := h.d.onPartner(ctx, program, c.Partner, meta, func(p *domain.Partner) ([]domain.Event, error) {
-		return p.RedeemAccessLink(c.Link, time.Unix(c.Exp, 0).UTC(), now)
+		return p.RedeemAccessLink(c.Link, time.Unix(c.Exp, 0).UTC(), h.d.Now().UTC())
 	})
 	if err != nil {
 		return Result{}, Redemption{}, fmt.Errorf("redeem access link %s: %w", c.Link, err)

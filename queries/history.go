@@ -54,11 +54,16 @@ func historyEntry(e eventstore.RecordedEvent) HistoryEntry {
 		IdempotencyKey: m.IdempotencyKey, EventID: e.ID, Data: json.RawMessage(e.Data)}
 }
 
-// HistoryFilter narrows a history. Zero fields do not filter.
+// HistoryFilter narrows a history. Zero fields do not filter. Since and
+// Until compare when each event took effect (occurred_at, else
+// recorded_at), the moment as_of folds by: the events a history between
+// two times lists are those that turn the state as of the first into the
+// state as of the second. A scheduled move appended late by the scheduler
+// counts at its due time.
 type HistoryFilter struct {
 	Types []string  // any of these event types
-	Since time.Time // recorded at or after
-	Until time.Time // recorded before
+	Since time.Time // took effect at or after
+	Until time.Time // took effect before
 }
 
 func (f HistoryFilter) empty() bool {
@@ -69,10 +74,14 @@ func (f HistoryFilter) match(e eventstore.RecordedEvent) bool {
 	if len(f.Types) > 0 && !slices.Contains(f.Types, e.Type) {
 		return false
 	}
-	if !f.Since.IsZero() && e.RecordedAt.Before(f.Since) {
+	if f.Since.IsZero() && f.Until.IsZero() {
+		return true
+	}
+	at := occurredAt(e)
+	if !f.Since.IsZero() && at.Before(f.Since) {
 		return false
 	}
-	if !f.Until.IsZero() && !e.RecordedAt.Before(f.Until) {
+	if !f.Until.IsZero() && !at.Before(f.Until) {
 		return false
 	}
 	return true

@@ -1,0 +1,66 @@
+package queries_test
+
+import (
+	"context"
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/partnerd/partnerd/commands"
+	"github.com/partnerd/partnerd/domain"
+	"github.com/partnerd/partnerd/eventstore/embedded"
+	"github.com/partnerd/partnerd/queries"
+)
+
+// since and until compare when an event took effect (occurred_at), as
+// as_of does: a history between two times lists exactly what turns the
+// state as of the first into the state as of the second, whenever the
+// events were written (here the clock of the commands runs days ahead of
+// the store's, as a scheduler catching up would write old due times).
+func TestHistorySinceUntilCompareWhenEventsTookEffect(t *testing.T) {
+	ctx := context.Background()
+	store, err := embedded.Open(t.TempDir(), embedded.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	base := time.Now().UTC().Add(10 * 24 * time.Hour).Truncate(time.Second)
+	now := base
+	cmds := commands.New(commands.Deps{Store: store, Now: func() time.Time { return now }})
+	if _, _, err := cmds.CreatePartner.Handle(ctx, domain.NewPartner{ProgramID: "acme", PartnerID: "p",
+		Profile: domain.Profile{Name: "P", RelationshipType: "direct"}}, commands.Meta{}); err != nil {
+		t.Fatal(err)
+	}
+	for i, name := range []string{"Q", "R"} {
+		now = base.Add(time.Duration(i+1) * time.Hour)
+		if _, _, err := cmds.UpdatePartner.Handle(ctx, "acme", "p", domain.Patch{"name": json.RawMessage(`"` + name + `"`)}, commands.Meta{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	q := queries.New(nil, store, nil)
+	names := func(f queries.HistoryFilter) []string {
+		t.Helper()
+		page, err := q.History(ctx, domain.CategoryPartner, "acme", "p", 0, 50, f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, it := range page.Items {
+			var d struct{ Name string }
+			_ = json.Unmarshal(it.Data, &d)
+			out = append(out, d.Name)
+		}
+		return out
+	}
+	// Every event was recorded before base: by recorded_at, since=base
+	// would list none of them.
+	if got := names(queries.HistoryFilter{Since: base.Add(30 * time.Minute)}); len(got) != 2 || got[0] != "Q" || got[1] != "R" {
+		t.Fatalf("since base+30m: %v, want [Q R]", got)
+	}
+	if got := names(queries.HistoryFilter{Since: base, Until: base.Add(90 * time.Minute)}); len(got) != 2 || got[0] != "P" || got[1] != "Q" {
+		t.Fatalf("base to base+90m: %v, want [P Q]", got)
+	}
+	if got := names(queries.HistoryFilter{Until: base}); len(got) != 0 {
+		t.Fatalf("until base: %v, want none", got)
+	}
+}
