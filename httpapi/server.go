@@ -349,6 +349,12 @@ func (s *Server) auth(c *gin.Context) {
 			s.writeError(c, fieldError("X-Actor", "must be at most 200 printable characters"))
 			return
 		}
+		if strings.Contains(a, " via ") {
+			// The actor reads "user:<X-Actor> via apikey:<hash>": a value
+			// with its own " via " would pass for another key's user.
+			s.writeError(c, fieldError("X-Actor", `must not contain " via " (the actor is recorded as "user:<X-Actor> via apikey:…")`))
+			return
+		}
 		actor = "user:" + a + " via " + actor
 	}
 	c.Set(ctxActor, actor)
