@@ -104,17 +104,37 @@ func (r *Relay) runOnce(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		n, err := r.publish(ctx, batch)
-		if err != nil {
+		if err := r.publishAndSave(ctx, batch); err != nil {
 			return err
 		}
-		last := batch[len(batch)-1].Position
-		if err := r.Checkpoints.Save(ctx, last); err != nil {
-			return fmt.Errorf("save checkpoint %d: %w", last, err)
-		}
-		r.position.Store(uint64(last))
-		r.published.Add(uint64(n))
 	}
+}
+
+// stopGrace is how long a batch being published when the relay is
+// stopped still has to be acknowledged and checkpointed.
+const stopGrace = 5 * time.Second
+
+// publishAndSave publishes a batch and saves the checkpoint after it. Once
+// the batch is taken, a stop (ctx ending) gives it stopGrace to finish:
+// cut off, a batch the broker had taken but the checkpoint had not would
+// be published again by the next start (harmless, same ce_id, but every
+// deploy would resend its tail to downstream consumers).
+func (r *Relay) publishAndSave(ctx context.Context, batch []eventstore.RecordedEvent) error {
+	gctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancel()
+	stop := context.AfterFunc(ctx, func() { time.AfterFunc(stopGrace, cancel) })
+	defer stop()
+	n, err := r.publish(gctx, batch)
+	if err != nil {
+		return err
+	}
+	last := batch[len(batch)-1].Position
+	if err := r.Checkpoints.Save(gctx, last); err != nil {
+		return fmt.Errorf("save checkpoint %d: %w", last, err)
+	}
+	r.position.Store(uint64(last))
+	r.published.Add(uint64(n))
+	return nil
 }
 
 // next waits for an event and returns it with those already read behind

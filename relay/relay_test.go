@@ -176,3 +176,60 @@ func waitFor(t *testing.T, cond func() bool) {
 		time.Sleep(2 * time.Millisecond)
 	}
 }
+
+// gate blocks every Publish until open is closed, and says when the first
+// one started.
+type gate struct {
+	message.Publisher
+	started chan struct{}
+	once    sync.Once
+	open    chan struct{}
+}
+
+func (g *gate) Publish(topic string, msgs ...*message.Message) error {
+	g.once.Do(func() { close(g.started) })
+	<-g.open
+	return g.Publisher.Publish(topic, msgs...)
+}
+
+// ctxCheckpoints refuses a save with an ended context, as Redis does.
+type ctxCheckpoints struct{ memCheckpoints }
+
+func (c *ctxCheckpoints) Save(ctx context.Context, p eventstore.Position) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return c.memCheckpoints.Save(ctx, p)
+}
+
+// A stop while a batch is being published lets it finish and be
+// checkpointed: cut off, a batch the broker took would be published again
+// by the next start (a resent tail on every deploy).
+func TestRelayStopCheckpointsTheBatchInFlight(t *testing.T) {
+	store, err := embedded.Open(t.TempDir(), embedded.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	appendN(t, store, 20)
+	// gate hides the in-process bus's asynchronous publishing: the relay
+	// publishes to it as it does to Kafka.
+	pub := &gate{Publisher: bus.NewInProcess(4, watermill.NopLogger{}), started: make(chan struct{}), open: make(chan struct{})}
+	cp := &ctxCheckpoints{}
+	r := &relay.Relay{Store: store, Publisher: pub, Checkpoints: cp}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = r.Run(ctx); close(done) }()
+	<-pub.started
+	cancel()
+	time.Sleep(100 * time.Millisecond) // the broker acknowledges after the stop
+	close(pub.open)
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the relay did not stop")
+	}
+	if got := cp.get(); got != 20 {
+		t.Fatalf("checkpoint after the stop = %d, want 20 (the batch in flight)", got)
+	}
+}
