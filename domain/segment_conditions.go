@@ -334,13 +334,25 @@ func conditionShapeProblems(root string, v any) []FieldError {
 
 // normalize writes values the way partners keep them: a country code in
 // upper case (validation takes "de", as a partner's country does, and the
-// partner keeps it as "DE"; compared as given, "de" matched no one).
+// partner keeps it as "DE"; compared as given, "de" matched no one), and
+// an instant of date_joined in UTC, as every time partnerd answers or
+// publishes ("2026-01-01T00:00:00+02:00" is kept as
+// "2025-12-31T22:00:00Z"; a calendar date stays a date).
 func (c *Conditions) normalize() {
 	for bi := range c.Any {
 		for ri := range c.Any[bi].All {
-			if r := &c.Any[bi].All[ri]; r.Field == "country" {
-				for i := range r.Values {
-					r.Values[i].S = strings.ToUpper(r.Values[i].S)
+			r := &c.Any[bi].All[ri]
+			for i := range r.Values {
+				switch v := &r.Values[i]; r.Field {
+				case "country":
+					v.S = strings.ToUpper(v.S)
+				case "date_joined":
+					if _, err := time.Parse(time.DateOnly, v.S); err == nil {
+						continue
+					}
+					if t, err := ParseRFC3339(v.S); err == nil {
+						v.S = t.UTC().Format(time.RFC3339Nano)
+					}
 				}
 			}
 		}

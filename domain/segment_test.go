@@ -411,3 +411,21 @@ func TestCountryConditionsIgnoreCase(t *testing.T) {
 		t.Fatal("a de condition matched IT")
 	}
 }
+
+// A date_joined instant is kept in UTC, as every time partnerd answers or
+// publishes; a calendar date stays a date; and the match is the same.
+func TestDateConditionsAreKeptInUTC(t *testing.T) {
+	parsed, err := domain.ParseConditions("conditions", []byte(`{"any":[{"all":[{"field":"date_joined","op":"gte","values":["2026-01-01T00:00:00+02:00"]},{"field":"date_joined","op":"lte","values":["2026-01-31"]}]}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows := parsed.Any[0].All
+	if rows[0].Values[0].S != "2025-12-31T22:00:00Z" || rows[1].Values[0].S != "2026-01-31" {
+		t.Fatalf("stored values %q and %q", rows[0].Values[0].S, rows[1].Values[0].S)
+	}
+	joined := time.Date(2025, 12, 31, 22, 30, 0, 0, time.UTC)
+	f := domain.PartnerFacts{PartnerID: "p", Name: "n", DateJoined: &joined}
+	if !parsed.Matcher().Match(&f) {
+		t.Fatal("a partner joined after the instant did not match")
+	}
+}
