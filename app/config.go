@@ -44,13 +44,19 @@ type Config struct {
 	// Go collects (PARTNERD_GC_HEADROOM_MB, default 64; 0 = Go's own pacing;
 	// an environment GOGC or GOMEMLIMIT also turns it off). See internal/gctune.
 	GCHeadroomMB int
+	// MemoryLimitMB is the soft limit of the Go runtime's memory in MiB: the
+	// collector works harder to stay under it, unless the live heap needs
+	// more (PARTNERD_MEMORY_LIMIT_MB, default 240; 0 = none; off with
+	// GCHeadroomMB 0 or an environment GOGC or GOMEMLIMIT). See
+	// internal/gctune.
+	MemoryLimitMB int
 }
 
 // Defaults returns the configuration of a bare `partnerd`.
 func Defaults() Config {
 	return Config{Addr: ":8080", Data: "./data", EventStore: "embedded", BootstrapProgram: "demo",
 		KafkaPartitions: 12, BusPartitions: 256, RateLimit: 1000, RateBurst: 2000,
-		ActivityMaxPerProgram: 1_000_000, ActivityMaxAge: 90 * 24 * time.Hour, StreamBuffer: 8192, GCHeadroomMB: 64}
+		ActivityMaxPerProgram: 1_000_000, ActivityMaxAge: 90 * 24 * time.Hour, StreamBuffer: 8192, GCHeadroomMB: 64, MemoryLimitMB: 240}
 }
 
 // FromEnv overlays the PARTNERD_* environment variables on c.
@@ -98,6 +104,7 @@ func FromEnv(c Config) Config {
 	num("PARTNERD_ACTIVITY_MAX_PER_PROGRAM", &c.ActivityMaxPerProgram)
 	num("PARTNERD_STREAM_BUFFER", &c.StreamBuffer)
 	num("PARTNERD_GC_HEADROOM_MB", &c.GCHeadroomMB)
+	num("PARTNERD_MEMORY_LIMIT_MB", &c.MemoryLimitMB)
 	if v, ok := os.LookupEnv("PARTNERD_ACTIVITY_MAX_AGE"); ok && v != "" {
 		d, err := time.ParseDuration(v)
 		if err != nil {
@@ -174,6 +181,9 @@ func (c Config) Validate() error {
 	}
 	if c.GCHeadroomMB < 0 || c.GCHeadroomMB > 1<<20 {
 		errs = append(errs, errors.New("PARTNERD_GC_HEADROOM_MB: MiB, 0 (Go's own pacing) to 1048576"))
+	}
+	if c.MemoryLimitMB < 0 || c.MemoryLimitMB > 1<<30 {
+		errs = append(errs, errors.New("PARTNERD_MEMORY_LIMIT_MB: MiB, 0 (none) to 1073741824"))
 	}
 	if c.ActivityMaxAge < 0 {
 		errs = append(errs, errors.New("PARTNERD_ACTIVITY_MAX_AGE: must be a duration such as 2160h (0 = keep forever)"))

@@ -85,7 +85,8 @@ func main() {
 	flag.Parse()
 	// The in-process servers collect as a partnerd process would
 	// (PARTNERD_GC_HEADROOM_MB; GOGC or GOMEMLIMIT turn it off).
-	gctune.Start(app.FromEnv(app.Defaults()).GCHeadroomMB)
+	cfg := app.FromEnv(app.Defaults())
+	gctune.Start(cfg.GCHeadroomMB, cfg.MemoryLimitMB)
 	if *cpuprofile != "" {
 		f, err := os.Create(*cpuprofile)
 		if err != nil {

@@ -118,6 +118,7 @@ func flags(fs *flag.FlagSet) *app.Config {
 	fs.DurationVar(&c.ActivityMaxAge, "activity-max-age", c.ActivityMaxAge, "feed activities older than this (by occurred_at) are dropped, and refused at ingest; 0 = keep (PARTNERD_ACTIVITY_MAX_AGE)")
 	fs.IntVar(&c.StreamBuffer, "stream-buffer", c.StreamBuffer, "activities a live stream client may fall behind before it is dropped (PARTNERD_STREAM_BUFFER)")
 	fs.IntVar(&c.GCHeadroomMB, "gc-headroom-mb", c.GCHeadroomMB, "MiB a small heap may grow to before Go collects; 0 = Go's own pacing; GOGC or GOMEMLIMIT turn it off (PARTNERD_GC_HEADROOM_MB)")
+	fs.IntVar(&c.MemoryLimitMB, "memory-limit-mb", c.MemoryLimitMB, "soft limit of the Go runtime's memory in MiB, unless the live heap needs more; 0 = none; GOGC or GOMEMLIMIT turn it off (PARTNERD_MEMORY_LIMIT_MB)")
 	fs.StringVar(&c.BootstrapKey, "bootstrap-key", c.BootstrapKey, "API key of the bootstrap program (PARTNERD_BOOTSTRAP_KEY)")
 	return &c
 }

@@ -66,7 +66,7 @@ func rebuild(args []string, stdout, stderr io.Writer) error {
 	defer rdb.Close()
 	ctx, stop := withSignals()
 	defer stop()
-	defer gctune.Start(cfg.GCHeadroomMB)()
+	defer gctune.Start(cfg.GCHeadroomMB, cfg.MemoryLimitMB)()
 	for _, p := range app.WithSegmentRestorer(todo, rdb, store, slog.New(slog.NewTextHandler(stderr, nil))) {
 		bar := newProgressBar(stderr, p.Name())
 		res, err := projections.Rebuild(ctx, rdb, store, p, bar.update)

@@ -57,7 +57,7 @@ func serve(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer a.Close()
-	defer gctune.Start(cfg.GCHeadroomMB)()
+	defer gctune.Start(cfg.GCHeadroomMB, cfg.MemoryLimitMB)()
 	if err := a.Start(ctx); err != nil {
 		return err
 	}

@@ -16,6 +16,14 @@
 // commands scenario a 64 MiB headroom cut the CPU per create by ~10 % (see
 // BENCHMARKS.md).
 //
+// Start also keeps a soft memory limit (runtime/debug.SetMemoryLimit): the
+// heap goal above stays under limit, unless the live heap needs more, when
+// the limit is live × 1.5 (never a tighter pacing than GOGC=50, so a large
+// live heap does not make the collector run without pause). A rebuild at
+// start (every partner folded in memory, see projections.Rebuild) doubles
+// a 130 MB live heap by Go's pacing: the limit takes that peak from ~400 MB
+// of RSS to under 300 MB at no measured cost in time (BENCHMARKS.md).
+//
 // An operator's own GOGC or GOMEMLIMIT wins: Start does nothing when either
 // is set in the environment.
 package gctune
@@ -30,6 +38,10 @@ import (
 
 // maxPercent bounds GOGC for a nearly empty heap (a process just started).
 const maxPercent = 10_000
+
+// Limit is the soft memory limit for a heap of live bytes: limit, or
+// live × 1.5 when that is more.
+func Limit(live, limit uint64) uint64 { return max(limit, live+live/2) }
 
 // Percent is the GOGC that gives a heap of live bytes the goal
 // live + max(live, headroom).
@@ -50,18 +62,21 @@ var (
 
 type tuner struct {
 	headroom uint64
+	limit    uint64           // 0: none
 	sample   []metrics.Sample // touched by retune only: cleanups run one at a time
 
-	mu      sync.Mutex // orders retune's SetGCPercent against stop's
-	stopped bool
-	last    int
+	mu        sync.Mutex // orders retune's SetGCPercent against stop's
+	stopped   bool
+	last      int
+	lastLimit uint64
 }
 
-// Start retunes GOGC after every collection for a headroom of headroomMiB
-// until the returned stop is called, which restores the GOGC there was. It
-// does nothing (and stop does nothing) when headroomMiB is 0 or less, when
-// GOGC or GOMEMLIMIT is set in the environment, or when a tuner already runs.
-func Start(headroomMiB int) (stop func()) {
+// Start retunes GOGC after every collection for a headroom of headroomMiB,
+// and the memory limit for limitMiB (0: none), until the returned stop is
+// called, which restores the GOGC and limit there were. It does nothing
+// (and stop does nothing) when headroomMiB is 0 or less, when GOGC or
+// GOMEMLIMIT is set in the environment, or when a tuner already runs.
+func Start(headroomMiB, limitMiB int) (stop func()) {
 	if headroomMiB <= 0 || os.Getenv("GOGC") != "" || os.Getenv("GOMEMLIMIT") != "" {
 		return func() {}
 	}
@@ -72,9 +87,13 @@ func Start(headroomMiB int) (stop func()) {
 		return func() {}
 	}
 	t := &tuner{headroom: headroom, last: 100, sample: []metrics.Sample{{Name: "/gc/heap/live:bytes"}}}
+	if limitMiB > 0 {
+		t.limit = uint64(limitMiB) << 20
+	}
 	running = t
 	mu.Unlock()
 	before := debug.SetGCPercent(100)
+	beforeLimit := debug.SetMemoryLimit(-1)
 	t.retune()
 	t.arm()
 	return func() {
@@ -88,6 +107,7 @@ func Start(headroomMiB int) (stop func()) {
 		if !t.stopped {
 			t.stopped = true
 			debug.SetGCPercent(before)
+			debug.SetMemoryLimit(beforeLimit)
 		}
 	}
 }
@@ -111,11 +131,18 @@ func (t *tuner) retune() bool {
 	if t.sample[0].Value.Kind() != metrics.KindUint64 {
 		return false
 	}
-	p := Percent(t.sample[0].Value.Uint64(), t.headroom)
+	live := t.sample[0].Value.Uint64()
+	p := Percent(live, t.headroom)
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.stopped {
 		return false
+	}
+	if t.limit > 0 {
+		if l := Limit(live, t.limit); l != t.lastLimit && (l > t.lastLimit+t.lastLimit/16 || l+t.lastLimit/16 < t.lastLimit) {
+			debug.SetMemoryLimit(int64(l))
+			t.lastLimit = l
+		}
 	}
 	// SetGCPercent recomputes the pacing under the heap lock: skip changes
 	// that would hardly move the goal.

@@ -2,6 +2,7 @@ package gctune
 
 import (
 	"fmt"
+	"math"
 	"runtime"
 	"runtime/debug"
 	"testing"
@@ -42,9 +43,9 @@ func TestStartRetunesAfterCollectionsAndStopRestores(t *testing.T) {
 
 	// A test binary's live heap is a few MiB: with 64 MiB of headroom the
 	// goal is 64 MiB more, far above Go's 100 %.
-	stop := Start(64)
+	stop := Start(64, 0)
 	defer stop()
-	if again := Start(64); again == nil {
+	if again := Start(64, 0); again == nil {
 		t.Fatal("a second Start returned no stop")
 	} else {
 		again() // must not stop the first
@@ -101,7 +102,7 @@ func TestAnOperatorsGOGCOrGOMEMLIMITWins(t *testing.T) {
 			t.Setenv(env, map[string]string{"GOGC": "100", "GOMEMLIMIT": "1GiB"}[env])
 			before := debug.SetGCPercent(130)
 			defer debug.SetGCPercent(before)
-			stop := Start(1024)
+			stop := Start(1024, 64)
 			defer stop()
 			for range 3 {
 				runtime.GC()
@@ -110,6 +111,55 @@ func TestAnOperatorsGOGCOrGOMEMLIMITWins(t *testing.T) {
 			if p := gcPercent(); p != 130 || Current() != 0 {
 				t.Fatalf("with %s set, GOGC became %d (tuner %d)", env, p, Current())
 			}
+			if l := debug.SetMemoryLimit(-1); l != math.MaxInt64 {
+				t.Fatalf("with %s set, the memory limit became %d", env, l)
+			}
 		})
+	}
+}
+
+func TestLimitIsTheConfiguredOneUnlessTheLiveHeapNeedsMore(t *testing.T) {
+	const mib = 1 << 20
+	for _, c := range []struct{ live, limit, want uint64 }{
+		{live: 50 * mib, limit: 240 * mib, want: 240 * mib},
+		{live: 160 * mib, limit: 240 * mib, want: 240 * mib},
+		{live: 200 * mib, limit: 240 * mib, want: 300 * mib}, // never tighter than GOGC=50
+		{live: 0, limit: 240 * mib, want: 240 * mib},
+	} {
+		if got := Limit(c.live, c.limit); got != c.want {
+			t.Errorf("Limit(%d MiB, %d MiB) = %d MiB, want %d", c.live/mib, c.limit/mib, got/mib, c.want/mib)
+		}
+	}
+}
+
+// Start sets the memory limit, raises it for a live heap that needs more,
+// lowers it again, and stop restores the one there was.
+func TestStartKeepsTheMemoryLimitAndStopRestoresIt(t *testing.T) {
+	t.Setenv("GOGC", "")
+	t.Setenv("GOMEMLIMIT", "")
+	const mib = 1 << 20
+	before := debug.SetMemoryLimit(-1)
+	stop := Start(64, 64)
+	limit := func() int64 { return debug.SetMemoryLimit(-1) }
+	waitFor := func(what string, ok func(int64) bool) {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for !ok(limit()) {
+			if time.Now().After(deadline) {
+				t.Fatalf("memory limit %d MiB, want %s", limit()/mib, what)
+			}
+			runtime.GC()
+			time.Sleep(time.Millisecond)
+		}
+	}
+	waitFor("64 MiB", func(l int64) bool { return l == 64*mib })
+	ballast := make([]byte, 128<<20)
+	waitFor("about 192 MiB for a 128 MiB live heap", func(l int64) bool { return l >= 190*mib && l <= 200*mib })
+	runtime.KeepAlive(ballast)
+	ballast = nil
+	waitFor("64 MiB once the ballast is garbage", func(l int64) bool { return l == 64*mib })
+	stop()
+	if l := limit(); l != before {
+		t.Fatalf("after stop the memory limit is %d, want the %d there was", l, before)
 	}
 }
