@@ -284,6 +284,35 @@ func TestSegmentMembershipEventsAreNotRepeated(t *testing.T) {
 		if got := h.membership("de"); !reflect.DeepEqual(got, want) {
 			t.Fatalf("membership events = %v, want %v", got, want)
 		}
+		// The same over HTTP, paged and filtered like any history.
+		var overHTTP []string
+		for cursor := ""; ; {
+			page := h.expect(200, "GET", "/segments/de/members/history?limit=2"+cursor, nil).json(t)
+			for _, it := range page["items"].([]any) {
+				e := it.(map[string]any)
+				sign := map[string]string{domain.TypeSegmentPartnerEntered: "+", domain.TypeSegmentPartnerLeft: "-"}[e["type"].(string)]
+				overHTTP = append(overHTTP, sign+e["data"].(map[string]any)["partner_id"].(string))
+			}
+			if page["total"] != 5.0 {
+				t.Fatalf("membership history total %v, want 5", page["total"])
+			}
+			if page["next_cursor"] == nil {
+				break
+			}
+			cursor = "&cursor=" + page["next_cursor"].(string)
+		}
+		if !reflect.DeepEqual(overHTTP, want) {
+			t.Fatalf("GET /segments/de/members/history = %v, want %v", overHTTP, want)
+		}
+		if left := h.expect(200, "GET", "/segments/de/members/history?type="+domain.TypeSegmentPartnerLeft, nil).json(t); left["total"] != 1.0 {
+			t.Fatalf("membership history of leaves: %v", left)
+		}
+		h.mustCreate("/segments", map[string]any{"id": "nobody", "name": "Nobody", "conditions": rows(row("country", "eq", "JP"))})
+		h.settle()
+		if none := h.expect(200, "GET", "/segments/nobody/members/history", nil).json(t); none["total"] != 0.0 || len(none["items"].([]any)) != 0 {
+			t.Fatalf("a segment nobody ever entered: %v", none)
+		}
+		h.expect(404, "GET", "/segments/nosuch/members/history", nil)
 		head := h.head()
 
 		// 1. Redeliver the whole log to the live runner.

@@ -19,8 +19,11 @@ func SegmentStream(program, segmentID string) string {
 // never race for its expected version; '~' never occurs in an ID, so it
 // cannot collide with another segment's stream.
 func SegmentMembersStream(program, segmentID string) string {
-	return SegmentStream(program, segmentID) + "~members"
+	return SegmentStream(program, segmentID) + SegmentMembersSuffix
 }
+
+// SegmentMembersSuffix ends a segment's members stream.
+const SegmentMembersSuffix = "~members"
 
 // Segment event types.
 const (

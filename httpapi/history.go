@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"errors"
 	"slices"
 	"strconv"
 	"time"
@@ -30,6 +31,51 @@ func (s *Server) historyRoutes(g *gin.RouterGroup) {
 	for _, h := range histories {
 		g.GET("/"+h.path+"/:id/history", s.history(h.category))
 	}
+	g.GET("/segments/:id/members/history", s.segmentMembershipHistory)
+}
+
+// segmentMembershipHistory answers GET /segments/{id}/members/history: the
+// segment's segment.partner_entered and segment.partner_left events (its
+// stream segment-<program>-<id>~members, see EVENTS.md), oldest first,
+// paged and filtered as any history. A segment whose membership never
+// changed has an empty page; one that never existed is 404. The segments
+// read model appends these events just after it applies a change, so a
+// consistency token does not cover them.
+func (s *Server) segmentMembershipHistory(c *gin.Context) {
+	limit, cursor, err := pageParams(c)
+	if err != nil {
+		s.writeError(c, err)
+		return
+	}
+	f, err := historyFilter(c)
+	if err != nil {
+		s.writeError(c, err)
+		return
+	}
+	var after uint64
+	if cursor != "" {
+		if after, err = strconv.ParseUint(cursor, 10, 64); err != nil {
+			s.writeError(c, badRequest("cursor is not one this server issued"))
+			return
+		}
+	}
+	id, program := c.Param("id"), c.GetString(ctxProgram)
+	if !domain.ValidEntityID(id) {
+		s.writeError(c, domain.ErrNotFound)
+		return
+	}
+	ctx := c.Request.Context()
+	page, err := s.Queries.History(ctx, domain.CategorySegment, program, id+domain.SegmentMembersSuffix, after, limit, f)
+	if errors.Is(err, domain.ErrNotFound) {
+		if _, err = s.Queries.History(ctx, domain.CategorySegment, program, id, 0, 1, queries.HistoryFilter{}); err == nil {
+			page = queries.Page[queries.HistoryEntry]{Items: []queries.HistoryEntry{}}
+		}
+	}
+	if err != nil {
+		s.writeError(c, err)
+		return
+	}
+	c.JSON(200, page)
 }
 
 // history answers GET /<resource>/{id}/history: limit, cursor (the next

@@ -102,6 +102,7 @@ func (s *Server) segmentMembers(c *gin.Context) {
 const (
 	segmentPreviewRoute = "/v1/programs/:program/segments/preview"
 	segmentMembersRoute = "/v1/programs/:program/segments/:id/members"
+	membershipHistory   = "/v1/programs/:program/segments/:id/members/history"
 	bulkRoute           = "/v1/programs/:program/bulk/:action"
 )
 

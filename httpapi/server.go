@@ -416,7 +416,7 @@ func (s *Server) consistency(c *gin.Context) {
 		return
 	}
 	wait := s.Queries.WaitFor
-	if preview || c.FullPath() == segmentMembersRoute {
+	if preview || c.FullPath() == segmentMembersRoute || c.FullPath() == membershipHistory {
 		wait = s.Queries.WaitForSegments
 	}
 	if err := wait(c.Request.Context(), c.GetString(ctxProgram), tok); err != nil {
