@@ -40,6 +40,15 @@ func (a *App) Bootstrap(ctx context.Context) (key string, created bool, err erro
 	_, key2, err := a.Commands.CreateProgram.Handle(ctx, commands.CreateProgram{ProgramID: c.BootstrapProgram, Name: c.BootstrapProgram, Key: key},
 		commands.Meta{Actor: "system:bootstrap"})
 	if errors.Is(err, domain.ErrAlreadyExists) {
+		if key != "" {
+			// The program was created before, maybe with another key: say
+			// so, rather than let every request with this one get a 401.
+			p, _, _, lerr := commands.Load[domain.Program](ctx, a.Store, domain.ProgramStream(c.BootstrapProgram))
+			if lerr == nil && !p.HasKeyHash(commands.HashAPIKey(key)) {
+				a.Logger.Warn("the bootstrap key is not a live key of the bootstrap program, which exists already: requests with it will be refused (issue a key with `partnerd programs keys issue`)",
+					"program", c.BootstrapProgram)
+			}
+		}
 		return key, false, nil
 	}
 	if err != nil {

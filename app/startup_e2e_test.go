@@ -1,6 +1,8 @@
 package app_test
 
 import (
+	"bytes"
+	"log/slog"
 	"strings"
 	"testing"
 
@@ -74,5 +76,44 @@ func TestBootstrapKeyWorksWhenBootstrapReturns(t *testing.T) {
 	}
 	if p, err := a.Queries.ProgramOfKey(t.Context(), commands.HashAPIKey(cfg.BootstrapKey)); err != nil || p != cfg.BootstrapProgram {
 		t.Fatalf("the key right after Bootstrap belongs to %q (%v), want %q", p, err, cfg.BootstrapProgram)
+	}
+}
+
+// A restart whose bootstrap key is not a key of the existing bootstrap
+// program says so (every request with it would be a 401), and one with
+// the program's own key says nothing; another program's key is refused.
+func TestBootstrapWarnsOfAKeyTheProgramDoesNotHave(t *testing.T) {
+	cfg := config(t, "")
+	cfg.BootstrapKey = "boot-key-0123456789abcdef"
+	boot := func(cfg app.Config) (string, error) {
+		t.Helper()
+		var logs bytes.Buffer
+		a, err := app.New(cfg, slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn})))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer a.Close()
+		if err := a.Start(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		_, _, err = a.Bootstrap(t.Context())
+		return logs.String(), err
+	}
+	if _, err := boot(cfg); err != nil {
+		t.Fatal(err)
+	}
+	if logs, err := boot(cfg); err != nil || strings.Contains(logs, "bootstrap key") {
+		t.Fatalf("a restart with the program's own key: %v, logs %q", err, logs)
+	}
+	other := cfg
+	other.BootstrapKey = "another-key-0123456789"
+	if logs, err := boot(other); err != nil || !strings.Contains(logs, "bootstrap key is not a live key") {
+		t.Fatalf("a restart with a key the program does not have: %v, logs %q", err, logs)
+	}
+	// The first program's key for a new bootstrap program: refused.
+	moved := cfg
+	moved.BootstrapProgram = "other"
+	if _, err := boot(moved); err == nil || !strings.Contains(err.Error(), "already in use") {
+		t.Fatalf("another program with acme's key: %v", err)
 	}
 }
