@@ -140,7 +140,8 @@ func (k *Kafka) Backlog(ctx context.Context, group string, topics []string) (int
 		}
 		parts[name] = ps
 	}
-	offsets, err := k.groupOffsets(k.name(group), parts)
+	group = k.name(group)
+	offsets, err := k.groupOffsets(group, parts)
 	if err != nil {
 		return 0, err
 	}
@@ -154,7 +155,7 @@ func (k *Kafka) Backlog(ctx context.Context, group string, topics []string) (int
 			if err != nil {
 				return 0, fmt.Errorf("kafka bus: end of %s/%d: %w", topic, p, err)
 			}
-			next := k.handledNext(k.name(group), topic, p)
+			next := k.handledNext(group, topic, p)
 			if b := offsets.GetBlock(topic, p); b != nil && b.Err == sarama.ErrNoError {
 				next = max(next, b.Offset)
 			}

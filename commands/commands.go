@@ -452,9 +452,9 @@ const SchedulerActor = "system:scheduler"
 // The archival's events (contract_archived, contract_schedule_reverted)
 // then come first. Only reading a term can fail.
 //
-// A tick that fails (it should not) leaves the partner as it was: the
-// command decides as it would have without this step, and the scheduler
-// reports the failure.
+// A tick that fails (it should not) leaves the partner as the archival's
+// events left it: the command decides as it would have without the tick,
+// and the scheduler reports the failure.
 func (d Deps) dueFirst(ctx context.Context, program string, agg aggregate, now time.Time) ([]domain.Event, error) {
 	p, ok := agg.(*domain.Partner)
 	if !ok || !p.DueBy(now) {

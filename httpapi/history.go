@@ -31,57 +31,23 @@ func (s *Server) historyRoutes(g *gin.RouterGroup) {
 	for _, h := range histories {
 		g.GET("/"+h.path+"/:id/history", s.history(h.category))
 	}
-	g.GET("/segments/:id/members/history", s.segmentMembershipHistory)
-}
-
-// segmentMembershipHistory answers GET /segments/{id}/members/history: the
-// segment's segment.partner_entered and segment.partner_left events (its
-// stream segment-<program>-<id>~members, see EVENTS.md), oldest first,
-// paged and filtered as any history. A segment whose membership never
-// changed has an empty page; one that never existed is 404. The segments
-// read model appends these events just after it applies a change, so a
-// consistency token does not cover them.
-func (s *Server) segmentMembershipHistory(c *gin.Context) {
-	limit, cursor, err := pageParams(c)
-	if err != nil {
-		s.writeError(c, err)
-		return
-	}
-	f, err := historyFilter(c)
-	if err != nil {
-		s.writeError(c, err)
-		return
-	}
-	var after uint64
-	if cursor != "" {
-		if after, err = strconv.ParseUint(cursor, 10, 64); err != nil {
-			s.writeError(c, badRequest("cursor is not one this server issued"))
-			return
-		}
-	}
-	id, program := c.Param("id"), c.GetString(ctxProgram)
-	if !domain.ValidEntityID(id) {
-		s.writeError(c, domain.ErrNotFound)
-		return
-	}
-	ctx := c.Request.Context()
-	page, err := s.Queries.History(ctx, domain.CategorySegment, program, id+domain.SegmentMembersSuffix, after, limit, f)
-	if errors.Is(err, domain.ErrNotFound) {
-		if _, err = s.Queries.History(ctx, domain.CategorySegment, program, id, 0, 1, queries.HistoryFilter{}); err == nil {
-			page = queries.Page[queries.HistoryEntry]{Items: []queries.HistoryEntry{}}
-		}
-	}
-	if err != nil {
-		s.writeError(c, err)
-		return
-	}
-	c.JSON(200, page)
+	// A segment's membership events (segment.partner_entered and
+	// segment.partner_left, stream segment-<program>-<id>~members, see
+	// EVENTS.md). The segments read model appends them just after it
+	// applies a change: with a consistency token the query waits for that
+	// read model (consistency), and the event follows a moment later.
+	g.GET("/segments/:id/members/history", s.historyOf(domain.CategorySegment, domain.SegmentMembersSuffix))
 }
 
 // history answers GET /<resource>/{id}/history: limit, cursor (the next
 // resource version), type (repeatable: any of), since (inclusive) and
 // until (exclusive), RFC 3339.
-func (s *Server) history(category string) gin.HandlerFunc {
+func (s *Server) history(category string) gin.HandlerFunc { return s.historyOf(category, "") }
+
+// historyOf is history of the stream <category>-<program>-<id><suffix>. A
+// suffix names a stream beside the resource's own: while it has no events
+// its page is empty if the resource exists, 404 if it never did.
+func (s *Server) historyOf(category, suffix string) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		limit, cursor, err := pageParams(c)
 		if err != nil {
@@ -114,7 +80,13 @@ func (s *Server) history(category string) gin.HandlerFunc {
 			s.writeError(c, domain.ErrNotFound)
 			return
 		}
-		page, err := s.Queries.History(c.Request.Context(), category, c.GetString(ctxProgram), id, after, limit, f)
+		ctx, program := c.Request.Context(), c.GetString(ctxProgram)
+		page, err := s.Queries.History(ctx, category, program, id+suffix, after, limit, f)
+		if suffix != "" && errors.Is(err, domain.ErrNotFound) {
+			if _, err = s.Queries.History(ctx, category, program, id, 0, 1, queries.HistoryFilter{}); err == nil {
+				page = queries.Page[queries.HistoryEntry]{Items: []queries.HistoryEntry{}}
+			}
+		}
 		if err != nil {
 			s.writeError(c, err)
 			return

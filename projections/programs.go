@@ -34,8 +34,19 @@ func (Programs) Tag(Event) string { return ProgramsTag }
 func (Programs) Plan(ctx context.Context, rd redis.Cmdable, b *Batch) error {
 	ks := b.Keys(ProgramsTag)
 	w := b.W(ProgramsTag)
-	revoked := map[string]string{} // keyid key → hash, issued earlier in this batch
-	owner := map[string]string{}   // key key → program, set earlier in this batch
+	// The values this batch wrote to keys so far ("" once deleted): a
+	// read sees them before Redis does.
+	written := map[string]string{}
+	read := func(key string) (string, error) {
+		if v, ok := written[key]; ok {
+			return v, nil
+		}
+		v, err := rd.Get(ctx, key).Result()
+		if err != nil && err != redis.Nil {
+			return "", fmt.Errorf("read %s: %w", key, err)
+		}
+		return v, nil
+	}
 	for _, e := range b.Events {
 		ev, err := domain.DecodeEvent(e.Type, e.Schema, e.Data)
 		if err != nil {
@@ -46,39 +57,32 @@ func (Programs) Plan(ctx context.Context, rd redis.Cmdable, b *Batch) error {
 			w.HSet(ks.Key("program", ev.ProgramID), "name", ev.Name, "created_at", ev.CreatedAt.Format(timeFormat))
 			w.SAdd(ks.Key("programs"), ev.ProgramID)
 		case domain.ProgramAPIKeyIssued:
-			w.Set(ks.Key("key", ev.KeyHash), ev.ProgramID)
-			w.Set(ks.Key("keyid", ev.ProgramID, ev.KeyID), ev.KeyHash)
-			revoked[ks.Key("keyid", ev.ProgramID, ev.KeyID)] = ev.KeyHash
-			owner[ks.Key("key", ev.KeyHash)] = ev.ProgramID
+			keyKey, idKey := ks.Key("key", ev.KeyHash), ks.Key("keyid", ev.ProgramID, ev.KeyID)
+			w.Set(keyKey, ev.ProgramID)
+			w.Set(idKey, ev.KeyHash)
+			written[keyKey], written[idKey] = ev.ProgramID, ev.KeyHash
 		case domain.ProgramAPIKeyRevoked:
 			idKey := ks.Key("keyid", ev.ProgramID, ev.KeyID)
-			hash, ok := revoked[idKey]
-			if !ok {
-				v, err := rd.Get(ctx, idKey).Result()
-				if err != nil && err != redis.Nil {
-					return fmt.Errorf("read %s: %w", idKey, err)
-				}
-				hash = v
+			hash, err := read(idKey)
+			if err != nil {
+				return err
 			}
 			if hash != "" {
 				// Only if the key still maps to this program: a log from
 				// before keys were checked for reuse may have given the
 				// same key to another program since.
 				keyKey := ks.Key("key", hash)
-				prog, ok := owner[keyKey]
-				if !ok {
-					v, err := rd.Get(ctx, keyKey).Result()
-					if err != nil && err != redis.Nil {
-						return fmt.Errorf("read %s: %w", keyKey, err)
-					}
-					prog = v
+				prog, err := read(keyKey)
+				if err != nil {
+					return err
 				}
 				if prog == ev.ProgramID {
 					w.Del(keyKey)
-					owner[keyKey] = ""
+					written[keyKey] = ""
 				}
 			}
 			w.Del(idKey)
+			written[idKey] = ""
 		}
 	}
 	return nil

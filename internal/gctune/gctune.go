@@ -139,7 +139,7 @@ func (t *tuner) retune() bool {
 		return false
 	}
 	if t.limit > 0 {
-		if l := Limit(live, t.limit); l != t.lastLimit && (l > t.lastLimit+t.lastLimit/16 || l+t.lastLimit/16 < t.lastLimit) {
+		if l := Limit(live, t.limit); l > t.lastLimit+t.lastLimit/16 || l+t.lastLimit/16 < t.lastLimit {
 			debug.SetMemoryLimit(int64(l))
 			t.lastLimit = l
 		}
