@@ -42,9 +42,9 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"runtime"
 	"runtime/pprof"
 	"runtime/trace"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -106,7 +106,7 @@ func main() {
 	}
 
 	res := Results{}
-	meta := map[string]any{"go": runtime.Version(), "cpus": runtime.NumCPU(), "started_at": time.Now().UTC().Format(time.RFC3339)}
+	meta, cpuStart := machineMeta(time.Now()), readCPUTimes()
 	list := strings.Split(*scen, ",")
 	if *scen == "all" {
 		list = nil
@@ -122,15 +122,16 @@ func main() {
 		fmt.Fprintf(os.Stderr, "partnerbench: %s…\n", s)
 		began := time.Now()
 		var err error
-		switch strings.TrimSpace(s) {
+		name := strings.TrimSpace(s)
+		if *redisURL == "" && name != "append" && name != "kafka" && slices.Contains(allScenarios, name) {
+			fmt.Fprintf(os.Stderr, "partnerbench: %s: needs -redis-url (or PARTNERD_BENCH_REDIS_URL): a real Redis whose database may be flushed\n", s)
+			os.Exit(1)
+		}
+		switch name {
 		case "append":
 			err = benchAppend(*dir, *appends, res)
 		case "commands":
-			if *redisURL == "" {
-				err = fmt.Errorf("needs -redis-url (or PARTNERD_BENCH_REDIS_URL): a real Redis whose database may be flushed")
-			} else {
-				err = benchCommands(*redisURL, *duration, res)
-			}
+			err = benchCommands(*redisURL, *duration, res)
 		case "kafka":
 			if len(*kafkaBrokers) == 0 {
 				err = fmt.Errorf("needs -kafka-brokers (or PARTNERD_BENCH_KAFKA_BROKERS)")
@@ -138,41 +139,17 @@ func main() {
 				err = benchKafka(app.SplitList(*kafkaBrokers), *events, res)
 			}
 		case "query":
-			if *redisURL == "" {
-				err = fmt.Errorf("needs -redis-url (or PARTNERD_BENCH_REDIS_URL): a real Redis whose database may be flushed")
-			} else {
-				err = benchQuery(*redisURL, *partners, *queries, res)
-			}
+			err = benchQuery(*redisURL, *partners, *queries, res)
 		case "memory":
-			if *redisURL == "" {
-				err = fmt.Errorf("needs -redis-url (or PARTNERD_BENCH_REDIS_URL): a real Redis whose database may be flushed")
-			} else {
-				err = benchMemory(*redisURL, *partners, *activities, res)
-			}
+			err = benchMemory(*redisURL, *partners, *activities, res)
 		case "rebuild":
-			if *redisURL == "" {
-				err = fmt.Errorf("needs -redis-url (or PARTNERD_BENCH_REDIS_URL): a real Redis whose database may be flushed")
-			} else {
-				err = benchRebuild(*redisURL, *rebuildEvents, *rebuildPartners, *rebuildBaseline, res)
-			}
+			err = benchRebuild(*redisURL, *rebuildEvents, *rebuildPartners, *rebuildBaseline, res)
 		case "ingest":
-			if *redisURL == "" {
-				err = fmt.Errorf("needs -redis-url (or PARTNERD_BENCH_REDIS_URL): a real Redis whose database may be flushed")
-			} else {
-				err = benchIngest(*redisURL, *ingestActivities, res)
-			}
+			err = benchIngest(*redisURL, *ingestActivities, res)
 		case "project":
-			if *redisURL == "" {
-				err = fmt.Errorf("needs -redis-url (or PARTNERD_BENCH_REDIS_URL): a real Redis whose database may be flushed")
-			} else {
-				err = benchProject(*redisURL, *events, res)
-			}
+			err = benchProject(*redisURL, *events, res)
 		case "segments":
-			if *redisURL == "" {
-				err = fmt.Errorf("needs -redis-url (or PARTNERD_BENCH_REDIS_URL): a real Redis whose database may be flushed")
-			} else {
-				err = benchSegments(*redisURL, *partners, res)
-			}
+			err = benchSegments(*redisURL, *partners, res)
 		default:
 			err = fmt.Errorf("unknown scenario")
 		}
@@ -185,6 +162,8 @@ func main() {
 		res[strings.TrimSpace(s)+".scenario_seconds"] = took.Seconds()
 		fmt.Fprintf(os.Stderr, "partnerbench: %s took %s\n", s, took.Round(100*time.Millisecond))
 	}
+	finishMeta(meta, cpuStart)
+	fmt.Println(machineLine(meta))
 	printTable(res)
 	if *jsonOut != "" {
 		out := map[string]any{"meta": meta, "results": res}
