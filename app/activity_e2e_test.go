@@ -237,6 +237,14 @@ func TestActivityIngestFeedAndDedupe(t *testing.T) {
 				}
 			}
 		}
+		// An activity took effect when the partner did it, not when it was
+		// recorded: a window around the late one's occurred_at finds it.
+		page = h.expect(200, "GET", "/partners/p1/history?include=activity&since=2026-10-01T00:00:00Z&until=2026-10-01T00:00:01Z", nil).json(t)
+		items := page["items"].([]any)
+		if page["total"] != float64(1) || len(items) != 1 || items[0].(map[string]any)["occurred_at"] != "2026-10-01T00:00:00Z" ||
+			items[0].(map[string]any)["data"].(map[string]any)["activity_id"] != "late" {
+			t.Fatalf("history of 2026-10-01: %s", h.do("GET", "/partners/p1/history?include=activity&since=2026-10-01T00:00:00Z&until=2026-10-01T00:00:01Z", nil).body)
+		}
 	})
 }
 

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"sort"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -85,8 +86,11 @@ func (h *RecordActivitiesHandler) Handle(ctx context.Context, program string, it
 	if err != nil {
 		return nil, Result{}, err
 	}
-	md, err := json.Marshal(EventMeta{Schema: domain.SchemaVersion, Program: program, Actor: meta.Actor,
-		CorrelationID: meta.CorrelationID, CausationID: meta.CausationID, IdempotencyKey: meta.IdempotencyKey, OccurredAt: now})
+	// Each activity took effect when the partner did it (its occurred_at),
+	// which its metadata says as every event's does; the rest of the
+	// metadata is the batch's, encoded once.
+	base, err := json.Marshal(EventMeta{Schema: domain.SchemaVersion, Program: program, Actor: meta.Actor,
+		CorrelationID: meta.CorrelationID, CausationID: meta.CausationID, IdempotencyKey: meta.IdempotencyKey})
 	if err != nil {
 		return nil, Result{}, err
 	}
@@ -109,7 +113,8 @@ func (h *RecordActivitiesHandler) Handle(ctx context.Context, program string, it
 			return nil, Result{}, fmt.Errorf("encode activity: %w", err)
 		}
 		evs = append(evs, eventstore.StreamEvent{Stream: domain.ActivityStream(program, o.Activity.PartnerID),
-			EventData: eventstore.EventData{ID: ActivityEventID(program, o.Activity.ActivityID), Type: domain.TypeActivityRecorded, Data: data, Metadata: md}})
+			EventData: eventstore.EventData{ID: ActivityEventID(program, o.Activity.ActivityID), Type: domain.TypeActivityRecorded, Data: data,
+				Metadata: metaAt(base, o.Activity.OccurredAt)}})
 		idx = append(idx, i)
 	}
 	if len(evs) == 0 {
@@ -201,4 +206,15 @@ func appendUnique(ctx context.Context, store EventStore, evs []eventstore.Stream
 		}
 	}
 	return land, errors.Join(errs...)
+}
+
+// metaAt is the metadata base (EventMeta encoded without occurred_at) with
+// occurred_at at, the bytes json.Marshal writes for EventMeta{…, OccurredAt: at}
+// (occurred_at is its last field).
+func metaAt(base []byte, at time.Time) []byte {
+	md := make([]byte, 0, len(base)+48)
+	md = append(md, base[:len(base)-1]...)
+	md = append(md, `,"occurred_at":"`...)
+	md = at.UTC().AppendFormat(md, time.RFC3339Nano)
+	return append(md, `"}`...)
 }

@@ -45,8 +45,8 @@ func historyEntry(e eventstore.RecordedEvent) HistoryEntry {
 	var m storedMeta
 	_ = json.Unmarshal(e.Metadata, &m)
 	var occurred *time.Time
-	if !m.OccurredAt.IsZero() {
-		t := m.OccurredAt.UTC()
+	if at := tookEffect(e, m); !at.IsZero() {
+		t := at.UTC()
 		occurred = &t
 	}
 	return HistoryEntry{Type: e.Type, Version: e.Version + 1, Position: e.Position.String(), RecordedAt: e.RecordedAt.UTC(),
@@ -212,14 +212,30 @@ func (q *Queries) scan(ctx context.Context, stream string, from uint64, fn func(
 	}
 }
 
-// occurredAt is the event's metadata occurred_at, or its recorded_at when
-// it has none (events older than the field).
+// occurredAt is when the event took effect (tookEffect), or its
+// recorded_at when that is not known (events older than the field).
 func occurredAt(re eventstore.RecordedEvent) time.Time {
 	var m storedMeta
-	if json.Unmarshal(re.Metadata, &m) == nil && !m.OccurredAt.IsZero() {
-		return m.OccurredAt
+	_ = json.Unmarshal(re.Metadata, &m)
+	if at := tookEffect(re, m); !at.IsZero() {
+		return at
 	}
 	return re.RecordedAt
+}
+
+// tookEffect is the metadata's occurred_at; for an activity, the time the
+// partner did it, which its data names: the metadata of activities
+// recorded before 2026-12-08 holds their recording time instead.
+func tookEffect(re eventstore.RecordedEvent, m storedMeta) time.Time {
+	if re.Type == domain.TypeActivityRecorded {
+		var a struct {
+			OccurredAt time.Time `json:"occurred_at"`
+		}
+		if json.Unmarshal(re.Data, &a) == nil && !a.OccurredAt.IsZero() {
+			return a.OccurredAt
+		}
+	}
+	return m.OccurredAt
 }
 
 // PartnerAsOf folds a partner's events up to a past moment or version.

@@ -8,6 +8,7 @@ import (
 
 	"github.com/partnerd/partnerd/commands"
 	"github.com/partnerd/partnerd/domain"
+	"github.com/partnerd/partnerd/eventstore"
 	"github.com/partnerd/partnerd/eventstore/embedded"
 	"github.com/partnerd/partnerd/queries"
 )
@@ -62,5 +63,39 @@ func TestHistorySinceUntilCompareWhenEventsTookEffect(t *testing.T) {
 	}
 	if got := names(queries.HistoryFilter{Until: base}); len(got) != 0 {
 		t.Fatalf("until base: %v, want none", got)
+	}
+}
+
+// An activity took effect when the partner did it. Its metadata says so
+// since 2026-12-08; before, it held the recording time, and the history
+// reads the activity's own occurred_at for those too.
+func TestHistoryOfAnActivityFollowsItsOccurredAt(t *testing.T) {
+	ctx := context.Background()
+	store, err := embedded.Open(t.TempDir(), embedded.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	cmds := commands.New(commands.Deps{Store: store, Now: time.Now})
+	if _, _, err := cmds.CreatePartner.Handle(ctx, domain.NewPartner{ProgramID: "acme", PartnerID: "p",
+		Profile: domain.Profile{Name: "P", RelationshipType: "direct"}}, commands.Meta{}); err != nil {
+		t.Fatal(err)
+	}
+	did := time.Date(2026, 10, 1, 9, 0, 0, 0, time.UTC)
+	recorded := time.Now().UTC()
+	old, _ := json.Marshal(commands.EventMeta{Schema: 1, Program: "acme", OccurredAt: recorded})
+	data, _ := json.Marshal(domain.ActivityRecorded{ProgramID: "acme", RecordedAt: recorded,
+		Activity: domain.Activity{ActivityID: "a1", PartnerID: "p", Flavor: "logged_in", OccurredAt: did}})
+	if _, err := store.Append(ctx, domain.ActivityStream("acme", "p"), eventstore.Any, []eventstore.EventData{{ID: "11111111-1111-4111-8111-111111111111",
+		Type: domain.TypeActivityRecorded, Data: data, Metadata: old}}); err != nil {
+		t.Fatal(err)
+	}
+	q := queries.New(nil, store, nil)
+	page, err := q.PartnerHistoryWithActivity(ctx, "acme", "p", "", 50, queries.HistoryFilter{Since: did, Until: did.Add(time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if page.Total != 1 || len(page.Items) != 1 || page.Items[0].Type != domain.TypeActivityRecorded || !page.Items[0].OccurredAt.Equal(did) {
+		t.Fatalf("history of %s: %+v", did, page)
 	}
 }
