@@ -382,6 +382,21 @@ func TestActivityStreamFiltersAndResumes(t *testing.T) {
 		if r := h.do("GET", "/activities/stream", nil, "Last-Event-ID", "nonsense"); r.status != 400 {
 			t.Fatalf("bad Last-Event-ID: %d", r.status)
 		}
+		// An ID newer than the log's newest was never one of its IDs: the
+		// stream says so and goes on from now, instead of skipping every
+		// activity until that moment.
+		future, err := h.stream(ctx, "", "Last-Event-ID", "9999999999999-0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer future.close()
+		if ev, err := future.next(); err != nil || ev.event != "reset" || !strings.Contains(ev.data, "newer than") {
+			t.Fatalf("future Last-Event-ID: %+v %v, want a reset", ev, err)
+		}
+		post("s9")
+		if ev, err := future.next(); err != nil || ev.event != "activity" || activityID(t, ev) != "s9" {
+			t.Fatalf("after the reset: %+v %v, want s9", ev, err)
+		}
 	})
 }
 

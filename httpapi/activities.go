@@ -359,19 +359,31 @@ func (s *Server) streamActivities(c *gin.Context) {
 		// Redis, a Redis that lost its data: every entry has a new ID, in
 		// another order). Either way what the client missed cannot be told
 		// apart from what it saw: say so, rather than replay with a gap or
-		// repeats, and go on from now.
+		// repeats, and go on from now. An ID newer than the newest entry
+		// was never one of this log's (another program's, a log rebuilt
+		// on a host whose clock ran behind): taken as is, the stream would
+		// skip every activity until that moment.
 		first, err := s.Queries.LogFirst(ctx, program)
 		if err != nil {
 			s.log.Warn("activity stream: reading the log failed", "err", err)
 			return
 		}
-		if first != "" && logIDAfter(first, last) {
-			if _, last, err = s.Queries.LogAfter(ctx, program, "", nil, 0); err != nil {
-				s.log.Warn("activity stream: reading the log failed", "err", err)
-				return
-			}
+		_, tail, err := s.Queries.LogAfter(ctx, program, "", nil, 0)
+		if err != nil {
+			s.log.Warn("activity stream: reading the log failed", "err", err)
+			return
+		}
+		reason := ""
+		switch {
+		case first != "" && logIDAfter(first, last):
+			reason = "Last-Event-ID is older than the activity log (trimmed or rebuilt since): what was missed cannot be replayed exactly; re-read GET /activities, then use the IDs of this stream"
+		case logIDAfter(last, tail):
+			reason = "Last-Event-ID is newer than the activity log's newest entry, so it is not an ID of this stream (another program's, or a log rebuilt since): re-read GET /activities, then use the IDs of this stream"
+		}
+		if reason != "" {
+			last = tail
 			_ = rc.SetWriteDeadline(time.Now().Add(streamWriteWait))
-			if _, err := fmt.Fprintf(w, "event: reset\ndata: {\"reason\":\"Last-Event-ID is older than the activity log (trimmed or rebuilt since): what was missed cannot be replayed exactly; re-read GET /activities, then use the IDs of this stream\",\"oldest_id\":%q}\n\n", first); err != nil {
+			if _, err := fmt.Fprintf(w, "event: reset\ndata: {\"reason\":%q,\"oldest_id\":%q,\"newest_id\":%q}\n\n", reason, first, tail); err != nil {
 				return
 			}
 		}
