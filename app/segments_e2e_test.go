@@ -392,3 +392,34 @@ func TestSegmentMembershipEventsAreNotRepeated(t *testing.T) {
 		}
 	})
 }
+
+const dbSegmentsDeletedGroup = 43
+
+// A group deleted after a segment was saved stays in its conditions
+// (matching nobody): the segment can still be renamed with the conditions
+// it was saved with, while naming another deleted group is refused.
+func TestSegmentKeepsAGroupDeletedAfterIt(t *testing.T) {
+	backends(t, dbSegmentsDeletedGroup, func(t *testing.T, h *harness) {
+		seedSegmentPartners(h)
+		h.mustCreate("/groups", map[string]any{"id": "temp", "name": "Temp"})
+		h.mustCreate("/groups", map[string]any{"id": "other", "name": "Other"})
+		conds := rows(row("country", "eq", "DE"), row("group", "none_of", "temp"))
+		h.mustCreate("/segments", map[string]any{"id": "s1", "name": "Germany", "conditions": conds})
+		h.expect(204, "DELETE", "/groups/temp", nil)
+		h.expect(204, "DELETE", "/groups/other", nil)
+		h.settle()
+		r := h.do("PUT", "/segments/s1", map[string]any{"name": "Deutschland", "conditions": conds})
+		if r.status != 200 || r.json(t)["name"] != "Deutschland" {
+			t.Fatalf("rename with the saved conditions: %d %s", r.status, r.body)
+		}
+		head := h.head()
+		more := rows(row("country", "eq", "DE"), row("group", "none_of", "temp", "other"))
+		if r := h.do("PUT", "/segments/s1", map[string]any{"name": "Deutschland", "conditions": more}); r.status != 422 ||
+			!reflect.DeepEqual(problemFields(t, r), []string{"conditions.any[0].all[1].values[1]"}) {
+			t.Fatalf("a newly named deleted group: %d %s, want 422 on values[1]", r.status, r.body)
+		}
+		if h.head() != head {
+			t.Fatal("the refused update appended events")
+		}
+	})
+}

@@ -39,7 +39,14 @@ func (h *UpdateSegmentHandler) Handle(ctx context.Context, program, id, name str
 		return Result{}, domain.SegmentState{}, fmt.Errorf("segment %q: %w", id, domain.ErrNotFound)
 	}
 	if c != nil {
-		if err := checkConditionRefs(ctx, h.d, program, "conditions", *c); err != nil {
+		// A group deleted after the segment was saved stays in its
+		// conditions (it matches nobody now): a rename or another change
+		// that sends the stored conditions back is no reason to refuse.
+		cur, _, _, err := Load[domain.Segment](ctx, h.d.Store, domain.SegmentStream(program, id))
+		if err != nil {
+			return Result{}, domain.SegmentState{}, fmt.Errorf("update segment %s: %w", id, err)
+		}
+		if err := checkConditionRefs(ctx, h.d, program, "conditions", *c, groupsOf(cur.State().Conditions)); err != nil {
 			return Result{}, domain.SegmentState{}, err
 		}
 	}
@@ -78,10 +85,27 @@ func (h *DeleteSegmentHandler) Handle(ctx context.Context, program, id string, m
 // (none_of) without saying so, where every other use of the ID is refused.
 // Conditions that do not validate are left to the domain to report.
 func (h *CreateSegmentHandler) CheckReferences(ctx context.Context, program, root string, c domain.Conditions) error {
-	return checkConditionRefs(ctx, h.d, program, root, c)
+	return checkConditionRefs(ctx, h.d, program, root, c, nil)
 }
 
-func checkConditionRefs(ctx context.Context, d Deps, program, root string, c domain.Conditions) error {
+// groupsOf is the set of groups the group rows of c name.
+func groupsOf(c domain.Conditions) map[string]bool {
+	out := map[string]bool{}
+	for _, b := range c.Any {
+		for _, r := range b.All {
+			if r.Field == "group" {
+				for _, v := range r.Values {
+					out[v.S] = true
+				}
+			}
+		}
+	}
+	return out
+}
+
+// checkConditionRefs is CheckReferences; the groups in kept (those the
+// saved conditions already name) are not checked.
+func checkConditionRefs(ctx context.Context, d Deps, program, root string, c domain.Conditions, kept map[string]bool) error {
 	if c.Validate(root) != nil {
 		return nil
 	}
@@ -92,6 +116,9 @@ func checkConditionRefs(ctx context.Context, d Deps, program, root string, c dom
 				continue
 			}
 			for vi, v := range r.Values {
+				if r.Field == "group" && kept[v.S] {
+					continue
+				}
 				at := root + ".any[" + strconv.Itoa(bi) + "].all[" + strconv.Itoa(ri) + "].values[" + strconv.Itoa(vi) + "]"
 				msg, err := missingRef(ctx, d, program, r.Field, v.S)
 				if err != nil {
