@@ -69,7 +69,7 @@ const (
 	MaxConditionBlocks = 20
 	MaxConditionRows   = 100 // over all blocks
 	MaxConditionValues = 500 // per row
-	MaxConditionValue  = 256 // bytes per value
+	MaxConditionValue  = 256 // characters per value (a name may be 200)
 )
 
 type fieldKind int
@@ -208,13 +208,16 @@ func (r Condition) validate(pr *problems, at string) {
 	}
 	for i, v := range r.Values {
 		p := vp + "[" + strconv.Itoa(i) + "]"
+		// Counted in characters, as the fields it matches are: a name of
+		// 200 CJK characters is 600 bytes.
+		textMsg := textProblem(v.S, MaxConditionValue, false)
 		switch {
 		case v.invalid:
 			pr.add(p, "must be a string or a number")
 		case v.S == "" || strings.TrimSpace(v.S) != v.S:
 			pr.add(p, "must not be empty or start or end with spaces")
-		case len(v.S) > MaxConditionValue || !utf8.ValidString(v.S):
-			pr.add(p, "must be valid UTF-8 of at most %d bytes", MaxConditionValue)
+		case textMsg != "":
+			pr.add(p, "%s", textMsg)
 		case spec.kind == kindNumber:
 			if _, ok := parseNumber(v.S); !ok {
 				pr.add(p, "must be a number")

@@ -55,6 +55,11 @@ func TestParseConditionsNamesTheBadRow(t *testing.T) {
 		{name: "not an object", json: `[1]`, fields: []string{"conditions"}},
 		{name: "unknown key", json: `{"any":[],"some":1}`, fields: []string{"conditions"}},
 		{name: "empty custom name", json: `{"any":[{"all":[{"field":"custom.","op":"eq","values":["1"]}]}]}`, fields: []string{"conditions.any[0].all[0].field"}},
+		// Values count characters, as the fields they match do: a name of
+		// 200 characters is a valid value in any script.
+		{name: "long CJK name", json: `{"any":[{"all":[{"field":"partner_name","op":"eq","values":["` + strings.Repeat("日本", 100) + `"]}]}]}`},
+		{name: "257 characters", json: `{"any":[{"all":[{"field":"partner_name","op":"eq","values":["` + strings.Repeat("é", 257) + `"]}]}]}`, fields: []string{"conditions.any[0].all[0].values[0]"}},
+		{name: "NUL in a value", json: `{"any":[{"all":[{"field":"partner_name","op":"contains","values":["a\u0000b"]}]}]}`, fields: []string{"conditions.any[0].all[0].values[0]"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
