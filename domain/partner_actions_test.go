@@ -407,6 +407,8 @@ func TestMessagesAndInvites(t *testing.T) {
 		{name: "e-mail without an address", given: created, when: send("email", "Hi", "x"), is: domain.ErrConflict},
 		{name: "bad channel, no subject, no body", given: created, when: send("sms", "", ""), invalid: []string{"body", "channel", "subject"}},
 		{name: "subject too long", given: created, when: send("", strings.Repeat("s", 201), "x"), invalid: []string{"subject"}},
+		{name: "subject over two lines", given: withEmail, when: send("email", "Hi\nBcc: x@evil.example", "x"), invalid: []string{"subject"}},
+		{name: "subject with a carriage return", given: created, when: send("", "Hi\r", "x"), invalid: []string{"subject"}},
 		{name: "partner left the platform", given: deactivated, when: send("", "Hi", "x"), is: domain.ErrConflict},
 		{name: "invite to a campaign", given: created, when: invite("campaign", "summer-sale", ""),
 			then: []string{domain.TypePartnerInvited, domain.TypePartnerProspectStageChanged}},

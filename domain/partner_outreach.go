@@ -97,6 +97,11 @@ func (m NewMessage) validate(withID bool) error {
 		pr.add("channel", "must be one of %s", strings.Join(MessageChannels, ", "))
 	}
 	pr.text("subject", m.Subject, MaxSubjectLen, true)
+	if strings.ContainsAny(m.Subject, "\r\n") {
+		// An e-mail header is one line: a line break in it would let the
+		// text after it read as another header (Bcc: …) in a mailer.
+		pr.add("subject", "must be one line (no line breaks)")
+	}
 	pr.text("body", m.Body, MaxMessageBodyLen, true)
 	return pr.err()
 }
