@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -181,6 +182,11 @@ func TestActivityIngestFeedAndDedupe(t *testing.T) {
 		}
 		if r := h.do("GET", "/activities?since=yesterday", nil); r.status != 400 {
 			t.Errorf("bad since: %d", r.status)
+		}
+		for _, q := range []string{"since=2026-12-08T00:00:00Z&until=2026-12-07T00:00:00Z", "since=2026-12-08T00:00:00Z&until=2026-12-08T00:00:00Z"} {
+			if r := h.do("GET", "/activities?"+q, nil); r.status != 422 || !slices.Contains(problemFields(t, r), "until") {
+				t.Errorf("empty window %s: %d %s, want 422 on until", q, r.status, r.body)
+			}
 		}
 		// Paging is stable while new activities arrive.
 		ids1, p1 := h.feed("?limit=2", "")

@@ -259,6 +259,9 @@ func activityFilter(c *gin.Context, allowed ...string) (queries.ActivityFilter, 
 			}
 		}
 	}
+	if f.Since != nil && f.Until != nil && !f.Since.Before(*f.Until) {
+		bad("until", "must be after since") // as on the histories: an empty window is a mistake
+	}
 	if len(fields) > 0 {
 		return f, &domain.ValidationError{Fields: fields}
 	}
