@@ -238,6 +238,24 @@ func TestConnectionsOverHTTP(t *testing.T) {
 			t.Fatalf("fingerprint after rotation %v", g["fingerprint"])
 		}
 
+		// A credential's history tells who did what when, without the
+		// password hash; a public key and its fingerprint stay.
+		pwHist := h.expect(200, "GET", "/credentials/sftp-login/history", nil)
+		if strings.Contains(string(pwHist.body), "password_hash") || strings.Contains(string(pwHist.body), "argon2") {
+			t.Fatalf("a credential's history shows its password hash: %s", pwHist.body)
+		}
+		var types []string
+		for _, it := range pwHist.json(t)["items"].([]any) {
+			types = append(types, it.(map[string]any)["type"].(string))
+		}
+		if len(types) < 2 || types[0] != domain.TypeCredentialCreated || types[len(types)-1] != domain.TypeCredentialDeleted {
+			t.Fatalf("password credential history %v", types)
+		}
+		keyHist := h.expect(200, "GET", "/credentials/brand-key/history?type="+domain.TypeCredentialRotated, nil).json(t)["items"].([]any)
+		if len(keyHist) != 1 || keyHist[0].(map[string]any)["data"].(map[string]any)["secret"].(map[string]any)["fingerprint"] != fp2 {
+			t.Fatalf("public key rotation in the history: %v", keyHist)
+		}
+
 		// Delete: the connection stops accepting files; its history stays.
 		r = h.do("DELETE", "/connections/mail", nil)
 		if r.status != 204 {

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"encoding/json"
 	"errors"
 	"slices"
 	"strconv"
@@ -23,8 +24,9 @@ var histories = []struct{ path, category string }{
 	{"template-terms", domain.CategoryTemplateTerm},
 	{"connections", domain.CategoryConnection},
 	{"segments", domain.CategorySegment},
-	// Not credentials: their events carry password hashes, which no
-	// answer may show; their history needs redacted data first.
+	// Credentials' events carry password hashes, which no answer may
+	// show: their history leaves them out (redactSecret).
+	{"credentials", domain.CategoryCredential},
 }
 
 func (s *Server) historyRoutes(g *gin.RouterGroup) {
@@ -91,8 +93,39 @@ func (s *Server) historyOf(category, suffix string) gin.HandlerFunc {
 			s.writeError(c, err)
 			return
 		}
+		if category == domain.CategoryCredential {
+			for i := range page.Items {
+				page.Items[i].Data = redactSecret(page.Items[i].Data)
+			}
+		}
 		c.JSON(200, page)
 	}
+}
+
+// redactSecret is an event's data without secret.password_hash (a
+// public key and its fingerprint stay: they are public). Data that does
+// not decode is left out whole rather than shown.
+func redactSecret(data json.RawMessage) json.RawMessage {
+	var m map[string]json.RawMessage
+	if json.Unmarshal(data, &m) != nil {
+		return json.RawMessage(`null`)
+	}
+	raw, ok := m["secret"]
+	if !ok {
+		return data
+	}
+	var secret map[string]json.RawMessage
+	if json.Unmarshal(raw, &secret) != nil {
+		delete(m, "secret")
+	} else {
+		delete(secret, "password_hash")
+		m["secret"], _ = json.Marshal(secret)
+	}
+	out, err := json.Marshal(m)
+	if err != nil {
+		return json.RawMessage(`null`)
+	}
+	return out
 }
 
 func historyFilter(c *gin.Context) (queries.HistoryFilter, error) {
