@@ -234,6 +234,9 @@ func TestConnectionsOverHTTP(t *testing.T) {
 		if r := h.do("POST", "/credentials/brand-key/rotate", map[string]any{}); r.status != 422 || !reflect.DeepEqual(problemFields(t, r), []string{"public_key"}) {
 			t.Fatalf("rotate a key without one: %d %s", r.status, r.body)
 		}
+		if r := h.do("POST", "/credentials/brand-key/rotate", map[string]any{"public_key": pub2}); r.status != 422 || !reflect.DeepEqual(problemFields(t, r), []string{"public_key"}) {
+			t.Fatalf("rotate a key to itself: %d %s", r.status, r.body)
+		}
 		if g := h.get("/credentials/brand-key", r.header.Get("X-Consistency-Token")).json(t); g["fingerprint"] != fp2 {
 			t.Fatalf("fingerprint after rotation %v", g["fingerprint"])
 		}

@@ -213,6 +213,10 @@ func (c *Credential) Rotate(publicKey, passwordHash string, now time.Time) ([]Ev
 	}
 	var pr problems
 	secret := pr.secret(c.typ, publicKey, passwordHash)
+	if c.typ == CredentialPublicKey && secret.Fingerprint != "" && secret.Fingerprint == c.fingerprint {
+		// The old key would go on working, while the rotation says it stopped.
+		pr.add("public_key", "is the credential's current key: a rotation needs a new one")
+	}
 	if err := pr.err(); err != nil {
 		return nil, err
 	}
