@@ -147,7 +147,7 @@ func TestCatalogHistoryAndAsOf(t *testing.T) {
 		}
 
 		// Connections have a history by one line in httpapi/history.go;
-		// credentials do not: their events hold password hashes.
+		// credentials too, without the password hashes their events hold.
 		h.expect(201, "POST", "/credentials", map[string]any{"id": "login", "name": "Login", "type": "password"})
 		h.expect(201, "POST", "/connections", map[string]any{"id": "mail", "name": "Mail", "direction": "upload", "data_type": "audiences",
 			"method": "email", "methodology": "push", "pattern": "audiences_*.csv", "credential_id": "login"})
@@ -156,7 +156,10 @@ func TestCatalogHistoryAndAsOf(t *testing.T) {
 		if got := historyTypes(t, ch.json(t)); fmt.Sprint(got) != "[connection.created connection.updated]" || strings.Contains(string(ch.body), "argon2") {
 			t.Fatalf("connection history %s", ch.body)
 		}
-		h.expect(404, "GET", "/credentials/login/history", nil)
+		cr := h.expect(200, "GET", "/credentials/login/history", nil)
+		if got := historyTypes(t, cr.json(t)); fmt.Sprint(got) != "[credential.created credential.connection_attached]" || strings.Contains(string(cr.body), "argon2") {
+			t.Fatalf("credential history %s", cr.body)
+		}
 	})
 }
 
