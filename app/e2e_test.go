@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -300,8 +301,8 @@ func TestIdempotencyKeyWithoutItsRecordAppliesNothingTwice(t *testing.T) {
 	if again.status != 201 || again.json(t)["partner_id"] != id {
 		t.Fatalf("retry of the create: %d %s, want partner %s", again.status, again.body, id)
 	}
-	if r := h.do("POST", "/partners/"+id+"/notes", map[string]any{"text": "once"}, "Idempotency-Key", "crash-2"); r.status != 201 {
-		t.Fatalf("retry of the note: %d %s", r.status, r.body)
+	if r := h.do("POST", "/partners/"+id+"/notes", map[string]any{"text": "once"}, "Idempotency-Key", "crash-2"); r.status != 201 || string(r.body) != string(note.body) {
+		t.Fatalf("retry of the note: %d %s, want the first answer %s", r.status, r.body, note.body)
 	}
 	if h.head() != head {
 		t.Fatalf("retries without their records appended %d events", h.head()-head)
@@ -312,6 +313,16 @@ func TestIdempotencyKeyWithoutItsRecordAppliesNothingTwice(t *testing.T) {
 	// The same key with another body is another request: it applies.
 	if r := h.do("POST", "/partners/"+id+"/notes", map[string]any{"text": "twice"}, "Idempotency-Key", "crash-3"); r.status != 201 || h.head() != head+1 {
 		t.Fatalf("a new keyed note: %d %s", r.status, r.body)
+	}
+	// A retry answers what its first attempt did, not what later requests
+	// made of the partner: its own note, the partner as that attempt left it.
+	forget("crash-2")
+	if r := h.do("POST", "/partners/"+id+"/notes", map[string]any{"text": "once"}, "Idempotency-Key", "crash-2"); r.status != 201 || string(r.body) != string(note.body) {
+		t.Fatalf("retry of the first note after another: %d %s, want %s", r.status, r.body, note.body)
+	}
+	forget("crash-1")
+	if again := h.do("POST", "/partners", body, "Idempotency-Key", "crash-1"); again.json(t)["version"] != first.json(t)["version"] || again.header.Get("ETag") != first.header.Get("ETag") {
+		t.Fatalf("retry of the create after later writes: %s (ETag %s), want %s (ETag %s)", again.body, again.header.Get("ETag"), first.body, first.header.Get("ETag"))
 	}
 	hist := h.do("GET", "/partners/"+id+"/history", nil).json(t)["items"].([]any)
 	if k, _ := hist[0].(map[string]any)["idempotency_key"].(string); !strings.HasPrefix(k, "crash-1#") {
@@ -331,6 +342,35 @@ func TestIdempotencyKeyWithoutItsRecordAppliesNothingTwice(t *testing.T) {
 	for _, r := range b2.json(t)["results"].([]any) {
 		if st := r.(map[string]any)["status"]; st != "ok" {
 			t.Errorf("retried bulk result %v, want ok as the first attempt answered (%s)", r, b1.body)
+		}
+	}
+	// Activities without an activity_id: a retry finds the ones its first
+	// attempt recorded (their IDs derive from the key), and a single one
+	// answers as the first attempt did.
+	one := map[string]any{"partner_id": id, "flavor": "logged_in"}
+	single := h.do("POST", "/activities", one, "Idempotency-Key", "crash-6")
+	batch := h.do("POST", "/activities", map[string]any{"activities": []any{one, map[string]any{"partner_id": id, "flavor": "link_clicked"}}}, "Idempotency-Key", "crash-7")
+	if single.status != 202 || batch.status != 202 {
+		t.Fatalf("keyed activities: %d %s, %d %s", single.status, single.body, batch.status, batch.body)
+	}
+	forget("crash-6")
+	forget("crash-7")
+	head = h.head()
+	singleAgain := h.do("POST", "/activities", one, "Idempotency-Key", "crash-6")
+	batchAgain := h.do("POST", "/activities", map[string]any{"activities": []any{one, map[string]any{"partner_id": id, "flavor": "link_clicked"}}}, "Idempotency-Key", "crash-7")
+	if h.head() != head {
+		t.Fatalf("retried activities appended %d events", h.head()-head)
+	}
+	s1, s2 := single.json(t), singleAgain.json(t)
+	for _, f := range []string{"activity_id", "status", "occurred_at", "recorded_at", "position"} {
+		if s1[f] != s2[f] {
+			t.Errorf("single activity retry: %s = %v, first answered %v", f, s2[f], s1[f])
+		}
+	}
+	r1, r2 := batch.json(t)["results"].([]any), batchAgain.json(t)["results"].([]any)
+	for i := range r1 {
+		if !reflect.DeepEqual(r1[i], r2[i]) {
+			t.Errorf("batch retry result %d = %v, first answered %v", i, r2[i], r1[i])
 		}
 	}
 }

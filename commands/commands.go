@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	mrand "math/rand/v2"
 	"runtime"
 	"slices"
@@ -259,33 +260,49 @@ func loadOnce[T any, PT interface {
 	*T
 	aggregate
 }](ctx context.Context, store EventStore, stream, once string) (PT, int64, eventstore.Position, int64, error) {
-	agg := PT(new(T))
-	seen := int64(-1)               // the version of the key's first event
+	agg, version, pos, seen, _, err := loadUpTo[T, PT](ctx, store, stream, once, math.MaxInt64)
+	return agg, version, pos, seen, err
+}
+
+// loadUpTo is loadOnce folding only the events up to version upTo; it
+// also returns the version of the key's last event (-1: none). The
+// first answer of a keyed command is its aggregate as of that event.
+func loadUpTo[T any, PT interface {
+	*T
+	aggregate
+}](ctx context.Context, store EventStore, stream, once string, upTo int64) (agg PT, version int64, pos eventstore.Position, seen, last int64, err error) {
+	agg = PT(new(T))
+	seen, last = -1, -1             // the versions of the key's first and last events
 	needle, _ := json.Marshal(once) // as the metadata holds it
-	version := int64(-1)
-	var pos eventstore.Position
+	version = -1
 	var from uint64
 	for {
 		evs, err := store.ReadStream(ctx, stream, from, eventstore.Forwards, 512)
 		if err != nil {
-			return nil, 0, 0, -1, fmt.Errorf("load %s: %w", stream, err)
+			return nil, 0, 0, -1, -1, fmt.Errorf("load %s: %w", stream, err)
 		}
 		for _, re := range evs {
+			if int64(re.Version) > upTo {
+				return agg, version, pos, seen, last, nil
+			}
 			ev, err := DecodeRecorded(re)
 			if err != nil {
-				return nil, 0, 0, -1, fmt.Errorf("load %s: %w", stream, err)
+				return nil, 0, 0, -1, -1, fmt.Errorf("load %s: %w", stream, err)
 			}
 			agg.Apply(ev)
 			version, pos = int64(re.Version), re.Position
-			if once != "" && seen < 0 && bytes.Contains(re.Metadata, needle) {
+			if once != "" && bytes.Contains(re.Metadata, needle) {
 				var md EventMeta
 				if json.Unmarshal(re.Metadata, &md) == nil && md.IdempotencyKey == once {
-					seen = int64(re.Version)
+					if seen < 0 {
+						seen = int64(re.Version)
+					}
+					last = int64(re.Version)
 				}
 			}
 		}
 		if len(evs) < 512 {
-			return agg, version, pos, seen, nil
+			return agg, version, pos, seen, last, nil
 		}
 		from = evs[len(evs)-1].Version + 1
 	}
@@ -356,7 +373,7 @@ func run[T any, PT interface {
 		var agg PT
 		var version int64
 		var pos eventstore.Position
-		seen := int64(-1)
+		seen, last := int64(-1), int64(-1)
 		var err error
 		guess := assumeNew && attempt == 0
 		decidedAt := d.Now().UTC()
@@ -364,12 +381,20 @@ func run[T any, PT interface {
 		case guess:
 			agg, version = PT(new(T)), -1
 		case once != "":
-			agg, version, pos, seen, err = loadOnce[T, PT](ctx, d.Store, stream, once)
+			agg, version, pos, seen, last, err = loadUpTo[T, PT](ctx, d.Store, stream, once, math.MaxInt64)
 		default:
 			agg, version, pos, err = load[T, PT](ctx, d, stream)
 		}
 		if err != nil {
 			return Result{}, nil, err
+		}
+		if seen >= 0 && last < version {
+			// Answer as the first attempt did (its answer was lost): the
+			// aggregate as of the key's last event, not what later
+			// requests made of it (a note request answers its own note).
+			if agg, version, pos, _, _, err = loadUpTo[T, PT](ctx, d.Store, stream, once, last); err != nil {
+				return Result{}, nil, err
+			}
 		}
 		if seen >= 0 {
 			return Result{Stream: stream, Version: uint64(version + 1), Position: pos, AlreadyApplied: true, AppliedAt: uint64(seen)}, agg, nil

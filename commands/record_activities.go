@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"sort"
+	"strconv"
 	"time"
 
 	"github.com/google/uuid"
@@ -41,6 +42,10 @@ type ActivityOutcome struct {
 	// after this activity (0 for a duplicate or an error).
 	Version uint64
 	Err     error // a *domain.ValidationError when rejected
+	// Replayed: an earlier attempt of this request (same Idempotency-Key
+	// and body) recorded the activity, which had no activity_id of its
+	// own; it is reported as that attempt did (accepted), at its position.
+	Replayed bool
 }
 
 // RecordActivitiesHandler records partner activities: validate (an
@@ -106,7 +111,17 @@ func (h *RecordActivitiesHandler) Handle(ctx context.Context, program string, it
 			continue
 		}
 		if o.Activity.ActivityID == "" {
-			o.Activity.ActivityID = h.d.NewID()
+			// Under an Idempotency-Key the ID is derived from the key (which
+			// names the body) and the item's place, so a retry whose first
+			// answer was lost (a crash, Redis losing the stored answers)
+			// finds the activities the first attempt recorded instead of
+			// recording them again.
+			if meta.IdempotencyKey != "" {
+				o.Activity.ActivityID = keyedActivityID(program, meta.IdempotencyKey, i)
+				o.Replayed = true // until the append says it is new
+			} else {
+				o.Activity.ActivityID = h.d.NewID()
+			}
 		}
 		data, err := json.Marshal(o.Activity)
 		if err != nil {
@@ -129,16 +144,43 @@ func (h *RecordActivitiesHandler) Handle(ctx context.Context, program string, it
 		o := &out[idx[j]]
 		o.Position = l.Position
 		if l.Duplicate {
-			o.Status = ActivityDuplicate
+			if !o.Replayed {
+				o.Status = ActivityDuplicate
+			}
 			continue
 		}
+		o.Replayed = false
 		o.Version = l.Version + 1
 		res.Appended++
 		if l.Position >= res.Position {
 			res = Result{Stream: evs[j].Stream, Version: o.Version, Position: l.Position, Appended: res.Appended}
 		}
 	}
+	if len(out) == 1 && out[0].Replayed {
+		h.restore(ctx, program, &out[0])
+	}
 	return out, res, nil
+}
+
+// restore makes a replayed activity the one the first attempt recorded (its
+// recorded_at, and occurred_at when the request left it to the server), so
+// a single activity's retry answers what the first attempt would have. It
+// looks for the event among the partner's latest 1024 activities (a retry
+// comes soon after); when it is not there, the outcome stays as this
+// attempt decided it.
+func (h *RecordActivitiesHandler) restore(ctx context.Context, program string, o *ActivityOutcome) {
+	id := ActivityEventID(program, o.Activity.ActivityID)
+	evs, err := h.d.Store.ReadStream(ctx, domain.ActivityStream(program, o.Activity.PartnerID), math.MaxUint64, eventstore.Backwards, 1024)
+	if err != nil {
+		return
+	}
+	for _, e := range evs {
+		var rec domain.ActivityRecorded
+		if e.ID == id && json.Unmarshal(e.Data, &rec) == nil {
+			o.Activity, o.Version = rec, e.Version+1
+			return
+		}
+	}
 }
 
 // partnersExist asks the directory, then the log for the partners the
@@ -206,6 +248,12 @@ func appendUnique(ctx context.Context, store EventStore, evs []eventstore.Stream
 		}
 	}
 	return land, errors.Join(errs...)
+}
+
+// keyedActivityID is the activity_id of the i-th item of a request under
+// an Idempotency-Key (the metadata's, which holds the body's fingerprint).
+func keyedActivityID(program, key string, i int) string {
+	return uuid.NewSHA1(activityNamespace, []byte(program+"\x00key\x00"+key+"\x00"+strconv.Itoa(i))).String()
 }
 
 // metaAt is the metadata base (EventMeta encoded without occurred_at) with
