@@ -208,39 +208,38 @@ func (s *Server) exportPartners(c *gin.Context) {
 	ctx, program := c.Request.Context(), c.GetString(ctxProgram)
 	// The first page is read before the status is sent, so a failure
 	// there is still a proper problem response.
-	page, err := s.Queries.SearchPartners(ctx, program, lq, nil, csvPage, "")
-	if err != nil {
-		s.writeError(c, err)
-		return
-	}
-	c.Header("Content-Type", "text/csv; charset=utf-8")
-	c.Header("Content-Disposition", `attachment; filename="partners.csv"`)
-	c.Status(http.StatusOK)
-	w := newCSVWriter(c.Writer) // RFC 4180: CRLF record ends, values verbatim
-	w.Write(columns)
-	for {
-		for _, doc := range page.Items {
+	var w *csvWriter
+	gone := errors.New("the client went away")
+	err = s.Queries.ExportPartners(ctx, program, lq, csvPage, func(docs []json.RawMessage) error {
+		if w == nil {
+			c.Header("Content-Type", "text/csv; charset=utf-8")
+			c.Header("Content-Disposition", `attachment; filename="partners.csv"`)
+			c.Status(http.StatusOK)
+			w = newCSVWriter(c.Writer) // RFC 4180: CRLF record ends, values verbatim
+			w.Write(columns)
+		}
+		for _, doc := range docs {
 			rec, err := queries.CSVRecord(doc, columns)
 			if err != nil {
-				s.log.Error("partner export failed", "program", program, "err", err)
-				c.Abort()
-				return
+				return err
 			}
 			w.Write(rec)
 		}
-		if err := w.Flush(); err != nil {
-			return // the client went away
+		if w.Flush() != nil {
+			return gone
 		}
 		c.Writer.Flush()
-		if page.NextCursor == nil {
-			return
-		}
-		if page, err = s.Queries.SearchPartners(ctx, program, lq, nil, csvPage, *page.NextCursor); err != nil {
-			// The status is sent: cut the body short so the client sees
-			// an incomplete transfer rather than a silently short file.
-			s.log.Error("partner export failed", "program", program, "err", err)
-			panic(http.ErrAbortHandler)
-		}
+		return nil
+	})
+	switch {
+	case err == nil || errors.Is(err, gone):
+	case w == nil:
+		s.writeError(c, err)
+	default:
+		// The status is sent: cut the body short so the client sees
+		// an incomplete transfer rather than a silently short file.
+		s.log.Error("partner export failed", "program", program, "err", err)
+		panic(http.ErrAbortHandler)
 	}
 }
 

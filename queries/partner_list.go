@@ -628,7 +628,7 @@ func (q *Queries) SearchPartners(ctx context.Context, program string, lq Partner
 	if err != nil {
 		return Page[json.RawMessage]{}, err
 	}
-	docs, err := q.partnerDocs(ctx, program, ids.IDs)
+	docs, err := q.PartnerDocs(ctx, program, ids.IDs)
 	if err != nil {
 		return Page[json.RawMessage]{}, err
 	}
@@ -644,9 +644,93 @@ func (q *Queries) SearchPartners(ctx context.Context, program string, lq Partner
 	return page, nil
 }
 
-// partnerDocs reads the documents of ids in one round trip, skipping any
+// ExportPartners hands every partner matching lq to emit, page by page of
+// up to size documents, in lq's order, each partner once. Pages are read
+// one after the other while partners change: one whose sort value moves
+// during the export could come twice (before and after the move) or not
+// at all (from a later page to an earlier one). So each partner is given
+// once (sent remembers whom), and unless the order is the partner ID's,
+// which never changes, a last pass in that order gives, at the end, those
+// that matched and were skipped. An error of emit ends the export.
+func (q *Queries) ExportPartners(ctx context.Context, program string, lq PartnerListQuery, size int, emit func([]json.RawMessage) error) error {
+	sent := map[string]struct{}{}
+	fresh := func(docs []json.RawMessage) []json.RawMessage {
+		out := docs[:0]
+		for _, doc := range docs {
+			id := docPartnerID(doc)
+			if _, dup := sent[id]; !dup {
+				sent[id] = struct{}{}
+				out = append(out, doc)
+			}
+		}
+		return out
+	}
+	cursor := ""
+	for {
+		page, err := q.SearchPartners(ctx, program, lq, nil, size, cursor)
+		if err != nil {
+			return err
+		}
+		if err := emit(fresh(page.Items)); err != nil {
+			return err
+		}
+		if page.NextCursor == nil {
+			break
+		}
+		cursor = *page.NextCursor
+	}
+	if lq.Sort == "" || lq.Sort == "partner_id" {
+		return nil
+	}
+	byID := lq
+	byID.Sort, byID.Desc = "", false
+	for cursor = ""; ; {
+		ids, err := q.SearchPartnerIDs(ctx, program, byID, size, cursor)
+		if err != nil {
+			return err
+		}
+		var missed []string
+		for _, id := range ids.IDs {
+			if _, ok := sent[id]; !ok {
+				missed = append(missed, id)
+			}
+		}
+		if len(missed) > 0 {
+			docs, err := q.PartnerDocs(ctx, program, missed)
+			if err != nil {
+				return err
+			}
+			if docs = fresh(docs); len(docs) > 0 {
+				if err := emit(docs); err != nil {
+					return err
+				}
+			}
+		}
+		if ids.NextCursor == nil {
+			return nil
+		}
+		cursor = *ids.NextCursor
+	}
+}
+
+// docPartnerID reads a partner document's partner_id: its first field, as
+// the projection writes it (an ID never needs escaping), else by decoding.
+func docPartnerID(doc json.RawMessage) string {
+	if rest, ok := bytes.CutPrefix(doc, []byte(`{"partner_id":"`)); ok {
+		if i := bytes.IndexAny(rest, `"\`); i >= 0 && rest[i] == '"' {
+			return string(rest[:i])
+		}
+	}
+	var d struct {
+		PartnerID string `json:"partner_id"`
+	}
+	_ = json.Unmarshal(doc, &d)
+	return d.PartnerID
+}
+
+// PartnerDocs reads the documents of ids in one round trip, skipping any
 // that vanished meanwhile.
-func (q *Queries) partnerDocs(ctx context.Context, program string, ids []string) ([]json.RawMessage, error) {
+func (q *Queries) PartnerDocs(ctx context.Context, program string, ids []string) ([]json.RawMessage, error) {
 	if len(ids) == 0 {
 		return nil, nil
 	}

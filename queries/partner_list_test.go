@@ -745,3 +745,57 @@ func TestSearchPartnersSortByWholeName(t *testing.T) {
 		}
 	})
 }
+
+// An export gives every matching partner exactly once, though partners
+// move in its sort order while it reads page after page: one renamed
+// from the last page to before the cursor would be skipped, one renamed
+// from the first page to after it would come twice.
+func TestExportGivesEachPartnerOnceWhileTheyMove(t *testing.T) {
+	backends(t, func(t *testing.T, rdb *redis.Client, program string) {
+		f := newFixture(t, rdb, program)
+		for i := range 30 {
+			f.create(fmt.Sprintf("p%02d", i), domain.Profile{Name: fmt.Sprintf("n%02d", i)})
+		}
+		rename := func(id, name string) {
+			f.apply(id, domain.PartnerProfileUpdated{PartnerID: id, ProgramID: program, Changed: []string{"name"},
+				Profile: domain.Profile{Name: name, RelationshipType: "direct"}, UpdatedAt: time.Now().UTC()})
+		}
+		for _, desc := range []bool{false, true} {
+			var got []string
+			pages := 0
+			err := f.q.ExportPartners(context.Background(), program, queries.PartnerListQuery{Sort: "name", Desc: desc}, 10, func(docs []json.RawMessage) error {
+				for _, d := range docs {
+					var v struct {
+						PartnerID string `json:"partner_id"`
+					}
+					_ = json.Unmarshal(d, &v)
+					got = append(got, v.PartnerID)
+				}
+				if pages++; pages == 1 {
+					first, last := got[0], "p29"
+					if desc {
+						last = "p00"
+					}
+					// got[0] jumps behind the cursor's end, the last one ahead of it.
+					rename(first, map[bool]string{false: "zz moved", true: "aa moved"}[desc])
+					rename(last, map[bool]string{false: "aa moved", true: "zz moved"}[desc])
+				}
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			seen := map[string]int{}
+			for _, id := range got {
+				seen[id]++
+			}
+			if len(got) != 30 || len(seen) != 30 {
+				t.Fatalf("desc=%v: exported %d rows of %d partners, want each of 30 once: %v", desc, len(got), len(seen), got)
+			}
+			// Reset the names for the next order.
+			for i := range 30 {
+				rename(fmt.Sprintf("p%02d", i), fmt.Sprintf("n%02d", i))
+			}
+		}
+	})
+}

@@ -118,7 +118,7 @@ func (q *Queries) partnerPage(ctx context.Context, program string, ids []string,
 		next := idCursor(ids[len(ids)-1])
 		page.NextCursor = &next
 	}
-	docs, err := q.partnerDocs(ctx, program, ids)
+	docs, err := q.PartnerDocs(ctx, program, ids)
 	if err != nil {
 		return Page[json.RawMessage]{}, err
 	}
