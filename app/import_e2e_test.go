@@ -241,6 +241,16 @@ func TestImportRefusesBadUploadsWhole(t *testing.T) {
 		t.Errorf("row with text after a closing quote: %v", r)
 	}
 	wantStatus(t, rows, 4, "ok")
+	// Such a row still says whose it is, with an Idempotency-Key too (which
+	// gave it an ID derived from the key, as if the server had assigned one).
+	for _, key := range []string{"", "quotes-1"} {
+		_, rows = h.importCSV("partner_id,name,relationship_type\r\nq1,Widget 5\" Display,direct\r\nq2,\"Shut\"x,direct\r\n,\"No\"id,direct\r\n", "Idempotency-Key", key)
+		for row, id := range map[int]string{2: "q1", 3: "q2", 4: ""} {
+			if r := wantStatus(t, rows, row, "error"); r["partner_id"] != id {
+				t.Errorf("key %q: malformed row %d names partner %v, want %q", key, row, r["partner_id"], id)
+			}
+		}
+	}
 	head = h.head()
 
 	// A media type ignores case, with an Idempotency-Key too (that path

@@ -110,7 +110,8 @@ func rowError(err error) (*csvSyntaxError, bool) {
 }
 
 // Read returns the next record (valid until the next call), the lines it
-// starts and ends on, and io.EOF after the last one.
+// starts and ends on, and io.EOF after the last one. With a row error it
+// returns the cells read before the one that broke the rules.
 func (cr *csvReader) Read() (rec []string, start, end int, err error) {
 	for {
 		b, err := cr.r.ReadByte()
@@ -140,7 +141,10 @@ func (cr *csvReader) Read() (rec []string, start, end int, err error) {
 		field, last, err := cr.field(start)
 		if err != nil {
 			if _, ok := rowError(err); ok {
+				// The cells before the bad one come back with the error
+				// (they tell whose row it is).
 				cr.skipLine()
+				return cr.rec, start, cr.line, err
 			}
 			return nil, start, cr.line, err
 		}

@@ -143,7 +143,8 @@ func TestCSVExportImportRoundTrip(t *testing.T) {
 }
 
 // A record that breaks the quoting rules on its line is an error for that
-// record alone (the next line is read on), with the line it starts on; a
+// record alone (the next line is read on), with the line it starts on and
+// the cells before the bad one; a
 // quoted field that never ends is an error for the rest of the file.
 func TestCSVReaderRowErrors(t *testing.T) {
 	in := "id,name\r\n" +
@@ -177,9 +178,9 @@ func TestCSVReaderRowErrors(t *testing.T) {
 	}
 	want := []step{
 		{rec: "id|name", start: 1, end: 1},
-		{start: 2, end: 2, err: `line 2: bare " in an unquoted field (quote the field and double the quote)`},
+		{rec: "a", start: 2, end: 2, err: `line 2: bare " in an unquoted field (quote the field and double the quote)`},
 		{rec: "b|two\r\nlines", start: 3, end: 4},
-		{start: 6, end: 6, err: `line 6: text after a closing quote (a quote inside a quoted field is written "")`},
+		{rec: "c", start: 6, end: 6, err: `line 6: text after a closing quote (a quote inside a quoted field is written "")`},
 		{rec: "d|fine", start: 7, end: 7},
 		{start: 8, end: 7, err: "line 8: a quoted field is never closed"},
 	}

@@ -130,14 +130,19 @@ func parseImportHeader(header []string) (*importPlan, error) {
 // row reads one record into the change it asks for. An empty cell clears
 // the field (as an export writes a field the partner lacks); an empty
 // prospect_stage keeps the stage. Errors name the column.
+// partnerIDOf is the partner ID cell of a row that could not be read
+// whole, when it is there: it still says whose row it is.
+func (p *importPlan) partnerIDOf(rec []string) string {
+	if i := slices.Index(p.kinds, colPartnerID); i >= 0 && i < len(rec) && utf8.ValidString(rec[i]) && len(rec[i]) <= maxImportCell {
+		return strings.TrimSpace(rec[i])
+	}
+	return ""
+}
+
 func (p *importPlan) row(rec []string) (domain.PartnerImport, error) {
 	var in domain.PartnerImport
 	if len(rec) != len(p.names) {
-		// Still say whose row it is, when the ID cell is there.
-		if i := slices.Index(p.kinds, colPartnerID); i >= 0 && i < len(rec) && utf8.ValidString(rec[i]) && len(rec[i]) <= maxImportCell {
-			in.PartnerID = strings.TrimSpace(rec[i])
-		}
-		return in, fieldError("row", "has "+strconv.Itoa(len(rec))+" cells, the header "+strconv.Itoa(len(p.names)))
+		return domain.PartnerImport{PartnerID: p.partnerIDOf(rec)}, fieldError("row", "has "+strconv.Itoa(len(rec))+" cells, the header "+strconv.Itoa(len(p.names)))
 	}
 	var bad []domain.FieldError
 	fail := func(col, msg string) { bad = append(bad, domain.FieldError{Field: col, Message: msg}) }

@@ -131,7 +131,7 @@ func (s *Server) importPartners(c *gin.Context) {
 			h := fnv.New32a()
 			h.Write([]byte(j.in.PartnerID))
 			w = int(h.Sum32() % importWorkers)
-		} else if m.IdempotencyKey != "" {
+		} else if m.IdempotencyKey != "" && j.err == nil {
 			// A new partner without an ID gets one derived from the row's key,
 			// so that a retry finds the partner it created.
 			sum := sha256.Sum256([]byte(rowKey(j.row)))
@@ -250,7 +250,8 @@ func readImportRows(r io.Reader, plan *importPlan, rows int, emit func(importJob
 		row += 1 + max(0, start-end-1) // the blank lines since the last record
 		end = last
 		if bad {
-			emit(importJob{index: i, row: row, err: fieldError("row", "is not RFC 4180 CSV: "+re.Msg)})
+			emit(importJob{index: i, row: row, in: domain.PartnerImport{PartnerID: plan.partnerIDOf(rec)},
+				err: fieldError("row", "is not RFC 4180 CSV: "+re.Msg)})
 			continue
 		}
 		in, err := plan.row(rec)
