@@ -2,6 +2,7 @@ package app_test
 
 import (
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"fmt"
 	"reflect"
@@ -231,6 +232,12 @@ func TestBadInputChangesNothing(t *testing.T) {
 	}
 	if r := h.do("GET", "/partners/x", nil, "X-Consistency-Token", "!!"); r.status != 400 {
 		t.Errorf("garbage consistency token: %d", r.status)
+	}
+	// A well-formed token naming a write the log never had is refused at
+	// once (it waited for the wait limit, then answered 503).
+	made := base64.RawURLEncoding.EncodeToString([]byte("partner-acme-zzz@99"))
+	if r := h.do("GET", "/partners?limit=1", nil, "X-Consistency-Token", made); r.status != 400 {
+		t.Errorf("a token of a write that never was: %d %s, want 400", r.status, r.body)
 	}
 	if h.head() != head {
 		t.Fatalf("bad input appended events: head %d → %d", head, h.head())

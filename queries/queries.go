@@ -9,6 +9,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -175,6 +176,7 @@ func (q *Queries) waitFor(ctx context.Context, program, token string, readers re
 	if !ok || (tag != projections.ProgramsTag && tag != program) {
 		return ErrBadToken
 	}
+	checked := false
 	return q.poll(ctx, func() (bool, error) {
 		for _, name := range names {
 			v, err := q.rdb.HGet(ctx, q.keys(name, tag).Guard(), stream).Uint64()
@@ -182,11 +184,33 @@ func (q *Queries) waitFor(ctx context.Context, program, token string, readers re
 				return false, fmt.Errorf("read-your-writes check: %w", err)
 			}
 			if v < version {
+				if !checked {
+					// A token names a write the log holds: one past the
+					// stream's end was never issued (made up, or of another
+					// deployment), and waiting for it would only time out.
+					checked = true
+					if ok, err := q.logHolds(ctx, stream, version); err == nil && !ok {
+						return false, ErrBadToken
+					}
+				}
 				return false, nil
 			}
 		}
 		return true, nil
 	})
+}
+
+// logHolds reports whether stream has reached version (its version-th
+// event is in the log).
+func (q *Queries) logHolds(ctx context.Context, stream string, version uint64) (bool, error) {
+	if q.store == nil {
+		return true, nil
+	}
+	last, err := q.store.ReadStream(ctx, stream, math.MaxUint64, eventstore.Backwards, 1)
+	if err != nil {
+		return false, err
+	}
+	return len(last) == 1 && last[0].Version+1 >= version, nil
 }
 
 // poll calls applied until it reports true, an error, or WaitLimit passes
