@@ -134,7 +134,7 @@ func compileRow(r Condition) rowMatcher {
 		rm.from, rm.to = from, to
 	case r.Op == OpContains:
 		for _, v := range r.Values {
-			rm.subs = append(rm.subs, strings.ToLower(v.S))
+			rm.subs = append(rm.subs, FoldCase(v.S))
 		}
 	default:
 		rm.set = make(map[string]bool, len(r.Values))
@@ -228,7 +228,7 @@ func (r *rowMatcher) match(f *PartnerFacts) bool {
 			if v == "" {
 				return false
 			}
-			lv := strings.ToLower(v)
+			lv := FoldCase(v)
 			for _, s := range r.subs {
 				if strings.Contains(lv, s) {
 					return true

@@ -434,3 +434,17 @@ func TestDateConditionsAreKeptInUTC(t *testing.T) {
 		t.Fatal("a partner joined after the instant did not match")
 	}
 }
+
+// contains folds case as the list's q does: the Greek final sigma too.
+func TestContainsFoldsTheGreekFinalSigma(t *testing.T) {
+	c, err := domain.ParseConditions("conditions", []byte(`{"any":[{"all":[{"field":"partner_name","op":"contains","values":["οδος"]}]}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string]bool{"ΟΔΟΣ Travel": true, "Οδος": true, "Οδοί": false} {
+		f := domain.PartnerFacts{PartnerID: "p", Name: name}
+		if got := c.Matcher().Match(&f); got != want {
+			t.Errorf("contains οδος on %q = %v, want %v", name, got, want)
+		}
+	}
+}

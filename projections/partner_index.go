@@ -60,8 +60,10 @@ const (
 // Layout 5 changed only them too: a letter of another script counts by
 // its code point (layout 4 tied them all). Layout 6 added sort:namelex and
 // namekey: the name sort orders by the whole name (layout 5 by its first
-// ten characters, then partner ID).
-const PartnersLayout = 6
+// ten characters, then partner ID). Layout 7 folds the search text with
+// domain.FoldCase (the Greek final sigma as σ; layout 6 kept ς, which a
+// search typed in capitals never met).
+const PartnersLayout = 7
 
 // Filter names of the list screen (API.md GET /partners), with custom.<name> apart.
 var PartnerFilters = []string{"status", "contract_stage", "group", "template_term", "terms_update",
@@ -236,7 +238,7 @@ var latinFolds = map[rune]string{'ß': "ss", 'æ': "ae", 'œ': "oe", 'ø': "o", 
 
 // SearchText is the lower-case searchable text of a partner: name, ID, URL.
 func SearchText(s domain.PartnerState) []string {
-	return []string{strings.ToLower(s.Profile.Name), strings.ToLower(s.PartnerID), strings.ToLower(s.Profile.URL)}
+	return []string{domain.FoldCase(s.Profile.Name), domain.FoldCase(s.PartnerID), domain.FoldCase(s.Profile.URL)}
 }
 
 // NGrams returns the distinct n-grams of the parts that have a search set

@@ -445,7 +445,7 @@ func (q *Queries) SearchPartnerIDs(ctx context.Context, program string, lq Partn
 	}
 	verify := ""
 	search := "" // a q of 1 or 2 characters: the last term's, a deferred union
-	if needle := strings.ToLower(lq.Q); needle != "" {
+	if needle := domain.FoldCase(lq.Q); needle != "" {
 		rs := []rune(needle)
 		switch {
 		case len(rs) <= 2:

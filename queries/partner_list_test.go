@@ -799,3 +799,21 @@ func TestExportGivesEachPartnerOnceWhileTheyMove(t *testing.T) {
 		}
 	})
 }
+
+// q folds case as people read it: a Greek word ending in sigma matches in
+// capitals (Σ) and in lower case (final ς) alike, at every length of q.
+func TestSearchFoldsTheGreekFinalSigma(t *testing.T) {
+	backends(t, func(t *testing.T, rdb *redis.Client, program string) {
+		f := newFixture(t, rdb, program)
+		f.create("gr1", domain.Profile{Name: "ΟΔΟΣ Travel"})
+		f.create("gr2", domain.Profile{Name: "Οδός Travel"})
+		f.create("gr3", domain.Profile{Name: "Σ"})
+		for q, want := range map[string]string{"οδος": "gr1", "ΟΔΟΣ": "gr1", "ΟΔΌΣ": "gr2", "οδός": "gr2", "ός": "gr2", "ς": "gr1 gr2 gr3", "Σ": "gr1 gr2 gr3"} {
+			ids, _ := f.ids(queries.PartnerListQuery{Q: q}, 50)
+			sort.Strings(ids)
+			if got := strings.Join(ids, " "); got != want {
+				t.Errorf("q=%s: %s, want %s", q, got, want)
+			}
+		}
+	})
+}
