@@ -13,7 +13,7 @@ test:
 	bash scripts/test.sh
 
 ## bench: every partnerbench scenario against a Redis and Kafka it starts
-## (see BENCHMARKS.md; figures also in bench.json). Go micro-benchmarks:
+## (figures in bench.json; BENCHMARKS.md has the latest, with anchors). Go micro-benchmarks:
 ## go test -run '^$$' -bench . ./...
 bench:
 	bash scripts/bench.sh

@@ -34,7 +34,7 @@
 //	         partner; baselines: a PING round trip and reading every
 //	         partner's facts (HGETALL) in the same run.
 //
-// The JSON output is one object; its keys are stable (see BENCHMARKS.md).
+// The JSON output is one object; its keys are stable (see README.md here).
 package main
 
 import (

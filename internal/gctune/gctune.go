@@ -14,7 +14,7 @@
 // headroom large, a larger heap exactly as Go's default would. The extra
 // memory is bounded by headroom, whatever the load. On partnerbench's
 // commands scenario a 64 MiB headroom cut the CPU per create by ~10 % (see
-// BENCHMARKS.md).
+// cmd/partnerbench/HISTORY.md).
 //
 // Start also keeps a soft memory limit (runtime/debug.SetMemoryLimit): the
 // heap goal above stays under limit, unless the live heap needs more, when
@@ -22,7 +22,7 @@
 // live heap does not make the collector run without pause). A rebuild at
 // start (every partner folded in memory, see projections.Rebuild) doubles
 // a 130 MB live heap by Go's pacing: the limit takes that peak from ~400 MB
-// of RSS to under 300 MB at no measured cost in time (BENCHMARKS.md).
+// of RSS to under 300 MB at no measured cost in time (cmd/partnerbench/HISTORY.md).
 //
 // An operator's own GOGC or GOMEMLIMIT wins: Start does nothing when either
 // is set in the environment.
