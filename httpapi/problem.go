@@ -4,6 +4,7 @@ package httpapi
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -104,8 +105,12 @@ func classify(err error) Problem {
 	case errors.Is(err, errRecovering), errors.Is(err, errBuilding), errors.Is(err, commands.ErrContended):
 		p = Problem{Status: http.StatusServiceUnavailable, Title: "Service Unavailable", Detail: err.Error()}
 	case dependencyDown(err):
-		p = Problem{Status: http.StatusServiceUnavailable, Title: "Service Unavailable",
-			Detail: "a backing service (Redis or the event store) is unreachable; retry later"}
+		detail := "a backing service (Redis or the event store) is unreachable; retry later"
+		if timedOut(err) {
+			// Most often an overloaded service, not one that is down.
+			detail = "a backing service (Redis or the event store) did not answer in time; retry later"
+		}
+		p = Problem{Status: http.StatusServiceUnavailable, Title: "Service Unavailable", Detail: detail}
 	}
 	p.Type = "about:blank"
 	if p.Status != http.StatusInternalServerError {
@@ -133,6 +138,13 @@ func dependencyDown(err error) bool {
 		}
 	}
 	return false
+}
+
+// timedOut reports a dependency error that is a timeout (of the network,
+// the connection pool, or the request's deadline).
+func timedOut(err error) bool {
+	var ne net.Error
+	return (errors.As(err, &ne) && ne.Timeout()) || errors.Is(err, redis.ErrPoolTimeout) || errors.Is(err, context.DeadlineExceeded)
 }
 
 func writeProblem(c *gin.Context, p Problem) {

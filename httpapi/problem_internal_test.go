@@ -46,6 +46,25 @@ func TestClassifyDependencyDown(t *testing.T) {
 	}
 }
 
+type timeoutErr struct{}
+
+func (timeoutErr) Error() string   { return "i/o timeout" }
+func (timeoutErr) Timeout() bool   { return true }
+func (timeoutErr) Temporary() bool { return true }
+
+// A dependency that timed out is most often overloaded, not down: the
+// problem says so, where a refused connection says unreachable.
+func TestTimeoutIsNotCalledUnreachable(t *testing.T) {
+	slow := classify(fmt.Errorf("list partners: %w", &net.OpError{Op: "read", Net: "tcp", Err: timeoutErr{}}))
+	down := classify(fmt.Errorf("list partners: %w", &net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}))
+	if slow.Status != 503 || !strings.Contains(slow.Detail, "did not answer in time") {
+		t.Errorf("timeout: %d %q", slow.Status, slow.Detail)
+	}
+	if down.Status != 503 || !strings.Contains(down.Detail, "unreachable") {
+		t.Errorf("refused: %d %q", down.Status, down.Detail)
+	}
+}
+
 // Every problem carries the whole RFC 9457 shape of API.md: errors is an
 // empty list when the problem is not about fields, and detail is never
 // left out.
