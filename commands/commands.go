@@ -15,6 +15,7 @@ import (
 	mrand "math/rand/v2"
 	"runtime"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -28,6 +29,20 @@ import (
 type EventStore interface {
 	Append(ctx context.Context, stream string, expected int64, events []eventstore.EventData) (eventstore.AppendResult, error)
 	ReadStream(ctx context.Context, stream string, from uint64, dir eventstore.Direction, max int) ([]eventstore.RecordedEvent, error)
+}
+
+// resourceOf names the resource of a stream "<category>-<program>-<id>" as
+// an answer may ("partner p1"), without the stream's internal name.
+func resourceOf(stream, program string) string {
+	cat := domain.Category(stream)
+	name := cat
+	if cat == domain.CategoryTemplateTerm {
+		name = "template term"
+	}
+	if id, ok := strings.CutPrefix(stream, cat+"-"+program+"-"); ok {
+		return name + " " + id
+	}
+	return name
 }
 
 // ErrStale: the If-Match version is not the resource's current version.
@@ -400,7 +415,7 @@ func run[T any, PT interface {
 			return Result{Stream: stream, Version: uint64(version + 1), Position: pos, AlreadyApplied: true, AppliedAt: uint64(seen)}, agg, nil
 		}
 		if meta.IfMatch != nil && *meta.IfMatch != uint64(version+1) {
-			return Result{}, nil, fmt.Errorf("%s is at version %d, If-Match %d: %w", stream, version+1, *meta.IfMatch, ErrStale)
+			return Result{}, nil, fmt.Errorf("%s is at version %d, If-Match %d: %w", resourceOf(stream, program), version+1, *meta.IfMatch, ErrStale)
 		}
 		due, err := d.dueFirst(ctx, program, agg, decidedAt)
 		if err != nil {

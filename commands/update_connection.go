@@ -26,7 +26,7 @@ func (h *UpdateConnectionHandler) Handle(ctx context.Context, program, id string
 		return fail(err)
 	}
 	if meta.IfMatch != nil && *meta.IfMatch != uint64(version+1) {
-		return fail(fmt.Errorf("%s is at version %d, If-Match %d: %w", stream, version+1, *meta.IfMatch, ErrStale))
+		return fail(fmt.Errorf("connection %s is at version %d, If-Match %d: %w", id, version+1, *meta.IfMatch, ErrStale))
 	}
 	cfg := c.Merged(patch)
 	cred, err := h.d.loadCredential(ctx, program, cfg.CredentialID)
