@@ -265,6 +265,25 @@ func TestImportRefusesBadUploadsWhole(t *testing.T) {
 	}
 	head = h.head()
 
+	// A declared legacy charset is decoded (a spreadsheet saving "CSV" in
+	// windows-1252); one this server does not know is refused, not read
+	// as UTF-8.
+	latin := "partner_id,name,relationship_type\r\ncp1,Caf\xe9 M\xfcller,direct\r\n"
+	cp := h.do("POST", "/partners/import", latin, "Content-Type", "text/csv; charset=windows-1252")
+	if cp.status != 200 || !strings.Contains(string(cp.body), `"ok"`) {
+		t.Fatalf("a windows-1252 upload: %d %s", cp.status, cp.body)
+	}
+	if p := h.expect(200, "GET", "/partners/cp1", nil, "X-Consistency-Token", cp.json(t)["consistency_token"].(string)).json(t); p["name"] != "Café Müller" {
+		t.Fatalf("name of a windows-1252 row: %v", p["name"])
+	}
+	head = h.head()
+	if r := h.do("POST", "/partners/import", latin, "Content-Type", "text/csv; charset=x-klingon"); r.status != 415 || h.head() != head {
+		t.Fatalf("an unknown charset: %d %s", r.status, r.body)
+	}
+	if _, rows := h.importCSV("partner_id,name,relationship_type\r\ncp2,Caf\xe9,direct\r\n"); rows[2]["status"] != "error" {
+		t.Fatalf("Latin-1 bytes sent as UTF-8 are a row error: %v", rows[2])
+	}
+
 	// Header cells name columns in any case, with spaces or hyphens for
 	// underscores, as a spreadsheet writes them; a file with CR-only line
 	// ends is refused with a hint.

@@ -6,8 +6,10 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"hash/fnv"
 	"io"
+	"mime"
 	"net/http"
 	"slices"
 	"strconv"
@@ -15,6 +17,7 @@ import (
 	"sync"
 
 	"github.com/gin-gonic/gin"
+	"golang.org/x/text/encoding/htmlindex"
 
 	"github.com/partnerd/partnerd/commands"
 	"github.com/partnerd/partnerd/domain"
@@ -61,6 +64,12 @@ func (s *Server) importPartners(c *gin.Context) {
 			Status: http.StatusUnsupportedMediaType, Detail: "the body must be text/csv (RFC 4180) with a header row"})
 		return
 	}
+	decode, err := csvCharset(c.GetHeader("Content-Type"))
+	if err != nil {
+		writeProblem(c, Problem{Type: "urn:partnerd:problem:unsupported-media-type", Title: "Unsupported Media Type",
+			Status: http.StatusUnsupportedMediaType, Detail: err.Error()})
+		return
+	}
 	m, err := meta(c)
 	if err != nil {
 		s.writeError(c, err)
@@ -77,7 +86,7 @@ func (s *Server) importPartners(c *gin.Context) {
 	}
 	defer body.Close()
 	// First pass: the header, and the number of rows, before anything is applied.
-	plan, rows, err := scanImport(body)
+	plan, rows, err := scanImport(decode(body))
 	if err != nil {
 		s.writeError(c, err)
 		return
@@ -124,7 +133,7 @@ func (s *Server) importPartners(c *gin.Context) {
 			}
 		}(queues[w])
 	}
-	readErr := readImportRows(body, plan, rows, func(j importJob) {
+	readErr := readImportRows(decode(body), plan, rows, func(j importJob) {
 		j.in.ProgramID = program
 		w := j.index % importWorkers
 		if j.in.PartnerID != "" {
@@ -274,4 +283,31 @@ func nonNil(s []string) []string {
 		return []string{}
 	}
 	return s
+}
+
+// csvCharset reads the charset of an import's Content-Type: UTF-8 (also
+// when none is given, and US-ASCII, its subset) is read as it is; another
+// one a browser knows (WHATWG labels: windows-1252, which ISO-8859-1 means
+// there too, Shift_JIS…) is decoded to UTF-8 as it is read, as a
+// spreadsheet saving "CSV" in a legacy code page sends it. Any other
+// charset is refused rather than read as UTF-8.
+func csvCharset(contentType string) (func(io.Reader) io.Reader, error) {
+	asIs := func(r io.Reader) io.Reader { return r }
+	_, params, err := mime.ParseMediaType(contentType)
+	if err != nil {
+		return nil, fmt.Errorf("Content-Type %q does not parse: %v", contentType, err)
+	}
+	cs := strings.ToLower(strings.TrimSpace(params["charset"]))
+	switch cs {
+	case "", "utf-8", "utf8", "us-ascii":
+		return asIs, nil
+	}
+	enc, err := htmlindex.Get(cs)
+	if err != nil {
+		return nil, fmt.Errorf("charset %q is not one this server reads: send UTF-8 (or a charset such as windows-1252)", cs)
+	}
+	if name, _ := htmlindex.Name(enc); name == "utf-8" {
+		return asIs, nil
+	}
+	return func(r io.Reader) io.Reader { return enc.NewDecoder().Reader(r) }, nil
 }
