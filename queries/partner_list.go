@@ -650,8 +650,9 @@ func (q *Queries) SearchPartners(ctx context.Context, program string, lq Partner
 // during the export could come twice (before and after the move) or not
 // at all (from a later page to an earlier one). So each partner is given
 // once (sent remembers whom), and unless the order is the partner ID's,
-// which never changes, a last pass in that order gives, at the end, those
-// that matched and were skipped. An error of emit ends the export.
+// which never changes, or no partner changed meanwhile, a last pass in
+// that order gives, at the end, those that matched and were skipped. An
+// error of emit ends the export.
 func (q *Queries) ExportPartners(ctx context.Context, program string, lq PartnerListQuery, size int, emit func([]json.RawMessage) error) error {
 	sent := map[string]struct{}{}
 	fresh := func(docs []json.RawMessage) []json.RawMessage {
@@ -665,6 +666,14 @@ func (q *Queries) ExportPartners(ctx context.Context, program string, lq Partner
 		}
 		return out
 	}
+	// The program's checkpoint moves with every batch of partner events
+	// applied: when it did not move, no partner moved, and the last pass
+	// (a second search) is not needed.
+	applied := func() string {
+		v, _ := q.rdb.HGet(ctx, q.keys("partners", program).Key("meta"), "checkpoint").Result()
+		return v
+	}
+	before := applied()
 	cursor := ""
 	for {
 		page, err := q.SearchPartners(ctx, program, lq, nil, size, cursor)
@@ -679,7 +688,7 @@ func (q *Queries) ExportPartners(ctx context.Context, program string, lq Partner
 		}
 		cursor = *page.NextCursor
 	}
-	if lq.Sort == "" || lq.Sort == "partner_id" {
+	if lq.Sort == "" || lq.Sort == "partner_id" || applied() == before {
 		return nil
 	}
 	byID := lq
