@@ -655,16 +655,36 @@ func (q *Queries) SearchPartners(ctx context.Context, program string, lq Partner
 // error of emit ends the export.
 func (q *Queries) ExportPartners(ctx context.Context, program string, lq PartnerListQuery, size int, emit func([]json.RawMessage) error) error {
 	sent := map[string]struct{}{}
-	fresh := func(docs []json.RawMessage) []json.RawMessage {
-		out := docs[:0]
-		for _, doc := range docs {
-			id := docPartnerID(doc)
-			if _, dup := sent[id]; !dup {
-				sent[id] = struct{}{}
-				out = append(out, doc)
+	// pass walks the IDs lq matches and gives the documents of those not
+	// given yet; the first page always (an empty export is still one).
+	pass := func(lq PartnerListQuery, first bool) error {
+		for cursor := ""; ; {
+			ids, err := q.SearchPartnerIDs(ctx, program, lq, size, cursor)
+			if err != nil {
+				return err
 			}
+			var fresh []string
+			for _, id := range ids.IDs {
+				if _, dup := sent[id]; !dup {
+					sent[id] = struct{}{}
+					fresh = append(fresh, id)
+				}
+			}
+			docs, err := q.PartnerDocs(ctx, program, fresh)
+			if err != nil {
+				return err
+			}
+			if first || len(docs) > 0 {
+				if err := emit(docs); err != nil {
+					return err
+				}
+			}
+			first = false
+			if ids.NextCursor == nil {
+				return nil
+			}
+			cursor = *ids.NextCursor
 		}
-		return out
 	}
 	// The program's checkpoint moves with every batch of partner events
 	// applied: when it did not move, no partner moved, and the last pass
@@ -674,67 +694,15 @@ func (q *Queries) ExportPartners(ctx context.Context, program string, lq Partner
 		return v
 	}
 	before := applied()
-	cursor := ""
-	for {
-		page, err := q.SearchPartners(ctx, program, lq, nil, size, cursor)
-		if err != nil {
-			return err
-		}
-		if err := emit(fresh(page.Items)); err != nil {
-			return err
-		}
-		if page.NextCursor == nil {
-			break
-		}
-		cursor = *page.NextCursor
+	if err := pass(lq, true); err != nil {
+		return err
 	}
 	if lq.Sort == "" || lq.Sort == "partner_id" || applied() == before {
 		return nil
 	}
 	byID := lq
 	byID.Sort, byID.Desc = "", false
-	for cursor = ""; ; {
-		ids, err := q.SearchPartnerIDs(ctx, program, byID, size, cursor)
-		if err != nil {
-			return err
-		}
-		var missed []string
-		for _, id := range ids.IDs {
-			if _, ok := sent[id]; !ok {
-				missed = append(missed, id)
-			}
-		}
-		if len(missed) > 0 {
-			docs, err := q.PartnerDocs(ctx, program, missed)
-			if err != nil {
-				return err
-			}
-			if docs = fresh(docs); len(docs) > 0 {
-				if err := emit(docs); err != nil {
-					return err
-				}
-			}
-		}
-		if ids.NextCursor == nil {
-			return nil
-		}
-		cursor = *ids.NextCursor
-	}
-}
-
-// docPartnerID reads a partner document's partner_id: its first field, as
-// the projection writes it (an ID never needs escaping), else by decoding.
-func docPartnerID(doc json.RawMessage) string {
-	if rest, ok := bytes.CutPrefix(doc, []byte(`{"partner_id":"`)); ok {
-		if i := bytes.IndexAny(rest, `"\`); i >= 0 && rest[i] == '"' {
-			return string(rest[:i])
-		}
-	}
-	var d struct {
-		PartnerID string `json:"partner_id"`
-	}
-	_ = json.Unmarshal(doc, &d)
-	return d.PartnerID
+	return pass(byID, false)
 }
 
 // PartnerDocs reads the documents of ids in one round trip, skipping any
