@@ -101,6 +101,7 @@ func (h *RecordActivitiesHandler) Handle(ctx context.Context, program string, it
 	}
 	var evs []eventstore.StreamEvent
 	var idx []int
+	keyed := make([]bool, len(out)) // the activity_id was derived from the Idempotency-Key
 	for i := range out {
 		o := &out[i]
 		if o.Status != ActivityAccepted {
@@ -118,7 +119,7 @@ func (h *RecordActivitiesHandler) Handle(ctx context.Context, program string, it
 			// recording them again.
 			if meta.IdempotencyKey != "" {
 				o.Activity.ActivityID = keyedActivityID(program, meta.IdempotencyKey, i)
-				o.Replayed = true // until the append says it is new
+				keyed[i] = true
 			} else {
 				o.Activity.ActivityID = h.d.NewID()
 			}
@@ -144,12 +145,11 @@ func (h *RecordActivitiesHandler) Handle(ctx context.Context, program string, it
 		o := &out[idx[j]]
 		o.Position = l.Position
 		if l.Duplicate {
-			if !o.Replayed {
+			if o.Replayed = keyed[idx[j]]; !o.Replayed {
 				o.Status = ActivityDuplicate
 			}
 			continue
 		}
-		o.Replayed = false
 		o.Version = l.Version + 1
 		res.Appended++
 		if l.Position >= res.Position {
