@@ -13,6 +13,18 @@ import (
 	"github.com/partnerd/partnerd/queries"
 )
 
+// historyStore is an embedded store (closed with the test) and commands
+// on it, with the clock now.
+func historyStore(t *testing.T, now func() time.Time) (*embedded.Store, *commands.Commands) {
+	t.Helper()
+	store, err := embedded.Open(t.TempDir(), embedded.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = store.Close() })
+	return store, commands.New(commands.Deps{Store: store, Now: now})
+}
+
 // since and until compare when an event took effect (occurred_at), as
 // as_of does: a history between two times lists exactly what turns the
 // state as of the first into the state as of the second, whenever the
@@ -20,14 +32,9 @@ import (
 // the store's, as a scheduler catching up would write old due times).
 func TestHistorySinceUntilCompareWhenEventsTookEffect(t *testing.T) {
 	ctx := context.Background()
-	store, err := embedded.Open(t.TempDir(), embedded.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
 	base := time.Now().UTC().Add(10 * 24 * time.Hour).Truncate(time.Second)
 	now := base
-	cmds := commands.New(commands.Deps{Store: store, Now: func() time.Time { return now }})
+	store, cmds := historyStore(t, func() time.Time { return now })
 	if _, _, err := cmds.CreatePartner.Handle(ctx, domain.NewPartner{ProgramID: "acme", PartnerID: "p",
 		Profile: domain.Profile{Name: "P", RelationshipType: "direct"}}, commands.Meta{}); err != nil {
 		t.Fatal(err)
@@ -71,12 +78,7 @@ func TestHistorySinceUntilCompareWhenEventsTookEffect(t *testing.T) {
 // reads the activity's own occurred_at for those too.
 func TestHistoryOfAnActivityFollowsItsOccurredAt(t *testing.T) {
 	ctx := context.Background()
-	store, err := embedded.Open(t.TempDir(), embedded.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
-	cmds := commands.New(commands.Deps{Store: store, Now: time.Now})
+	store, cmds := historyStore(t, time.Now)
 	if _, _, err := cmds.CreatePartner.Handle(ctx, domain.NewPartner{ProgramID: "acme", PartnerID: "p",
 		Profile: domain.Profile{Name: "P", RelationshipType: "direct"}}, commands.Meta{}); err != nil {
 		t.Fatal(err)

@@ -14,6 +14,19 @@ import (
 	"github.com/partnerd/partnerd/queries"
 )
 
+// programsQueries starts a programs projection runner on rdb (stopped
+// with the test) and queries reading what it applies.
+func programsQueries(t *testing.T, rdb *redis.Client) (*projections.Runner, *queries.Queries) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	r := projections.NewRunner(rdb, projections.Programs{})
+	if err := r.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return r, queries.New(rdb, nil, gens{r})
+}
+
 // TestProgramOfKeyCache: a key's program is answered from memory while
 // the programs projection applied nothing new, a revocation it applies
 // takes effect on the next request, and one it does not see (another
@@ -21,11 +34,7 @@ import (
 func TestProgramOfKeyCache(t *testing.T) {
 	backends(t, func(t *testing.T, rdb *redis.Client, program string) {
 		ctx := context.Background()
-		r := projections.NewRunner(rdb, projections.Programs{})
-		if err := r.Start(ctx); err != nil {
-			t.Fatal(err)
-		}
-		q := queries.New(rdb, nil, gens{r})
+		r, q := programsQueries(t, rdb)
 		q.KeysVersion = func() uint64 { return r.Applied() + uint64(r.Generation())<<40 }
 		stream := domain.ProgramStream(program)
 		var version uint64
@@ -98,11 +107,7 @@ func TestProgramOfKeyCache(t *testing.T) {
 func TestRevokingASharedLegacyKeyLeavesItsOwner(t *testing.T) {
 	backends(t, func(t *testing.T, rdb *redis.Client, program string) {
 		ctx := context.Background()
-		r := projections.NewRunner(rdb, projections.Programs{})
-		if err := r.Start(ctx); err != nil {
-			t.Fatal(err)
-		}
-		q := queries.New(rdb, nil, gens{r})
+		r, q := programsQueries(t, rdb)
 		var pos eventstore.Position
 		versions := map[string]uint64{}
 		apply := func(batch ...domain.Event) {
